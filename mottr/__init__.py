@@ -1,0 +1,1 @@
+"""mottr: an end-to-end Transformer multi-object tracker (MOTR-style) in JAX/Flax."""
