@@ -1,0 +1,20 @@
+"""MOTR on 2 CPU cores: the budget that produces the shipped model.
+
+Run:  python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
+        --config.data.real_root=../shared/stroma
+Time: see README (measured by scripts/bench_train.py).
+"""
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.model.dec_layers = 2
+  c.batch_size = 4
+  c.curriculum = ((3000, 1), (1500, 2), (1500, 3), (2000, 4))
+  c.optim.warmup_steps = 300
+  c.log_every = 25
+  c.checkpoint_every = 500
+  c.eval_every = 2000
+  c.eval_frames = 300
+  return c

@@ -1,0 +1,66 @@
+"""Box conversions and overlaps; work on numpy and jax arrays alike.
+
+Inside the model boxes are normalised `cxcywh`; COCO `xywh` pixels appear only at file boundaries.
+"""
+import jax.numpy as jnp
+import numpy as np
+
+
+def _xp(x):
+  return np if isinstance(x, np.ndarray) else jnp
+
+
+def cxcywh_to_xyxy(b):
+  xp = _xp(b)
+  cx, cy, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+  return xp.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+
+
+def xyxy_to_cxcywh(b):
+  xp = _xp(b)
+  x0, y0, x1, y1 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+  return xp.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], axis=-1)
+
+
+def cxcywh_to_xywh_px(b, width: float, height: float):
+  """Normalised cxcywh -> COCO xywh in pixels."""
+  xp = _xp(b)
+  scale = xp.asarray([width, height, width, height], dtype=b.dtype)
+  cx, cy, w, h = [b[..., i] * scale[i] for i in range(4)]
+  return xp.stack([cx - w / 2, cy - h / 2, w, h], axis=-1)
+
+
+def xywh_px_to_cxcywh(b, width: float, height: float):
+  """COCO xywh in pixels -> normalised cxcywh."""
+  xp = _xp(b)
+  x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+  return xp.stack([(x + w / 2) / width, (y + h / 2) / height, w / width, h / height], axis=-1)
+
+
+def pairwise_iou(a, b, eps: float = 1e-7):
+  """IoU and union of xyxy boxes a [..., N, 4] and b [..., M, 4] -> ([..., N, M], [..., N, M])."""
+  xp = _xp(a)
+  area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+  area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+  lt = xp.maximum(a[..., :, None, :2], b[..., None, :, :2])
+  rb = xp.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
+  wh = xp.clip(rb - lt, 0, None)
+  inter = wh[..., 0] * wh[..., 1]
+  union = area_a[..., :, None] + area_b[..., None, :] - inter
+  return inter / (union + eps), union
+
+
+def pairwise_giou(a, b, eps: float = 1e-7):
+  """Generalised IoU of xyxy boxes a [..., N, 4] and b [..., M, 4] -> [..., N, M]."""
+  xp = _xp(a)
+  iou, union = pairwise_iou(a, b, eps)
+  lt = xp.minimum(a[..., :, None, :2], b[..., None, :, :2])
+  rb = xp.maximum(a[..., :, None, 2:], b[..., None, :, 2:])
+  wh = xp.clip(rb - lt, 0, None)
+  hull = wh[..., 0] * wh[..., 1]
+  return iou - (hull - union) / (hull + eps)
+
+
+def elementwise_giou(a, b, eps: float = 1e-7):
+  """Generalised IoU of matching xyxy boxes a [..., 4] and b [..., 4] -> [...]."""
+  return pairwise_giou(a[..., None, :], b[..., None, :], eps)[..., 0, 0]

@@ -1,0 +1,1 @@
+"""The MOTR model: backbone -> encoder -> decoder(track queries + detect queries) -> heads; QIM."""

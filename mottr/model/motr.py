@@ -1,0 +1,147 @@
+"""MOTR: a DETR-style detector whose decoder also carries track queries from frame to frame.
+
+Per frame: backbone -> encoder over the stride-16 (or 32) feature map with 2D sine positions ->
+encoder proposals (one anchor box per cell, class + box head) -> the top-`num_queries` proposals
+become detect queries (content from their encoder feature, reference = proposal box) -> decoder
+over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
+QIM turns the decoder outputs of the queries that go on into next frame's track queries.
+"""
+from typing import NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mottr.model.backbone import ResNetLite
+from mottr.model.transformer import DecoderLayer, EncoderLayer, Mlp, grid_centres, sine_embed
+
+
+def inverse_sigmoid(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  x = jnp.clip(x, eps, 1 - eps)
+  return jnp.log(x / (1 - x))
+
+
+class Memory(NamedTuple):
+  """Encoder output of one frame (batched)."""
+  features: jax.Array        # [B, HW, D]
+  pos: jax.Array             # [HW, D]
+  proposal_logits: jax.Array  # [B, HW, C]
+  proposal_boxes: jax.Array  # [B, HW, 4] cxcywh
+
+
+class TrackQueries(NamedTuple):
+  embed: jax.Array  # [B, S, D]
+  ref: jax.Array    # [B, S, 4] cxcywh reference boxes
+  valid: jax.Array  # [B, S] bool
+
+
+class DecoderOutput(NamedTuple):
+  logits: jax.Array  # [L, B, S+Q, C]   every decoder layer (the last one is the prediction)
+  boxes: jax.Array   # [L, B, S+Q, 4]
+  hidden: jax.Array  # [B, S+Q, D]      last layer's query states, input of QIM
+
+
+def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
+  return TrackQueries(jnp.zeros((batch, slots, d_model)), jnp.full((batch, slots, 4), 0.5),
+                      jnp.zeros((batch, slots), bool))
+
+
+class MOTR(nn.Module):
+  num_classes: int = 2
+  d_model: int = 128
+  num_heads: int = 8
+  ffn_dim: int = 512
+  enc_layers: int = 2
+  dec_layers: int = 2
+  num_queries: int = 16
+  backbone_widths: Sequence[int] = (32, 48, 96, 192)
+  backbone_blocks: Sequence[int] = (1, 1, 1)
+  anchor_size: float = 0.1
+
+  def setup(self):
+    d = self.d_model
+    self.backbone = ResNetLite(self.backbone_widths, self.backbone_blocks)
+    self.input_proj = nn.Dense(d)
+    self.input_norm = nn.GroupNorm(num_groups=8)
+    self.encoder = [EncoderLayer(d, self.num_heads, self.ffn_dim) for _ in range(self.enc_layers)]
+    self.proposal_class = nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6))
+    self.proposal_box = Mlp(d, 4, 3)
+    self.query_content = nn.Dense(d)
+    self.query_content_norm = nn.LayerNorm()
+    self.query_pos = Mlp(d, d)
+    self.decoder = [DecoderLayer(d, self.num_heads, self.ffn_dim) for _ in range(self.dec_layers)]
+    self.class_heads = [nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6))
+                        for _ in range(self.dec_layers)]
+    self.box_heads = [Mlp(d, 4, 3, name=f"box_head_{i}") for i in range(self.dec_layers)]
+    self.qim_attn = nn.MultiHeadDotProductAttention(self.num_heads)
+    self.qim_norm1 = nn.LayerNorm()
+    self.qim_ffn = Mlp(self.ffn_dim, d)
+    self.qim_norm2 = nn.LayerNorm()
+
+  def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
+    """Touches every parameter (used by init): one frame and a QIM update of all slots."""
+    memory = self.encode(images)
+    out = self.decode(memory, tracks)
+    slots = tracks.valid.shape[1]
+    return memory, out, self.qim(out.hidden[:, :slots], tracks.valid)
+
+  def encode(self, images: jax.Array) -> Memory:
+    """uint8 images [B, H, W, 3] -> encoder memory and proposals."""
+    x = (images.astype(jnp.float32) / 255.0 - 0.45) / 0.25
+    feat = self.backbone(x)
+    b, h, w, _ = feat.shape
+    feat = self.input_norm(self.input_proj(feat)).reshape(b, h * w, self.d_model)
+    centres = grid_centres(h, w)
+    pos = sine_embed(centres, self.d_model // 2)
+    for layer in self.encoder:
+      feat = layer(feat, pos[None])
+    anchors = jnp.concatenate([centres, jnp.full_like(centres, self.anchor_size)], axis=-1)
+    boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat))
+    return Memory(feat, pos, self.proposal_class(feat), boxes)
+
+  def decode(self, memory: Memory, tracks: TrackQueries) -> DecoderOutput:
+    """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory."""
+    scores = memory.proposal_logits.max(-1)
+    _, top = jax.lax.top_k(scores, self.num_queries)                       # [B, Q]
+    det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
+    det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
+    det_content = self.query_content_norm(self.query_content(det_feat))
+    tgt = jnp.concatenate([tracks.embed, det_content], axis=1)
+    ref = jnp.concatenate([tracks.ref, det_ref], axis=1)
+    valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
+    all_logits, all_boxes = [], []
+    for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
+      query_pos = self.query_pos(sine_embed(ref, self.d_model // 4))
+      tgt = layer(tgt, query_pos, memory.features, memory.pos[None], valid)
+      boxes = jax.nn.sigmoid(inverse_sigmoid(ref) + box_head(tgt))
+      all_logits.append(class_head(tgt))
+      all_boxes.append(boxes)
+      ref = jax.lax.stop_gradient(boxes)
+    return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
+
+  def qim(self, hidden: jax.Array, valid: jax.Array) -> jax.Array:
+    """Query interaction: updates the carried queries' states [B, S, D] (attention among live ones + FFN)."""
+    mask = nn.make_attention_mask(jnp.ones_like(valid), valid)
+    x = self.qim_norm1(hidden + self.qim_attn(hidden, hidden, hidden, mask=mask))
+    return self.qim_norm2(x + self.qim_ffn(x))
+
+
+def carry_tracks(model: MOTR, params, out: DecoderOutput, next_slots: jax.Array) -> TrackQueries:
+  """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty)."""
+  valid = next_slots >= 0
+  index = jnp.maximum(next_slots, 0)[..., None]
+  hidden = jnp.take_along_axis(out.hidden, index, axis=1)
+  ref = jax.lax.stop_gradient(jnp.take_along_axis(out.boxes[-1], index, axis=1))
+  embed = model.apply(params, hidden, valid, method=MOTR.qim)
+  embed = jnp.where(valid[..., None], embed, 0.0)
+  ref = jnp.where(valid[..., None], ref, 0.5)
+  return TrackQueries(embed, ref, valid)
+
+
+def build_model(config) -> MOTR:
+  """MOTR from the `model` section of a config."""
+  m = config.model
+  return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
+              enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
+              backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
+              anchor_size=m.anchor_size)
