@@ -1,0 +1,143 @@
+"""Frame-by-frame inference with track queries carried between frames.
+
+`Predictor.step` runs the model on one frame with the current track queries; the runtime tracker
+(`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
+frame's track queries through QIM. Checkpoints load from a training workdir (latest Orbax
+checkpoint) or from an exported directory (`config.json` + `params.msgpack`, as shipped).
+"""
+import dataclasses
+import json
+import os
+import shutil
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mottr.errors import UserError
+from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
+
+SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
+
+
+@dataclasses.dataclass
+class FrameOutput:
+  """One frame of model output (numpy); the first `num_slots` queries are track slots."""
+  scores: np.ndarray      # float32 [N] max class probability
+  labels: np.ndarray      # int32 [N] class index (0 bolt, 1 nut)
+  boxes: np.ndarray       # float32 [N, 4] normalised cxcywh, not clipped
+  num_slots: int
+  slot_valid: np.ndarray  # bool [num_slots]
+
+
+class Predictor:
+  """Stateful per-video inference around a trained MOTR."""
+
+  def __init__(self, config: ml_collections.ConfigDict, params):
+    self.config = config
+    self.model = build_model(config)
+    self.params = params
+    self.input_size = int(config.model.image_size)
+    self.num_slots = int(config.model.num_slots)
+    self._step = jax.jit(self._forward)
+    self._carry = jax.jit(lambda params, out, next_slots: carry_tracks(self.model, params, out, next_slots))
+    self.reset()
+
+  def _forward(self, params, image, tracks):
+    memory = self.model.apply(params, image[None], method=MOTR.encode)
+    return self.model.apply(params, memory, tracks, method=MOTR.decode)
+
+  def reset(self) -> None:
+    self._tracks = empty_tracks(1, self.num_slots, self.config.model.d_model)
+    self._out: DecoderOutput | None = None
+
+  def step(self, frame_rgb: np.ndarray) -> FrameOutput:
+    """Runs one frame (uint8 RGB, already input_size x input_size)."""
+    self._out = self._step(self.params, jnp.asarray(frame_rgb), self._tracks)
+    probs = np.asarray(jax.nn.sigmoid(self._out.logits[-1, 0]))
+    return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
+                       boxes=np.asarray(self._out.boxes[-1, 0]), num_slots=self.num_slots,
+                       slot_valid=np.asarray(self._tracks.valid[0]))
+
+  def carry(self, next_slots: np.ndarray) -> None:
+    """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
+    self._tracks = self._carry(self.params, self._out, jnp.asarray(next_slots, jnp.int32)[None])
+
+
+def export(config: ml_collections.ConfigDict, params, out_dir: str) -> None:
+  """Writes `config.json` + `params.msgpack` (no pickle) atomically into out_dir."""
+  tmp = out_dir.rstrip("/") + ".tmp"
+  os.makedirs(tmp, exist_ok=True)
+  with open(os.path.join(tmp, "config.json"), "w") as f:
+    json.dump(config.to_dict(), f, indent=1)
+  with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
+    f.write(flax.serialization.to_bytes(params))
+  if os.path.exists(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp, out_dir)
+
+
+def _config_from_dict(d: dict) -> ml_collections.ConfigDict:
+  from configs import default
+  config = default.get_config()
+  try:
+    config.update_from_flattened_dict(_flatten(d))
+  except (KeyError, AttributeError, TypeError) as e:
+    raise UserError(f"checkpoint config does not match this version of mottr ({e}); retrain or use a matching checkpoint") from None
+  return config
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+  return out
+
+
+def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:
+  """A Predictor from an exported dir or a training workdir; None = the shipped model."""
+  path = checkpoint_dir or SHIPPED_CHECKPOINT
+  config_path = os.path.join(path, "config.json")
+  if not os.path.isfile(config_path):
+    raise UserError(f"{path}: no checkpoint here (config.json missing); pass --checkpoint DIR of a training "
+                    "workdir or an exported model")
+  with open(config_path) as f:
+    config = _config_from_dict(json.load(f))
+  for k, v in (overrides or {}).items():
+    config.update_from_flattened_dict({k: v})
+  model = build_model(config)
+  size = config.model.image_size
+  template = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
+                                               empty_tracks(1, config.model.num_slots, config.model.d_model)))
+  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
+  params = _load_params(path, template)
+  return Predictor(config, params)
+
+
+def _load_params(path: str, template):
+  exported = os.path.join(path, "params.msgpack")
+  try:
+    if os.path.isfile(exported):
+      with open(exported, "rb") as f:
+        return flax.serialization.from_bytes(template, f.read())
+    ckpt_dir = os.path.join(path, "checkpoints")
+    if not os.path.isdir(ckpt_dir):
+      raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
+    import orbax.checkpoint as ocp
+    mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
+    step = mngr.latest_step()
+    if step is None:
+      raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    params = restored["state"]["params"]
+    return flax.serialization.from_state_dict(template, params)
+  except UserError:
+    raise
+  except Exception as e:  # shape/structure mismatch of a foreign checkpoint
+    raise UserError(f"{path}: checkpoint does not fit its config ({type(e).__name__}: {str(e)[:120]}); "
+                    "use a checkpoint written by this version of mottr") from None

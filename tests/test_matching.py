@@ -1,0 +1,58 @@
+"""Hungarian matching vs scipy on random costs (with padded ground truth) and TAL on a crafted clip."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from mottr import matching
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hungarian_matches_scipy_with_padding(seed):
+  rng = np.random.default_rng(seed)
+  n, m = 10, 6
+  cost = rng.normal(size=(n, m)).astype(np.float32)
+  valid = rng.uniform(size=m) < 0.7
+  valid[0] = True
+  pred_index, matched = jax.jit(matching.hungarian_match)(jnp.asarray(cost), jnp.asarray(valid))
+  rows, cols = linear_sum_assignment(cost[:, valid])
+  ours = np.asarray(pred_index)[valid]
+  assert len(set(np.asarray(pred_index).tolist())) == m  # one-to-one over every column
+  np.testing.assert_allclose(cost[ours, np.flatnonzero(valid)].sum(), cost[:, valid][rows, cols].sum(), rtol=1e-5)
+  np.testing.assert_array_equal(np.asarray(matched), valid)
+
+
+def test_match_cost_prefers_right_box_and_class():
+  logits = jnp.array([[4.0, -4.0], [-4.0, 4.0]])
+  boxes = jnp.array([[0.2, 0.2, 0.1, 0.1], [0.7, 0.7, 0.1, 0.1]])
+  gt_boxes = jnp.array([[0.7, 0.7, 0.1, 0.1], [0.2, 0.2, 0.1, 0.1]])
+  cost = matching.match_cost(logits, boxes, jnp.array([1, 0]), gt_boxes)
+  pred_index, _ = matching.hungarian_match(cost, jnp.array([True, True]))
+  np.testing.assert_array_equal(np.asarray(pred_index), [1, 0])
+
+
+def _frame(present):
+  """GT of a frame: object 0 at top-left, object 1 at bottom-right, object 2 centre; `present` masks."""
+  boxes = jnp.array([[0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1]])
+  return boxes, jnp.array([0, 1, 0]), jnp.array(present)
+
+
+def test_tracklet_aware_assignment_three_frames():
+  s, q = 2, 4
+  det_boxes = jnp.array([[0.5, 0.5, 0.1, 0.1], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1], [0.4, 0.1, 0.1, 0.1]])
+  boxes = jnp.concatenate([jnp.full((s, 4), 0.5), det_boxes])
+  logits = jnp.zeros((s + q, 2))
+  # Frame 1: nothing tracked; objects 0 and 1 visible -> matched to the detect queries on them.
+  target = matching.tracklet_aware_assignment(logits, boxes, jnp.array([-1, -1]), jnp.array([False, False]),
+                                              *_frame([True, True, False]))
+  np.testing.assert_array_equal(np.asarray(target), [-1, -1, -1, 0, 1, -1])
+  # Frame 2: slot 0 tracks object 0, slot 1 object 1; object 1 is absent -> slot 1 is background;
+  # a detect query sits on object 0 too but must not take it; new object 2 goes to a detect query.
+  target = matching.tracklet_aware_assignment(logits, boxes, jnp.array([0, 1]), jnp.array([True, True]),
+                                              *_frame([True, False, True]))
+  np.testing.assert_array_equal(np.asarray(target), [0, -1, 2, -1, -1, -1])
+  # Frame 3: an inserted false positive (object -1) is background; object 0 keeps its slot.
+  target = matching.tracklet_aware_assignment(logits, boxes, jnp.array([-1, 0]), jnp.array([True, True]),
+                                              *_frame([True, False, False]))
+  np.testing.assert_array_equal(np.asarray(target), [-1, 0, -1, -1, -1, -1])
