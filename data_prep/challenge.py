@@ -1,10 +1,22 @@
-"""The Stroma challenge's data format: constants shared by every reader and writer.
+"""The Stroma challenge's data format: constants, a streaming reader and validation.
 
 A challenge-layout root holds `annotations/instances_{split}.json` (COCO + `track_id`)
 beside `images/{split}/{split}.mp4`. `image_id` = 0-based frame index + 1 and
 `file_name` = "%04d.jpg" % frame index. Boxes are COCO `xywh` in pixels in files.
 """
+import collections
+import dataclasses
+import glob
+import json
+import math
 import os
+import tempfile
+from typing import Any, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from mottr.errors import UserError
 
 WIDTH = 640
 HEIGHT = 640
@@ -16,6 +28,9 @@ CATEGORIES = (
 )
 CATEGORY_NAMES = {c["id"]: c["name"] for c in CATEGORIES}  # 1 -> "bolt", 2 -> "nut"
 NUM_CLASSES = len(CATEGORIES)  # model class index = category_id - 1
+EDGE_TOL_PX = 2.0  # a box within this many pixels of a frame edge touches it
+BOX_TOL_PX = 0.01  # how far a box may stick out of the frame (float rounding)
+REQUIRED_ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox", "track_id")
 
 
 def annotation_path(root: str, split: str) -> str:
@@ -28,3 +43,296 @@ def video_path(root: str, split: str) -> str:
 
 def file_name(frame_index: int) -> str:
   return "%04d.jpg" % frame_index
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+  """One decoded video frame and the annotations of its image."""
+  index: int  # 0-based frame index (image_id - 1)
+  image: np.ndarray  # RGB uint8 [HEIGHT, WIDTH, 3]
+  annotations: list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+  """All boxes of one `track_id`, in frame order."""
+  track_id: int
+  category_id: int
+  frames: np.ndarray  # int64 [n], 0-based frame indices
+  boxes: np.ndarray  # float64 [n, 4], COCO xywh pixels
+
+
+def present_splits(root: str) -> list[str]:
+  """Splits that have an annotation file under `root`, known splits first."""
+  found = {os.path.basename(p)[len("instances_"):-len(".json")]
+           for p in glob.glob(annotation_path(root, "*"))}
+  return [s for s in SPLITS if s in found] + sorted(found - set(SPLITS))
+
+
+def _is_int(v: Any) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+  return (isinstance(v, (int, float)) and not isinstance(v, bool)
+          and math.isfinite(v))
+
+
+def validate_annotations(coco: Any, source_name: str,
+                         num_frames: int | None = None) -> None:
+  """Checks a challenge COCO dict; raises a one-line UserError on the first problem.
+
+  Args:
+    coco: the parsed JSON.
+    source_name: file name used in error messages.
+    num_frames: number of frames of the matching video, when known.
+  """
+  def fail(record: str, what: str) -> None:
+    raise UserError(f"{source_name}: {record}: {what}")
+
+  if not isinstance(coco, dict):
+    fail("top level", "not a JSON object; expected COCO with images, annotations, categories")
+  for key in ("images", "annotations", "categories"):
+    if not isinstance(coco.get(key), list):
+      fail(key, "missing or not a list; expected the COCO challenge schema")
+
+  for i, cat in enumerate(coco["categories"]):
+    if not isinstance(cat, dict) or "id" not in cat:
+      fail(f"categories[{i}]", "not an object with an `id`")
+    if cat["id"] not in CATEGORY_NAMES or cat.get("name") != CATEGORY_NAMES[cat["id"]]:
+      fail(f"categories[{i}] (id {cat['id']})",
+           f"unknown category {cat.get('name')!r}; only {CATEGORY_NAMES} are allowed")
+
+  images = coco["images"]
+  for i, img in enumerate(images):
+    if not isinstance(img, dict):
+      fail(f"images[{i}]", "not a JSON object")
+    rec = f"images[{i}] (id {img.get('id')})"
+    if img.get("id") != i + 1 or img.get("file_name") != file_name(i):
+      fail(rec, f"expected id {i + 1} and file_name {file_name(i)!r} "
+           "(image_id = frame index + 1, images in frame order)")
+    if img.get("width") != WIDTH or img.get("height") != HEIGHT:
+      fail(rec, f"size {img.get('width')}x{img.get('height')}, expected {WIDTH}x{HEIGHT}")
+  if num_frames is not None and len(images) != num_frames:
+    fail("images", f"{len(images)} images but the video has {num_frames} frames; "
+         "there must be one image per frame")
+
+  seen_ids: set[int] = set()
+  seen_objects: set[tuple[int, int]] = set()
+  track_category: dict[int, tuple[int, int]] = {}
+  for i, ann in enumerate(coco["annotations"]):
+    if not isinstance(ann, dict):
+      fail(f"annotations[{i}]", "not a JSON object")
+    rec = f"annotations[{i}] (id {ann['id']})" if "id" in ann else f"annotations[{i}]"
+    missing = [k for k in REQUIRED_ANNOTATION_KEYS if k not in ann]
+    if missing:
+      fail(rec, f"missing {', '.join(missing)}")
+    for key in ("id", "image_id", "category_id", "track_id"):
+      if not _is_int(ann[key]):
+        fail(rec, f"{key} {ann[key]!r} is not an integer")
+    if ann["id"] in seen_ids:
+      fail(rec, "duplicate annotation id")
+    seen_ids.add(ann["id"])
+    if not 1 <= ann["image_id"] <= len(images):
+      fail(rec, f"image_id {ann['image_id']} has no image (images are 1..{len(images)})")
+    if ann["category_id"] not in CATEGORY_NAMES:
+      fail(rec, f"unknown category_id {ann['category_id']}; only {CATEGORY_NAMES} are allowed")
+    bbox = ann["bbox"]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
+      fail(rec, f"bbox {bbox!r} is not 4 finite numbers [x, y, w, h]")
+    x, y, w, h = bbox
+    if w <= 0 or h <= 0:
+      fail(rec, f"bbox {bbox} has non-positive size")
+    if (x < -BOX_TOL_PX or y < -BOX_TOL_PX or x + w > WIDTH + BOX_TOL_PX
+        or y + h > HEIGHT + BOX_TOL_PX):
+      fail(rec, f"bbox {bbox} lies outside the {WIDTH}x{HEIGHT} frame; clip it to the frame")
+    obj = (ann["image_id"], ann["track_id"])
+    if obj in seen_objects:
+      fail(rec, f"track_id {ann['track_id']} appears twice in image_id {ann['image_id']}")
+    seen_objects.add(obj)
+    first = track_category.setdefault(ann["track_id"], (ann["category_id"], ann["id"]))
+    if first[0] != ann["category_id"]:
+      fail(rec, f"track_id {ann['track_id']} changes category from {first[0]} "
+           f"(annotation id {first[1]}) to {ann['category_id']}")
+
+
+def load_annotations(root: str, split: str, num_frames: int | None = None) -> dict[str, Any]:
+  """Reads and validates `annotations/instances_{split}.json` of a challenge root."""
+  path = annotation_path(root, split)
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: missing file; expected the challenge layout "
+                    "annotations/instances_{split}.json")
+  try:
+    with open(path) as f:
+      coco = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise UserError(f"{path}: not valid JSON ({e})") from None
+  validate_annotations(coco, path, num_frames)
+  return coco
+
+
+def count_video_frames(path: str) -> int:
+  """Checks that `path` is a readable 640x640 video; returns its frame count."""
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: missing file; expected the challenge layout "
+                    "images/{split}/{split}.mp4")
+  cap = cv2.VideoCapture(path)
+  try:
+    if not cap.isOpened():
+      raise UserError(f"{path}: unreadable video; re-encode it as mp4")
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    if n <= 0 or not ok:
+      raise UserError(f"{path}: video has no readable frames")
+    if frame.shape[:2] != (HEIGHT, WIDTH):
+      raise UserError(f"{path}: frames are {frame.shape[1]}x{frame.shape[0]}, "
+                      f"expected {WIDTH}x{HEIGHT}")
+    return n
+  finally:
+    cap.release()
+
+
+def validate_root(root: str, split: str) -> dict[str, Any]:
+  """Validates one split of a challenge root (video and JSON); returns the COCO dict."""
+  ann_path, vid_path = annotation_path(root, split), video_path(root, split)
+  for path in (ann_path, vid_path):
+    if not os.path.isfile(path):
+      raise UserError(f"{path}: missing file; a challenge root needs "
+                      f"{os.path.relpath(ann_path, root)} and {os.path.relpath(vid_path, root)}")
+  return load_annotations(root, split, num_frames=count_video_frames(vid_path))
+
+
+def annotations_by_image(coco: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+  """Annotations grouped by `image_id`, each group in file order."""
+  by_image = collections.defaultdict(list)
+  for ann in coco["annotations"]:
+    by_image[ann["image_id"]].append(ann)
+  return dict(by_image)
+
+
+def iter_frames(root: str, split: str) -> Iterator[Frame]:
+  """Validates a split, then streams its frames one at a time with their annotations."""
+  coco = validate_root(root, split)
+  by_image = annotations_by_image(coco)
+  path = video_path(root, split)
+  cap = cv2.VideoCapture(path)
+  try:
+    for index in range(len(coco["images"])):
+      ok, bgr = cap.read()
+      if not ok:
+        raise UserError(f"{path}: frame {index} cannot be decoded, but the annotations "
+                        f"list {len(coco['images'])} frames; re-encode the video")
+      yield Frame(index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), by_image.get(index + 1, []))
+  finally:
+    cap.release()
+
+
+def write_annotations(path: str, coco: dict[str, Any]) -> None:
+  """Writes a COCO dict as JSON atomically (temp file in the same folder, then rename)."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".json.tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(coco, f)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def write_video(path: str, frames_rgb: Iterable[np.ndarray], fps: float = FPS) -> int:
+  """Streams RGB uint8 frames into an mp4v video atomically; returns the frame count."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".mp4")
+  os.close(fd)
+  writer = None
+  n = 0
+  try:
+    for rgb in frames_rgb:
+      if writer is None:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                 (rgb.shape[1], rgb.shape[0]))
+      writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+      n += 1
+    if writer is not None:
+      writer.release()
+    os.replace(tmp, path)
+  except BaseException:
+    if writer is not None:
+      writer.release()
+    os.unlink(tmp)
+    raise
+  return n
+
+
+def tracks(coco: dict[str, Any]) -> dict[int, Track]:
+  """Every track of a (validated) COCO dict, boxes in frame order."""
+  rows = collections.defaultdict(list)
+  for ann in coco["annotations"]:
+    rows[ann["track_id"]].append((ann["image_id"] - 1, ann["bbox"], ann["category_id"]))
+  out = {}
+  for tid, items in rows.items():
+    items.sort(key=lambda r: r[0])
+    out[tid] = Track(tid, items[0][2], np.array([r[0] for r in items], np.int64),
+                     np.array([r[1] for r in items], np.float64).reshape(-1, 4))
+  return out
+
+
+def fell_through(track_boxes_xywh: Any, frame_indices: Sequence[int],
+                 height: float = HEIGHT) -> bool:
+  """Whether a track left through the bottom edge.
+
+  True when its centre moved down between its last two boxes and its last box
+  touches the bottom edge (within EDGE_TOL_PX) or would touch it one frame later
+  at that speed: real annotations sometimes stop ~10 px above the edge.
+  """
+  boxes = np.asarray(track_boxes_xywh, np.float64).reshape(-1, 4)
+  frames = np.asarray(frame_indices, np.float64).reshape(-1)
+  if len(boxes) < 2:
+    return False
+  order = np.argsort(frames, kind="stable")
+  (f0, f1), (prev, last) = frames[order[-2:]], boxes[order[-2:]]
+  if f1 <= f0:
+    return False
+  speed = (last[1] + last[3] / 2 - prev[1] - prev[3] / 2) / (f1 - f0)
+  return bool(speed > 0 and last[1] + last[3] + speed >= height - EDGE_TOL_PX)
+
+
+def fall_acceleration(track: Track, min_points: int = 5) -> float | None:
+  """Vertical acceleration (px/frame^2) of a track from a quadratic fit of the centre
+  of its boxes that touch neither the top nor the bottom edge; None if too few."""
+  y, h = track.boxes[:, 1], track.boxes[:, 3]
+  inside = (y > EDGE_TOL_PX) & (y + h < HEIGHT - EDGE_TOL_PX)
+  frames = track.frames[inside]
+  if len(frames) < min_points or frames[-1] - frames[0] < 2 * min_points:
+    return None
+  return float(2 * np.polyfit(frames - frames[0], (y + h / 2)[inside], 2)[0])
+
+
+def summarize(coco: dict[str, Any]) -> dict[str, Any]:
+  """Counts and motion statistics of a validated split."""
+  all_tracks = tracks(coco).values()
+  per_frame = np.zeros(len(coco["images"]), np.int64)
+  for ann in coco["annotations"]:
+    per_frame[ann["image_id"] - 1] += 1
+  accels = [a for a in map(fall_acceleration, all_tracks) if a is not None]
+  names = CATEGORY_NAMES.values()
+  return {
+      "frames": len(coco["images"]),
+      "boxes": len(coco["annotations"]),
+      "tracks": {n: sum(CATEGORY_NAMES[t.category_id] == n for t in all_tracks) for n in names},
+      "fell_through": {n: sum(CATEGORY_NAMES[t.category_id] == n and fell_through(t.boxes, t.frames)
+                              for t in all_tracks) for n in names},
+      "objects_per_frame_mean": float(per_frame.mean()) if len(per_frame) else 0.0,
+      "objects_per_frame_max": int(per_frame.max()) if len(per_frame) else 0,
+      "fall_acceleration": float(np.mean(accels)) if accels else float("nan"),
+  }
+
+
+def format_summary(split: str, s: dict[str, Any]) -> str:
+  """One line per split, as printed by `python -m data_prep.validate`."""
+  per_class = lambda d: " ".join(f"{k}={v}" for k, v in d.items())
+  return (f"{split}: frames={s['frames']} boxes={s['boxes']} tracks[{per_class(s['tracks'])}] "
+          f"fell_through[{per_class(s['fell_through'])}] "
+          f"objects/frame mean={s['objects_per_frame_mean']:.2f} max={s['objects_per_frame_max']} "
+          f"fall_accel={s['fall_acceleration']:.3f} px/frame^2")

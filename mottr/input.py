@@ -1,0 +1,216 @@
+"""Grain input pipeline: per-frame `stroma_clips` records -> batches of aligned clips.
+
+A clip is `clip_len` records of one video whose frame gaps all equal
+`stride * record_stride` (stride drawn from `strides`; record_stride is the record's
+`stride` field: 1 for videos, 10 for the real sparse frames). A batch is a dict of numpy
+arrays (B batch, T clip_len, M max_objects, H = W = image_size):
+
+  image         uint8   [B, T, H, W, 3]  RGB
+  boxes         float32 [B, T, M, 4]     normalised cxcywh (0 where mask is False)
+  labels        int32   [B, T, M]        0 bolt, 1 nut
+  mask          bool    [B, T, M]        object m is visible in frame t
+  touches_edge  bool    [B, T, M]
+
+Slot m is the same physical object in every frame of a clip: track ids are remapped per
+clip to 0..M-1 in order of first appearance (within a frame, in record order); objects
+beyond M are dropped. Everything is deterministic for a fixed seed.
+
+  ds = make_clip_dataset(open_data_source(dir, "train"), clip_len=5, strides=(1, 2, 4),
+                         batch_size=8, max_objects=12, seed=0, augment=True, image_size=256)
+  for batch in ds: ...          # infinite; ds.to_iter_dataset(grain.ReadOptions(...)) to prefetch
+"""
+import dataclasses
+import glob
+import os
+from typing import Any, Sequence
+
+import cv2
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.data_sources import base as tfds_data_sources
+
+from mottr.errors import UserError
+
+DATASET_NAME = "stroma_clips"
+
+
+def open_data_source(path: str, split: str, config: str = "r256") -> Sequence[dict[str, Any]]:
+  """Random-access records of a prepared `stroma_clips` split, without the builder code.
+
+  Args:
+    path: the builder directory (holding `dataset_info.json`), or the TFDS data_dir
+      it was built into (then `stroma_clips/{config}/` newest version is used).
+    split: e.g. "train".
+    config: builder config name when `path` is a data_dir.
+  """
+  if not os.path.isfile(os.path.join(path, "dataset_info.json")):
+    versions = glob.glob(os.path.join(path, DATASET_NAME, config, "*", "dataset_info.json"))
+    if not versions:
+      raise UserError(f"{path}: no prepared {DATASET_NAME}/{config} dataset; build it with "
+                      "python -m data_prep.stroma_clips.build")
+    version = lambda p: tuple(int(v) for v in os.path.basename(os.path.dirname(p)).split("."))
+    path = os.path.dirname(max(versions, key=version))
+  builder = tfds.builder_from_directory(path)
+  if split not in builder.info.splits:
+    raise UserError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")
+  return builder.as_data_source(split)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordIndex:
+  """Per-record video id, frame index and record stride of a data source."""
+  video: np.ndarray  # int64 [n], ids of the `video` names in order of appearance
+  frame: np.ndarray  # int64 [n]
+  stride: np.ndarray  # int64 [n]
+
+  @classmethod
+  def of(cls, data_source: Sequence[dict[str, Any]]) -> "RecordIndex":
+    """Reads the index fields of every record (images are not decoded for TFDS sources)."""
+    if isinstance(data_source, tfds_data_sources.BaseDataSource):
+      data_source = dataclasses.replace(data_source, decoders={"image": tfds.decode.SkipDecoding()})
+    names: dict[Any, int] = {}
+    rows = [(names.setdefault(r["video"], len(names)), r["frame"], r["stride"])
+            for r in (data_source[i] for i in range(len(data_source)))]
+    video, frame, stride = np.array(rows, np.int64).reshape(-1, 3).T
+    return cls(video, frame, stride)
+
+  def clip_starts(self, clip_len: int, stride: int) -> np.ndarray:
+    """Records i such that i, i+stride, ... (clip_len records) form a clip."""
+    n = len(self.frame)
+    ok = np.zeros(n, bool)  # record j and j + stride are consecutive at this stride
+    if stride < n:
+      j = np.arange(n - stride)
+      ok[j] = ((self.video[j + stride] == self.video[j])
+               & (self.frame[j + stride] - self.frame[j] == stride * self.stride[j]))
+    starts = np.arange(max(n - (clip_len - 1) * stride, 0))
+    valid = np.ones(len(starts), bool)
+    for k in range(clip_len - 1):
+      valid &= ok[starts + k * stride]
+    return starts[valid]
+
+
+def assign_slots(track_ids: Sequence[np.ndarray], max_objects: int) -> tuple[list[np.ndarray], int]:
+  """Slot of every object of every frame (-1: dropped) and the number of objects dropped.
+
+  Slots follow the order of first appearance in the clip, so a track keeps its slot.
+  """
+  order: dict[int, int] = {}
+  for ids in track_ids:
+    for t in np.asarray(ids).tolist():
+      order.setdefault(t, len(order))
+  slots = [np.array([order[t] if order[t] < max_objects else -1 for t in np.asarray(ids).tolist()],
+                    np.int64) for ids in track_ids]
+  return slots, max(len(order) - max_objects, 0)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+  image = np.asarray(image, np.uint8)
+  if image.shape[:2] == (size, size):
+    return image
+  interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+  return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def records_to_clip(records: Sequence[dict[str, Any]], max_objects: int, image_size: int
+                    ) -> dict[str, np.ndarray]:
+  """Stacks per-frame records into one clip with aligned object slots."""
+  t, m = len(records), max_objects
+  objects = [r["objects"] for r in records]
+  slots, _ = assign_slots([np.asarray(o["track_id"], np.int64) for o in objects], m)
+  clip = {
+      "image": np.stack([_resize(r["image"], image_size) for r in records]),
+      "boxes": np.zeros((t, m, 4), np.float32),
+      "labels": np.zeros((t, m), np.int32),
+      "mask": np.zeros((t, m), bool),
+      "touches_edge": np.zeros((t, m), bool),
+  }
+  for i, (obj, slot) in enumerate(zip(objects, slots)):
+    keep = slot >= 0
+    s = slot[keep]
+    clip["boxes"][i, s] = np.asarray(obj["bbox"], np.float32).reshape(-1, 4)[keep]
+    clip["labels"][i, s] = np.asarray(obj["label"], np.int32)[keep]
+    clip["touches_edge"][i, s] = np.asarray(obj["touches_edge"], bool)[keep]
+    clip["mask"][i, s] = True
+  return clip
+
+
+def augment_clip(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """Photometric + flip augmentation with one set of parameters for the whole clip:
+  horizontal flip, gamma, contrast, brightness, colour temperature, Gaussian noise and
+  JPEG re-compression at a random quality."""
+  clip = dict(clip)
+  image = clip["image"]
+  if rng.random() < 0.5:
+    image = image[:, :, ::-1]
+    clip["boxes"] = clip["boxes"].copy()
+    clip["boxes"][..., 0] = np.where(clip["mask"], 1.0 - clip["boxes"][..., 0], 0.0)
+  x = image.astype(np.float32) / 255.0
+  x **= np.float32(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
+  mean = x.mean()
+  x = (x - mean) * np.float32(rng.uniform(0.7, 1.3)) + mean + np.float32(rng.uniform(-0.15, 0.15))
+  temperature = rng.uniform(-0.08, 0.08)
+  x *= np.array([1 + temperature, 1, 1 - temperature], np.float32)
+  x += rng.standard_normal(x.shape, np.float32) * np.float32(rng.uniform(0, 0.02))
+  image = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+  if rng.random() < 0.5:
+    quality = int(rng.integers(30, 96))
+    image = np.stack([_jpeg(frame, quality) for frame in image])
+  clip["image"] = image
+  return clip
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+  _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+  return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoadClip:
+  """Clip number k -> clip arrays (a picklable grain map function)."""
+  data_source: Sequence[dict[str, Any]]
+  starts: np.ndarray  # int64 [num_clips, 2]: first record, stride in records
+  clip_len: int
+  max_objects: int
+  image_size: int
+
+  def __call__(self, k: int) -> dict[str, np.ndarray]:
+    start, stride = self.starts[k].tolist()
+    keys = [start + j * stride for j in range(self.clip_len)]
+    getitems = getattr(self.data_source, "__getitems__", None)
+    records = getitems(keys) if getitems else [self.data_source[j] for j in keys]
+    return records_to_clip(records, self.max_objects, self.image_size)
+
+
+def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides: Sequence[int],
+               max_objects: int, seed: int, augment: bool, image_size: int) -> grain.MapDataset:
+  """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
+  every epoch over all (start, stride) pairs."""
+  index = RecordIndex.of(data_source)
+  starts = [(i, s) for s in strides for i in index.clip_starts(clip_len, s).tolist()]
+  if not starts:
+    raise UserError(f"{data_source}: no clip of {clip_len} records at strides {list(strides)}")
+  load = _LoadClip(data_source, np.array(starts, np.int64), clip_len, max_objects, image_size)
+  ds = grain.MapDataset.range(len(starts)).shuffle(seed=seed).repeat().map(load)
+  return ds.random_map(augment_clip, seed=seed) if augment else ds
+
+
+def batch_clips(clips: grain.MapDataset, batch_size: int) -> grain.MapDataset:
+  return clips.batch(batch_size, drop_remainder=True)
+
+
+def make_clip_dataset(data_source: Sequence[dict[str, Any]], *, clip_len: int,
+                      strides: Sequence[int], batch_size: int, max_objects: int, seed: int,
+                      augment: bool, image_size: int) -> grain.MapDataset:
+  """Infinite MapDataset of clip batches (see the module docstring)."""
+  return batch_clips(make_clips(data_source, clip_len=clip_len, strides=strides,
+                                max_objects=max_objects, seed=seed, augment=augment,
+                                image_size=image_size), batch_size)
+
+
+def mix_clip_datasets(clip_datasets: Sequence[grain.MapDataset], weights: Sequence[float],
+                      batch_size: int) -> grain.MapDataset:
+  """Batches of clips drawn from several `make_clips` datasets in proportion to `weights`
+  (e.g. synthetic video and real sparse frames). The datasets must share clip_len,
+  max_objects and image_size."""
+  return batch_clips(grain.MapDataset.mix(list(clip_datasets), list(weights)), batch_size)

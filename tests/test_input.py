@@ -1,0 +1,197 @@
+"""Tests for mottr.input: clip sampling, slot alignment, augmentation, mixing, TFDS reading."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from data_prep.stroma_clips import build as build_lib
+from mottr import input as inp
+from mottr.errors import UserError
+
+SIZE = 32
+
+
+def make_records(tracks: dict[int, tuple[int, int, int]], num_frames: int, *, video: bytes = b"v",
+                 stride: int = 1, skip: tuple[int, ...] = (), seed: int = 0) -> list[dict]:
+  """Records of one video: track id -> (label, first frame, last frame). Each object is a
+  white square on black at cx = 0.04 * track id, falling; objects listed in random order."""
+  rng = np.random.default_rng(seed)
+  records = []
+  for f in range(num_frames):
+    if f in skip:
+      continue
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    objs = []
+    for tid, (label, first, last) in tracks.items():
+      if first <= f <= last:
+        box = [0.04 * tid, 0.1 + 0.05 * (f - first), 0.06, 0.06]
+        x0, y0 = int((box[0] - 0.03) * SIZE), int((box[1] - 0.03) * SIZE)
+        image[max(y0, 0):y0 + 2, max(x0, 0):x0 + 2] = 255
+        objs.append((box, label, tid))
+    objs = [objs[i] for i in rng.permutation(len(objs))]
+    records.append({"video": video, "frame": f * stride, "stride": stride, "image": image,
+                    "objects": {"bbox": [np.array(o[0], np.float32) for o in objs],
+                                "label": [o[1] for o in objs], "track_id": [o[2] for o in objs],
+                                "touches_edge": [o[0][1] < 0.12 for o in objs]}})
+  return records
+
+
+TRACKS = {tid: (tid % 2, 2 * tid - 2, 2 * tid + 6) for tid in range(1, 15)}
+
+
+def _dataset(records, **kw):
+  args = dict(clip_len=4, strides=(1, 2), batch_size=4, max_objects=6, seed=0, augment=False,
+              image_size=SIZE)
+  args.update(kw)
+  return inp.make_clip_dataset(records, **args)
+
+
+def test_batch_shapes_and_dtypes():
+  batch = _dataset(make_records(TRACKS, 40), batch_size=3, image_size=16)[0]
+  expected = {"image": ((3, 4, 16, 16, 3), np.uint8), "boxes": ((3, 4, 6, 4), np.float32),
+              "labels": ((3, 4, 6), np.int32), "mask": ((3, 4, 6), np.bool_),
+              "touches_edge": ((3, 4, 6), np.bool_)}
+  assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
+
+
+def test_slots_follow_one_object_through_the_clip():
+  ds = _dataset(make_records(TRACKS, 35), max_objects=12)  # some object in every frame
+  for step in range(6):
+    batch = ds[step]
+    for b in range(4):
+      mask, boxes = batch["mask"][b], batch["boxes"][b]
+      assert mask.any()
+      first_seen = []
+      for m in range(12):
+        if not mask[:, m].any():
+          assert not mask[:, m:].any()  # slots are filled in order
+          break
+        cx = boxes[mask[:, m], m, 0]
+        np.testing.assert_allclose(cx, cx[0], atol=1e-6)  # the same object in every frame
+        tid = int(round(cx[0] / 0.04))
+        assert (batch["labels"][b][mask[:, m], m] == tid % 2).all()
+        cy = boxes[mask[:, m], m, 1]
+        assert (np.diff(cy) > 0).all()  # falling: frames in temporal order
+        first_seen.append(int(np.argmax(mask[:, m])))
+      assert first_seen == sorted(first_seen)  # order of first appearance
+      assert not boxes[~mask].any()
+
+
+def test_clip_strides_and_gaps():
+  idx = inp.RecordIndex.of(make_records(TRACKS, 12, skip=(5,)) + make_records(TRACKS, 4, video=b"w"))
+  # Records 0..10: frames 0-4, 6-11 of video v; records 11..14: frames 0-3 of video w.
+  assert idx.clip_starts(3, 1).tolist() == [0, 1, 2, 5, 6, 7, 8, 11, 12]
+  assert idx.clip_starts(3, 2).tolist() == [0, 5, 6]  # frames 0, 2, 4 / 6, 8, 10 / 7, 9, 11
+  assert idx.clip_starts(2, 3).tolist() == [0, 1, 5, 6, 7, 11]
+  sparse = inp.RecordIndex.of(make_records(TRACKS, 6, stride=10, skip=(3,)))
+  assert sparse.frame.tolist() == [0, 10, 20, 40, 50]
+  assert sparse.clip_starts(2, 1).tolist() == [0, 1, 3]
+  assert sparse.clip_starts(2, 2).tolist() == [0]  # frames 0, 20 (gap 2 * 10)
+  ds = _dataset(make_records(TRACKS, 12, stride=10), strides=(3,), clip_len=3, batch_size=1)
+  cy = ds[0]["boxes"][0, :, :, 1]
+  seen = ds[0]["mask"][0].all(axis=0)
+  np.testing.assert_allclose(np.diff(cy[:, seen], axis=0), 0.15, atol=1e-6)  # 3 records apart
+
+
+def test_objects_beyond_max_are_dropped_and_counted():
+  crowded = {tid: (0, 0, 30) for tid in range(1, 16)}
+  slots, dropped = inp.assign_slots([np.arange(1, 16), np.arange(15, 0, -1)], 12)
+  assert dropped == 3
+  assert slots[0].tolist() == list(range(12)) + [-1, -1, -1]
+  assert slots[1].tolist() == [-1, -1, -1] + list(range(11, -1, -1))
+  ds = _dataset(make_records(crowded, 20), max_objects=12)
+  drops = 0
+  for step in range(4):
+    mask = ds[step]["mask"]
+    assert mask.all()  # 15 objects in every frame: 12 kept, in every frame
+    drops += mask.shape[0]
+  assert drops == 16  # every clip dropped objects (3 each)
+  assert inp.assign_slots([np.arange(1, 5)], 12)[1] == 0
+
+
+def test_augmentation_flips_whole_clips_and_is_deterministic():
+  records = make_records(TRACKS, 40)
+  plain = _dataset(records, max_objects=12)
+  aug = _dataset(records, max_objects=12, augment=True)
+  flipped = kept = 0
+  for step in range(5):
+    p, a = plain[step], aug[step]
+    np.testing.assert_array_equal(p["mask"], a["mask"])
+    for b in range(4):
+      m = p["mask"][b]
+      if np.allclose(a["boxes"][b][m], p["boxes"][b][m]):
+        kept += 1
+      else:
+        flipped += 1
+        np.testing.assert_allclose(a["boxes"][b][m][:, 0], 1 - p["boxes"][b][m][:, 0], atol=1e-6)
+        np.testing.assert_allclose(a["boxes"][b][m][:, 1:], p["boxes"][b][m][:, 1:])
+        # The white squares moved with the boxes: mirroring back restores the plain image.
+        corr = lambda x: np.corrcoef(x.astype(float).ravel(), p["image"][b].astype(float).ravel())[0, 1]
+        assert corr(a["image"][b][:, :, ::-1]) > 0.8 > corr(a["image"][b]) + 0.3
+  assert flipped and kept
+  again = _dataset(records, max_objects=12, augment=True)
+  for step in range(3):
+    for k in aug[step]:
+      np.testing.assert_array_equal(aug[step][k], again[step][k])
+  other = _dataset(records, max_objects=12, augment=True, seed=1)
+  assert not np.array_equal(aug[0]["image"], other[0]["image"])
+  assert not np.array_equal(aug[0]["image"], plain[0]["image"])
+
+
+def test_augment_clip_uses_one_parameter_set_per_clip():
+  frame = np.full((SIZE, SIZE, 3), 120, np.uint8)
+  clip = {"image": np.stack([frame] * 4), "boxes": np.zeros((4, 2, 4), np.float32),
+          "mask": np.zeros((4, 2), bool)}
+  out = inp.augment_clip(clip, np.random.default_rng(3))["image"].astype(float)
+  means = out.mean(axis=(1, 2))  # [T, 3]: same colour shift in every frame
+  assert np.abs(means - means[0]).max() < 2.0
+
+
+def test_mixing_sources_by_weight():
+  a = inp.make_clips(make_records(TRACKS, 40), clip_len=2, strides=(1,), max_objects=12, seed=0,
+                     augment=False, image_size=SIZE)
+  b_tracks = {tid: (1, first, last) for tid, (_, first, last) in TRACKS.items()}
+  b = inp.make_clips(make_records(b_tracks, 40, stride=10), clip_len=2, strides=(1,),
+                     max_objects=12, seed=0, augment=False, image_size=SIZE)
+  mixed = inp.mix_clip_datasets([a, b], [3, 1], batch_size=4)
+  labels_b = 0
+  for step in range(6):
+    batch = mixed[step]
+    assert batch["image"].shape == (4, 2, SIZE, SIZE, 3)
+    for i in range(4):
+      lab, m = batch["labels"][i], batch["mask"][i]
+      labels_b += bool((lab[m] == 1).all() and (lab[m] == 1).sum() > 2)
+  assert 0 < labels_b < 12
+
+
+def test_no_clip_is_a_user_error():
+  with pytest.raises(UserError, match="no clip of 8 records"):
+    _dataset(make_records(TRACKS, 5), clip_len=8)
+
+
+def test_reads_a_built_tfds_dataset(tmp_path):
+  split_dir = tmp_path / "root" / "frames" / "train"
+  split_dir.mkdir(parents=True)
+  for image_id in range(10, 80, 10):
+    img = np.zeros((640, 640, 3), np.uint8)
+    img[:, :320] = (200, 30, 30)  # left half red (RGB)
+    cv2.imwrite(str(split_dir / ("%04d.jpg" % image_id)), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (split_dir / ("%04d.txt" % image_id)).write_text(f"0 0.3 {image_id / 100} 0.05 0.05\n")
+  data_dir = str(tmp_path / "tfds")
+  path = build_lib.build(str(tmp_path / "root"), data_dir, "r192")
+  with pytest.raises(UserError, match="no prepared stroma_clips/r256"):
+    inp.open_data_source(data_dir, "train")
+  with pytest.raises(UserError, match="no split 'val'"):
+    inp.open_data_source(path, "val")
+  for source in (inp.open_data_source(data_dir, "train", config="r192"),
+                 inp.open_data_source(path, "train")):
+    index = inp.RecordIndex.of(source)
+    assert index.frame.tolist() == list(range(9, 79, 10)) and set(index.stride.tolist()) == {10}
+    batch = inp.make_clip_dataset(source, clip_len=3, strides=(1, 2), batch_size=2, max_objects=4,
+                                  seed=0, augment=False, image_size=96)[0]
+    assert batch["image"].shape == (2, 3, 96, 96, 3)
+    red, blue = batch["image"][..., 0, :48, 0].mean(), batch["image"][..., 0, :48, 2].mean()
+    assert red > blue + 100  # RGB
+    assert batch["mask"][:, :, 0].all() and not batch["mask"][:, :, 1:].any()
+    assert (np.diff(batch["boxes"][:, :, 0, 1], axis=1) > 0.09).all()

@@ -1,0 +1,112 @@
+"""Tests for the stroma_clips TFDS builder: tiny video root and sparse frames round trips."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from data_prep import challenge
+from data_prep.stroma_clips import build as build_lib
+from test_challenge import _boxes, make_root
+from test_real_frames import _write_sparse
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(REPO, "..", "shared", "stroma")
+
+
+def _records(path: str, split: str) -> list[dict]:
+  ds = tfds.builder_from_directory(path).as_data_source(split)
+  return [ds[i] for i in range(len(ds))]
+
+
+def test_video_root_round_trip(tmp_path):
+  root, out = str(tmp_path / "root"), str(tmp_path / "tfds")
+  coco = make_root(root, "val", num_frames=8)
+  challenge.validate_root(root, "val")
+  path = build_lib.build(root, out)
+  assert path == os.path.join(out, "stroma_clips", "r256", "1.0.0")
+  records = _records(path, "val")
+  assert [r["frame"] for r in records] == list(range(8))
+  assert {r["video"] for r in records} == {b"val"} and {r["stride"] for r in records} == {1}
+  by_image = challenge.annotations_by_image(coco)
+  source = {fr.index: fr.image for fr in challenge.iter_frames(root, "val")}
+  for r in records:
+    anns = by_image.get(r["frame"] + 1, [])
+    obj = r["objects"]
+    assert [int(t) for t in obj["track_id"]] == [a["track_id"] for a in anns]
+    assert [int(l) for l in obj["label"]] == [a["category_id"] - 1 for a in anns]
+    for box, a, edge in zip(obj["bbox"], anns, obj["touches_edge"]):
+      x, y, w, h = a["bbox"]
+      np.testing.assert_allclose(box, [(x + w / 2) / 640, (y + h / 2) / 640, w / 640, h / 640], atol=1e-4)
+      assert bool(edge) == (y <= 2 or y + h >= 638)
+    image = r["image"]
+    assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+    expected = cv2.resize(source[r["frame"]], (256, 256), interpolation=cv2.INTER_AREA)
+    assert np.abs(image.astype(int) - expected).mean() < 4
+    for _, cat, (x, y, w, h) in _boxes(r["frame"]):
+      if h > 20:  # RGB when decoded: bolts red, nuts blue
+        red, _, blue = image[int((y + h / 2) * 0.4), int((x + w / 2) * 0.4)].astype(int)
+        assert (red > blue + 100) if cat == 1 else (blue > red + 100)
+
+
+def test_resolution_configs(tmp_path):
+  root = str(tmp_path / "root")
+  make_root(root, "train", num_frames=3)
+  assert [c.name for c in build_lib.StromaClips.BUILDER_CONFIGS] == ["r256", "r320", "r192"]
+  path = build_lib.build(root, str(tmp_path / "tfds"), "r192")
+  records = _records(path, "train")
+  assert len(records) == 3 and records[0]["image"].shape == (192, 192, 3)
+
+
+def test_sparse_frames_root(tmp_path):
+  root = str(tmp_path)
+  challenge.write_annotations(challenge.annotation_path(root, "val"), _write_sparse(root))
+  train = tmp_path / "frames" / "train"
+  train.mkdir()
+  for image_id, cy in ((100, 0.05), (110, 0.25), (120, 0.6)):  # one falling nut, no ids
+    cv2.imwrite(str(train / ("%04d.jpg" % image_id)), np.zeros((640, 640, 3), np.uint8))
+    (train / ("%04d.txt" % image_id)).write_text(f"1 0.5 {cy} 0.05 0.08\n")
+  path = build_lib.build(root, str(tmp_path / "tfds"))
+  val = _records(path, "val")
+  assert [r["frame"] for r in val] == [9, 19] and {r["stride"] for r in val} == {10}
+  assert {r["video"] for r in val} == {b"frames/val"}
+  assert [[int(t) for t in r["objects"]["track_id"]] for r in val] == [[9, 5], [5]]
+  assert [bool(e) for e in val[0]["objects"]["touches_edge"]] == [False, True]
+  train_records = _records(path, "train")
+  assert [r["frame"] for r in train_records] == [99, 109, 119]
+  assert [[int(t) for t in r["objects"]["track_id"]] for r in train_records] == [[1], [1], [1]]
+  np.testing.assert_allclose(train_records[1]["objects"]["bbox"][0], [0.5, 0.25, 0.05, 0.08], atol=1e-6)
+
+
+def test_cli_and_no_tensorflow(tmp_path):
+  assert importlib.util.find_spec("tensorflow") is None
+  root, out = str(tmp_path / "root"), str(tmp_path / "tfds")
+  make_root(root, "val", num_frames=2)
+  run = lambda *args: subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True,
+                                     text=True, timeout=300, check=False)
+  ok = run("-m", "data_prep.stroma_clips.build", "--manual_dir", root, "--data_dir", out)
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  assert ok.stdout.strip().splitlines()[-1] == f"{os.path.join(out, 'stroma_clips', 'r256', '1.0.0')}: val=2"
+  (tmp_path / "empty").mkdir()
+  bad = run("-m", "data_prep.stroma_clips.build", "--manual_dir", str(tmp_path / "empty"),
+            "--data_dir", str(tmp_path / "out2"))
+  assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+  assert bad.stderr.startswith("error: ") and "neither a challenge root" in bad.stderr
+  no_tf = run("-c", "import sys; import data_prep.stroma_clips, mottr.input; "
+              "assert 'tensorflow' not in sys.modules")
+  assert no_tf.returncode == 0, no_tf.stderr[-2000:]
+
+
+def test_real_sparse_frames(tmp_path):
+  if not os.path.isdir(os.path.join(SHARED, "frames")):
+    pytest.skip(f"real reference data absent ({SHARED})")
+  path = build_lib.build(SHARED, str(tmp_path), "r192")
+  info = tfds.builder_from_directory(path).info
+  assert {k: v.num_examples for k, v in info.splits.items()} == {"train": 677, "val": 159}
+  val = _records(path, "val")
+  assert all(b["frame"] - a["frame"] >= 10 for a, b in zip(val, val[1:]))
+  assert len({int(t) for r in val for t in r["objects"]["track_id"]}) == 91
