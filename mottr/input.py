@@ -136,23 +136,29 @@ def records_to_clip(records: Sequence[dict[str, Any]], max_objects: int, image_s
 
 
 def augment_clip(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-  """Photometric + flip augmentation with one set of parameters for the whole clip:
-  horizontal flip, gamma, contrast, brightness, colour temperature, Gaussian noise and
-  JPEG re-compression at a random quality."""
+  """Photometric + flip augmentation with one set of parameters for the whole clip, each
+  with probability 1/2 where not said: horizontal flip (boxes too); always gamma 0.7-1.4,
+  contrast 0.7-1.3, brightness +-0.15, colour temperature +-8 % (red vs blue); Gaussian
+  noise (sigma 1-5 grey levels); JPEG re-compression at quality 30-95."""
   clip = dict(clip)
   image = clip["image"]
   if rng.random() < 0.5:
     image = image[:, :, ::-1]
     clip["boxes"] = clip["boxes"].copy()
     clip["boxes"][..., 0] = np.where(clip["mask"], 1.0 - clip["boxes"][..., 0], 0.0)
-  x = image.astype(np.float32) / 255.0
-  x **= np.float32(np.exp(rng.uniform(np.log(0.7), np.log(1.4))))
-  mean = x.mean()
-  x = (x - mean) * np.float32(rng.uniform(0.7, 1.3)) + mean + np.float32(rng.uniform(-0.15, 0.15))
+  # Gamma, contrast (about the clip's mean), brightness and colour temperature together
+  # are one per-channel map of the uint8 values: a lookup table.
+  gamma_lut = (np.arange(256) / 255.0) ** np.exp(rng.uniform(np.log(0.7), np.log(1.4)))
+  mean = np.bincount(image.ravel(), minlength=256) @ gamma_lut / image.size
+  contrast, brightness = rng.uniform(0.7, 1.3), rng.uniform(-0.15, 0.15)
   temperature = rng.uniform(-0.08, 0.08)
-  x *= np.array([1 + temperature, 1, 1 - temperature], np.float32)
-  x += rng.standard_normal(x.shape, np.float32) * np.float32(rng.uniform(0, 0.02))
-  image = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+  channel_gain = np.array([1 + temperature, 1.0, 1 - temperature])
+  lut = ((gamma_lut - mean) * contrast + mean + brightness)[:, None] * channel_gain * 255.0
+  lut = lut.astype(np.float32).reshape(256, 1, 3)
+  x = np.stack([cv2.LUT(np.ascontiguousarray(frame), lut) for frame in image])
+  if rng.random() < 0.5:
+    x += rng.standard_normal(x.shape, np.float32) * np.float32(rng.uniform(1.0, 5.0))
+  image = np.clip(np.rint(x), 0, 255).astype(np.uint8)
   if rng.random() < 0.5:
     quality = int(rng.integers(30, 96))
     image = np.stack([_jpeg(frame, quality) for frame in image])

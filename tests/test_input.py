@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep.stroma_clips import build as build_lib
+from data_prep import synth
+from data_prep.stroma_clips import build
 from mottr import input as inp
 from mottr.errors import UserError
 
@@ -179,7 +180,7 @@ def test_reads_a_built_tfds_dataset(tmp_path):
     cv2.imwrite(str(split_dir / ("%04d.jpg" % image_id)), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     (split_dir / ("%04d.txt" % image_id)).write_text(f"0 0.3 {image_id / 100} 0.05 0.05\n")
   data_dir = str(tmp_path / "tfds")
-  path = build_lib.build(str(tmp_path / "root"), data_dir, "r192")
+  path = build(str(tmp_path / "root"), data_dir, "r192")
   with pytest.raises(UserError, match="no prepared stroma_clips/r256"):
     inp.open_data_source(data_dir, "train")
   with pytest.raises(UserError, match="no split 'val'"):
@@ -195,3 +196,26 @@ def test_reads_a_built_tfds_dataset(tmp_path):
     assert red > blue + 100  # RGB
     assert batch["mask"][:, :, 0].all() and not batch["mask"][:, :, 1:].any()
     assert (np.diff(batch["boxes"][:, :, 0, 1], axis=1) > 0.09).all()
+
+
+def test_synthetic_video_clips_keep_objects_in_their_slots(tmp_path):
+  synth.generate_split(str(tmp_path / "root"), "val", num_frames=60, seed=0, progress=False)
+  path = build(str(tmp_path / "root"), str(tmp_path / "tfds"), "r192")
+  ds = inp.make_clip_dataset(inp.open_data_source(path, "val"), clip_len=4, strides=(1, 3),
+                             batch_size=4, max_objects=6, seed=0, augment=True, image_size=96)
+  checked = 0
+  for step in range(8):
+    batch = ds[step]
+    assert batch["image"].shape == (4, 4, 96, 96, 3)
+    for b in range(4):
+      for m in range(6):
+        seen = batch["mask"][b, :, m]
+        if seen.sum() < 2:
+          continue
+        boxes = batch["boxes"][b, seen, m]
+        left, right = boxes[:, 0] - boxes[:, 2] / 2, boxes[:, 0] + boxes[:, 2] / 2
+        assert (np.maximum(left[1:], left[:-1]) < np.minimum(right[1:], right[:-1])).all()  # same lane
+        assert np.diff(boxes[:, 1]).min() > -0.005  # falling
+        assert len(set(batch["labels"][b, seen, m].tolist())) == 1
+        checked += 1
+  assert checked >= 5

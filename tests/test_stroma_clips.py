@@ -1,4 +1,4 @@
-"""Tests for the stroma_clips TFDS builder: tiny video root and sparse frames round trips."""
+"""Tests for the stroma_clips TFDS builder: synthetic video and sparse frames round trips."""
 import importlib.util
 import os
 import subprocess
@@ -10,9 +10,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_prep import challenge
-from data_prep.stroma_clips import build as build_lib
-from test_challenge import _boxes, make_root
-from test_real_frames import _write_sparse
+from data_prep import synth
+from data_prep.stroma_clips import StromaClips, build
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "stroma")
@@ -23,14 +22,24 @@ def _records(path: str, split: str) -> list[dict]:
   return [ds[i] for i in range(len(ds))]
 
 
-def test_video_root_round_trip(tmp_path):
-  root, out = str(tmp_path / "root"), str(tmp_path / "tfds")
-  coco = make_root(root, "val", num_frames=8)
-  challenge.validate_root(root, "val")
-  path = build_lib.build(root, out)
+NUM_FRAMES = 60
+
+
+@pytest.fixture(name="synth_root", scope="module")
+def fixture_synth_root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("synth"))
+  synth.generate_split(root, "val", num_frames=NUM_FRAMES, seed=0, progress=False)
+  return root
+
+
+def test_video_root_round_trip(synth_root, tmp_path):
+  root, out = synth_root, str(tmp_path / "tfds")
+  coco = challenge.validate_root(root, "val")
+  assert len({a["track_id"] for a in coco["annotations"]}) >= 2
+  path = build(root, out)
   assert path == os.path.join(out, "stroma_clips", "r256", "1.0.0")
   records = _records(path, "val")
-  assert [r["frame"] for r in records] == list(range(8))
+  assert [r["frame"] for r in records] == list(range(NUM_FRAMES))
   assert {r["video"] for r in records} == {b"val"} and {r["stride"] for r in records} == {1}
   by_image = challenge.annotations_by_image(coco)
   source = {fr.index: fr.image for fr in challenge.iter_frames(root, "val")}
@@ -42,35 +51,45 @@ def test_video_root_round_trip(tmp_path):
     for box, a, edge in zip(obj["bbox"], anns, obj["touches_edge"]):
       x, y, w, h = a["bbox"]
       np.testing.assert_allclose(box, [(x + w / 2) / 640, (y + h / 2) / 640, w / 640, h / 640], atol=1e-4)
-      assert bool(edge) == (y <= 2 or y + h >= 638)
-    image = r["image"]
-    assert image.shape == (256, 256, 3) and image.dtype == np.uint8
-    expected = cv2.resize(source[r["frame"]], (256, 256), interpolation=cv2.INTER_AREA)
-    assert np.abs(image.astype(int) - expected).mean() < 4
-    for _, cat, (x, y, w, h) in _boxes(r["frame"]):
-      if h > 20:  # RGB when decoded: bolts red, nuts blue
-        red, _, blue = image[int((y + h / 2) * 0.4), int((x + w / 2) * 0.4)].astype(int)
-        assert (red > blue + 100) if cat == 1 else (blue > red + 100)
+      assert bool(edge) == (x <= 2 or y <= 2 or x + w >= 638 or y + h >= 638)
+    image = r["image"].astype(int)
+    assert r["image"].shape == (256, 256, 3) and r["image"].dtype == np.uint8
+    expected = cv2.resize(source[r["frame"]], (256, 256), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(image - expected).mean() < 3  # RGB when decoded, not BGR
+    assert np.abs(image - expected).mean() + 2 < np.abs(image - expected[..., ::-1]).mean()
 
 
-def test_resolution_configs(tmp_path):
-  root = str(tmp_path / "root")
-  make_root(root, "train", num_frames=3)
-  assert [c.name for c in build_lib.StromaClips.BUILDER_CONFIGS] == ["r256", "r320", "r192"]
-  path = build_lib.build(root, str(tmp_path / "tfds"), "r192")
-  records = _records(path, "train")
-  assert len(records) == 3 and records[0]["image"].shape == (192, 192, 3)
+def test_resolution_configs(synth_root, tmp_path):
+  names = [c.name for c in StromaClips.BUILDER_CONFIGS]
+  assert names[0] == "r256" and {"r320", "r192"} <= set(names)
+  path = build(synth_root, str(tmp_path / "tfds"), "r192")
+  records = _records(path, "val")
+  assert len(records) == NUM_FRAMES and records[0]["image"].shape == (192, 192, 3)
+
+
+def _write_frame(split_dir, image_id: int, lines: list[str]) -> None:
+  split_dir.mkdir(parents=True, exist_ok=True)
+  cv2.imwrite(str(split_dir / ("%04d.jpg" % image_id)), np.zeros((640, 640, 3), np.uint8))
+  (split_dir / ("%04d.txt" % image_id)).write_text("".join(l + "\n" for l in lines))
 
 
 def test_sparse_frames_root(tmp_path):
   root = str(tmp_path)
-  challenge.write_annotations(challenge.annotation_path(root, "val"), _write_sparse(root))
-  train = tmp_path / "frames" / "train"
-  train.mkdir()
-  for image_id, cy in ((100, 0.05), (110, 0.25), (120, 0.6)):  # one falling nut, no ids
-    cv2.imwrite(str(train / ("%04d.jpg" % image_id)), np.zeros((640, 640, 3), np.uint8))
-    (train / ("%04d.txt" % image_id)).write_text(f"1 0.5 {cy} 0.05 0.08\n")
-  path = build_lib.build(root, str(tmp_path / "tfds"))
+  # val: a nut (track 9) and a bolt entering at the top (track 5); ids from the COCO file.
+  _write_frame(tmp_path / "frames" / "val", 10, ["1 0.5 0.5 0.05 0.05", "0 0.2 0.02 0.06 0.04"])
+  _write_frame(tmp_path / "frames" / "val", 20, ["0 0.2 0.1 0.06 0.1"])
+  pixels = lambda cx, cy, w, h: [(cx - w / 2) * 640, (cy - h / 2) * 640, w * 640, h * 640]
+  anns = [(10, 2, 9, pixels(0.5, 0.5, 0.05, 0.05)), (10, 1, 5, pixels(0.2, 0.02, 0.06, 0.04)),
+          (20, 1, 5, pixels(0.2, 0.1, 0.06, 0.1))]
+  challenge.write_annotations(challenge.annotation_path(root, "val"), {
+      "images": [{"id": i + 1, "file_name": challenge.file_name(i), "width": 640, "height": 640}
+                 for i in range(30)],
+      "annotations": [{"id": k, "image_id": i, "category_id": c, "bbox": b, "track_id": t}
+                      for k, (i, c, t, b) in enumerate(anns)],
+      "categories": list(challenge.CATEGORIES)})
+  for image_id, cy in ((100, 0.05), (110, 0.25), (120, 0.6)):  # train: one falling nut, no ids
+    _write_frame(tmp_path / "frames" / "train", image_id, [f"1 0.5 {cy} 0.05 0.08"])
+  path = build(root, str(tmp_path / "tfds"))
   val = _records(path, "val")
   assert [r["frame"] for r in val] == [9, 19] and {r["stride"] for r in val} == {10}
   assert {r["video"] for r in val} == {b"frames/val"}
@@ -82,15 +101,14 @@ def test_sparse_frames_root(tmp_path):
   np.testing.assert_allclose(train_records[1]["objects"]["bbox"][0], [0.5, 0.25, 0.05, 0.08], atol=1e-6)
 
 
-def test_cli_and_no_tensorflow(tmp_path):
+def test_cli_and_no_tensorflow(synth_root, tmp_path):
   assert importlib.util.find_spec("tensorflow") is None
-  root, out = str(tmp_path / "root"), str(tmp_path / "tfds")
-  make_root(root, "val", num_frames=2)
+  root, out = synth_root, str(tmp_path / "tfds")
   run = lambda *args: subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True,
                                      text=True, timeout=300, check=False)
   ok = run("-m", "data_prep.stroma_clips.build", "--manual_dir", root, "--data_dir", out)
   assert ok.returncode == 0, ok.stderr[-2000:]
-  assert ok.stdout.strip().splitlines()[-1] == f"{os.path.join(out, 'stroma_clips', 'r256', '1.0.0')}: val=2"
+  assert ok.stdout.strip().splitlines()[-1] == f"{os.path.join(out, 'stroma_clips', 'r256', '1.0.0')}: val={NUM_FRAMES}"
   (tmp_path / "empty").mkdir()
   bad = run("-m", "data_prep.stroma_clips.build", "--manual_dir", str(tmp_path / "empty"),
             "--data_dir", str(tmp_path / "out2"))
@@ -104,7 +122,7 @@ def test_cli_and_no_tensorflow(tmp_path):
 def test_real_sparse_frames(tmp_path):
   if not os.path.isdir(os.path.join(SHARED, "frames")):
     pytest.skip(f"real reference data absent ({SHARED})")
-  path = build_lib.build(SHARED, str(tmp_path), "r192")
+  path = build(SHARED, str(tmp_path), "r192")
   info = tfds.builder_from_directory(path).info
   assert {k: v.num_examples for k, v in info.splits.items()} == {"train": 677, "val": 159}
   val = _records(path, "val")

@@ -5,15 +5,14 @@
 Same result as `tfds build data_prep/stroma_clips --manual_dir ROOT --data_dir OUT
 --file_format array_record`, which cannot start here: tensorflow_datasets 4.9.10's CLI
 imports `convert_format_utils`, which touches `tf.train.Example` at import time.
+In Python use the function `data_prep.stroma_clips.build`; importing this CLI module
+would rebind that package attribute to the module.
 """
-import os
-
 from absl import app
 from absl import flags
 import tensorflow_datasets as tfds
 
-from data_prep.stroma_clips import StromaClips
-from data_prep.stroma_clips.stroma_clips import find_source
+from data_prep.stroma_clips import StromaClips, build
 from mottr.errors import run_cli
 
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Challenge-layout root, or a folder "
@@ -21,15 +20,6 @@ _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Challenge-layout root, or
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir to write to.", required=True)
 _CONFIG = flags.DEFINE_enum("config", StromaClips.BUILDER_CONFIGS[0].name,
                             [c.name for c in StromaClips.BUILDER_CONFIGS], "Input resolution.")
-
-
-def build(manual_dir: str, data_dir: str, config: str = StromaClips.BUILDER_CONFIGS[0].name) -> str:
-  """Prepares the dataset; returns the builder directory (for `tfds.builder_from_directory`)."""
-  find_source(manual_dir)  # a clear error before TFDS starts
-  builder = StromaClips(config=config, data_dir=data_dir, file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  return os.fspath(builder.data_path)
 
 
 def main(argv: list[str]) -> None:

@@ -103,7 +103,7 @@ class StromaClips(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [_config(256), _config(320), _config(192)]
+  BUILDER_CONFIGS = [_config(256), _config(320), _config(192), _config(128), _config(64)]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Pass a challenge-layout root (annotations/instances_{split}.json +
   images/{split}/{split}.mp4) or a folder holding frames/{split}/NNNN.jpg+txt as manual_dir.
@@ -165,3 +165,12 @@ class StromaClips(tfds.core.GeneratorBasedBuilder):
           "image": encode_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), r),
           "objects": _objects(fr.boxes, fr.labels, track_ids),
       }
+
+
+def build(manual_dir: str, data_dir: str, config: str = "r256") -> str:
+  """Prepares the dataset; returns the builder directory (for `tfds.builder_from_directory`)."""
+  find_source(manual_dir)  # a clear error before TFDS starts
+  builder = StromaClips(config=config, data_dir=data_dir, file_format="array_record")
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return os.fspath(builder.data_path)
