@@ -1,0 +1,257 @@
+"""Evaluate tracks and counts against a split's ground truth.
+
+  python -m mottr.evaluate --root DIR --split S [--checkpoint DIR | --predictions tracks.json]
+                           [--frames_dir DIR] [--output_dir DIR]
+
+Runs inference on `images/{S}/{S}.mp4` (or on --frames_dir, frames named NNNN.jpg by image_id,
+e.g. ../shared/stroma/frames/val, every 10th frame), or takes another tracker's --predictions in
+the challenge schema (with a `score` per box for AP; 1.0 where missing), and compares them with
+`annotations/instances_{S}.json`:
+- counts: objects that fell through per class, predicted vs true, by the one rule of
+  `mottr.counting` (true counts from the whole annotation file);
+- tracking: HOTA / DetA / AssA (TrackEval), MOTA, MOTP, IDF1, ID switches per class and
+  combined (detection-weighted), IoU similarity, on the evaluated frames only;
+- detection: COCO mAP and mAP50 (pycocotools) of the per-frame boxes.
+Writes report.md, metrics.json and counts.png (+ tracks.json when it ran inference) into
+--output_dir (default outputs/eval_<split>/), all or nothing.
+"""
+import contextlib
+import io
+import json
+import os
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+from pycocotools import coco as coco_api
+from pycocotools import cocoeval
+
+from data_prep import challenge
+from mottr import counting
+from mottr import infer
+from mottr import outputs
+from mottr.errors import UserError, run_cli
+from mottr.tracker import iou_xywh
+
+with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about an optional dataset
+  import trackeval  # pylint: disable=g-import-not-at-top
+
+_ROOT = flags.DEFINE_string("root", None, "Challenge-layout root with annotations/ (and images/).")
+_SPLIT = flags.DEFINE_string("split", "val", "Split to evaluate.")
+_PREDICTIONS = flags.DEFINE_string(
+    "predictions", None, "tracks.json to evaluate instead of running the model.")
+_FRAMES_DIR = flags.DEFINE_string(
+    "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id), not the video.")
+
+TRACKING_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN")
+
+
+def _per_frame(coco: dict, category_id: int, image_ids: Sequence[int]):
+  """{image_id: (track ids [n], xywh boxes [n, 4])} of one category on the given images."""
+  keep = set(image_ids)
+  rows = {i: ([], []) for i in image_ids}
+  for a in coco["annotations"]:
+    if a["category_id"] == category_id and a["image_id"] in keep:
+      rows[a["image_id"]][0].append(a["track_id"])
+      rows[a["image_id"]][1].append(a["bbox"])
+  return {i: (np.asarray(ids, np.int64), np.asarray(b, np.float64).reshape(-1, 4))
+          for i, (ids, b) in rows.items()}
+
+
+def _trackeval_data(gt: dict, pred: dict, category_id: int, image_ids: Sequence[int]) -> dict:
+  """The per-sequence input TrackEval's metrics expect, ids remapped to 0..n-1."""
+  g, p = _per_frame(gt, category_id, image_ids), _per_frame(pred, category_id, image_ids)
+  gt_ids = np.unique(np.concatenate([g[i][0] for i in image_ids] + [np.zeros(0, np.int64)]))
+  pr_ids = np.unique(np.concatenate([p[i][0] for i in image_ids] + [np.zeros(0, np.int64)]))
+  return {
+      "num_timesteps": len(image_ids),
+      "num_gt_ids": len(gt_ids),
+      "num_tracker_ids": len(pr_ids),
+      "num_gt_dets": sum(len(g[i][0]) for i in image_ids),
+      "num_tracker_dets": sum(len(p[i][0]) for i in image_ids),
+      "gt_ids": [np.searchsorted(gt_ids, g[i][0]) for i in image_ids],
+      "tracker_ids": [np.searchsorted(pr_ids, p[i][0]) for i in image_ids],
+      "similarity_scores": [iou_xywh(g[i][1], p[i][1]) for i in image_ids],
+  }
+
+
+def tracking_metrics(gt: dict, pred: dict, image_ids: Sequence[int]) -> dict[str, dict[str, float]]:
+  """HOTA/DetA/AssA, MOTA/MOTP/IDSW/FP/FN and IDF1 per category name and "all" (summed dets)."""
+  metrics = (trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+             trackeval.metrics.Identity({"PRINT_CONFIG": False}))
+  raw = {m.get_name(): {} for m in metrics}
+  for category_id, name in challenge.CATEGORY_NAMES.items():
+    data = _trackeval_data(gt, pred, category_id, image_ids)
+    for m in metrics:
+      raw[m.get_name()][name] = m.eval_sequence(data)
+  for m in metrics:
+    raw[m.get_name()]["all"] = m.combine_classes_det_averaged(dict(raw[m.get_name()]))
+  summary = {}
+  for name in list(challenge.CATEGORY_NAMES.values()) + ["all"]:
+    hota, clear, identity = (raw[m.get_name()][name] for m in metrics)
+    summary[name] = {
+        "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
+        "AssA": float(np.mean(hota["AssA"])), "MOTA": float(clear["MOTA"]),
+        "MOTP": float(clear["MOTP"]), "IDF1": float(identity["IDF1"]), "IDSW": int(clear["IDSW"]),
+        "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"])}
+  return summary
+
+
+def detection_metrics(gt: dict, pred: dict,
+                      image_ids: Sequence[int]) -> dict[str, dict[str, float]]:
+  """COCO mAP (IoU .50:.95) and mAP50 per category name and over both ("all")."""
+  keep = set(image_ids)
+  # pycocotools takes annotation id 0 for "unmatched": renumber from 1 (the challenge starts at 0).
+  gt_anns = [dict(a, id=i, area=a.get("area", a["bbox"][2] * a["bbox"][3]),
+                  iscrowd=a.get("iscrowd", 0))
+             for i, a in enumerate((a for a in gt["annotations"] if a["image_id"] in keep), 1)]
+  dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]),
+           "score": float(a.get("score", 1.0))}
+          for a in pred["annotations"] if a["image_id"] in keep]
+  names = dict(challenge.CATEGORY_NAMES, all="all")
+  if not dets:
+    return {name: {"mAP": 0.0, "mAP50": 0.0} for name in names.values()}
+  with contextlib.redirect_stdout(io.StringIO()):
+    coco_gt = coco_api.COCO()
+    coco_gt.dataset = {"images": [{"id": i} for i in sorted(keep)], "annotations": gt_anns,
+                       "categories": [dict(c) for c in challenge.CATEGORIES]}
+    coco_gt.createIndex()
+    coco_dt = coco_gt.loadRes(dets)
+    result = {}
+    for key, name in names.items():
+      ev = cocoeval.COCOeval(coco_gt, coco_dt, "bbox")
+      if key != "all":
+        ev.params.catIds = [key]
+      ev.evaluate()
+      ev.accumulate()
+      ev.summarize()
+      result[name] = {"mAP": max(0.0, float(ev.stats[0])), "mAP50": max(0.0, float(ev.stats[1]))}
+  return result
+
+
+def count_metrics(true: counting.Counts, predicted: counting.Counts) -> dict[str, Any]:
+  names = list(challenge.CATEGORY_NAMES.values())
+  return {
+      "true": dict(true.counts), "predicted": dict(predicted.counts),
+      "error": {n: predicted.counts[n] - true.counts[n] for n in names},
+      "abs_error": sum(abs(predicted.counts[n] - true.counts[n]) for n in names)}
+
+
+def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: int, *,
+             edge_tolerance: float = counting.EDGE_TOLERANCE) -> tuple[dict, dict[str, list]]:
+  """All metrics of predictions vs ground truth on the given images (image_ids).
+
+  Counts use every box of both files: the truth from the whole annotation file, the prediction
+  with its own frame step; both treat the annotation file's last frame as the end of the video.
+  Returns (metrics, {"true": events, "predicted": events}).
+  """
+  image_ids = sorted(set(image_ids))
+  height = gt["images"][0].get("height", challenge.HEIGHT) if gt["images"] else challenge.HEIGHT
+  final = len(gt["images"]) - 1
+  true = counting.count_tracks(counting.tracks_from_coco(gt), height=height, final_frame=final,
+                               frame_step=1, edge_tolerance=edge_tolerance)
+  predicted = counting.count_tracks(counting.tracks_from_coco(pred), height=height,
+                                    final_frame=final, frame_step=pred_frame_step,
+                                    edge_tolerance=edge_tolerance)
+  metrics = {
+      "frames_evaluated": len(image_ids),
+      "frame_step": counting.frame_step_of(image_ids),
+      "counts": count_metrics(true, predicted),
+      "tracking": tracking_metrics(gt, pred, image_ids),
+      "detection": detection_metrics(gt, pred, image_ids),
+  }
+  return metrics, {"true": true.events, "predicted": predicted.events}
+
+
+def report_markdown(title: str, metrics: dict) -> str:
+  """report.md: one table, columns per category and all."""
+  names = list(challenge.CATEGORY_NAMES.values())
+  c, t, d = metrics["counts"], metrics["tracking"], metrics["detection"]
+  fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+  rows = [("true count", [c["true"][n] for n in names] + [sum(c["true"].values())]),
+          ("predicted count", [c["predicted"][n] for n in names] + [sum(c["predicted"].values())]),
+          ("count error", [f"{c['error'][n]:+d}" for n in names] + [f"|{c['abs_error']}|"])]
+  rows += [(f, [t[n][f] for n in names + ["all"]]) for f in TRACKING_FIELDS]
+  rows += [(f, [d[n][f] for n in names + ["all"]]) for f in ("mAP", "mAP50")]
+  lines = [f"# {title}", "", f"Frames evaluated: {metrics['frames_evaluated']} "
+           f"(step {metrics['frame_step']}).", "", "| metric | " + " | ".join(names) + " | all |",
+           "|---|" + "---:|" * (len(names) + 1)]
+  lines += [f"| {name} | " + " | ".join(fmt(v) for v in values) + " |" for name, values in rows]
+  if metrics.get("inference"):
+    lines += [""] + [f"- {key}: {value}" for key, value in metrics["inference"].items()]
+  return "\n".join(lines) + "\n"
+
+
+def _load_predictions(path: str) -> dict:
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: no such file; pass --predictions a tracks.json in the challenge "
+                    "schema")
+  try:
+    with open(path) as f:
+      coco = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise UserError(f"{path}: not valid JSON ({e})") from None
+  challenge.validate_annotations(coco, path)
+  return coco
+
+
+def main(argv: list[str]) -> None:
+  infer.quiet_logging()
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
+  if not _ROOT.value:
+    raise UserError("--root is required: a challenge-layout root with "
+                    "annotations/instances_{split}.json")
+  if _PREDICTIONS.value and flags.FLAGS.checkpoint:
+    raise UserError("pass either --predictions (evaluate a file) or --checkpoint (run a model), "
+                    "not both")
+  split = _SPLIT.value
+  gt = challenge.load_annotations(_ROOT.value, split)
+  frames_dir = _FRAMES_DIR.value
+  if frames_dir and not os.path.isdir(frames_dir):
+    raise UserError(f"{frames_dir}: not a directory; pass --frames_dir a folder of NNNN.jpg frames")
+  output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"eval_{split}")
+  gt_ids = sorted(im["id"] for im in gt["images"])
+  with outputs.atomic_output_dir(output_dir) as tmp:
+    inference = {}
+    if _PREDICTIONS.value:
+      pred = _load_predictions(_PREDICTIONS.value)
+      image_ids = [f + 1 for f in infer.frame_files(frames_dir)] if frames_dir else gt_ids
+      pred_step = pred.get("info", {}).get("frame_step") or counting.frame_step_of(image_ids)
+      title = f"{_PREDICTIONS.value} on {split}"
+    else:
+      source = infer.open_source(frames_dir or challenge.video_path(_ROOT.value, split))
+      result = infer.track_source(source, infer.load_predictor_from_flags(),
+                                  infer.settings_from_flags())
+      if result.interrupted:
+        raise UserError("interrupted; nothing written")
+      pred = infer.result_coco(result)
+      outputs.write_json(os.path.join(tmp, "tracks.json"), pred)
+      image_ids = [f + 1 for f in result.frames]
+      pred_step = source.frame_step
+      title = f"{flags.FLAGS.checkpoint or 'shipped model'} on {split}"
+      inference = {"frames processed": len(result.frames),
+                   "inference speed": f"{result.steady_fps:.1f} FPS after "
+                                      f"{infer.WARMUP_FRAMES} warm-up frames of "
+                                      f"{result.warmup_seconds:.1f} s (compilation)",
+                   "births dropped (no free slot)": result.dropped_births}
+    image_ids = sorted(set(gt_ids).intersection(image_ids))
+    if not image_ids:
+      raise UserError(f"no evaluated frame is in {challenge.annotation_path(_ROOT.value, split)}; "
+                      "check --split and --frames_dir")
+    metrics, events = evaluate(gt, pred, image_ids, int(pred_step),
+                               edge_tolerance=flags.FLAGS.edge_tolerance)
+    metrics["inference"] = inference
+    outputs.write_json(os.path.join(tmp, "metrics.json"), metrics)
+    with open(os.path.join(tmp, "report.md"), "w") as f:
+      f.write(report_markdown(title, metrics))
+    outputs.plot_cumulative_counts(os.path.join(tmp, "counts.png"), events, len(gt["images"]),
+                                   challenge.FPS)
+  all_t, c = metrics["tracking"]["all"], metrics["counts"]
+  print(f"HOTA={all_t['HOTA']:.3f} MOTA={all_t['MOTA']:.3f} IDF1={all_t['IDF1']:.3f} "
+        f"count_error={c['error']} -> {output_dir}")
+
+
+if __name__ == "__main__":
+  app.run(run_cli(main), flags_parser=infer.flags_parser)

@@ -1,0 +1,381 @@
+"""Track and count the bolts and nuts falling through a video.
+
+  python -m mottr.infer --video PATH [--checkpoint DIR] [--output_dir DIR] [--fps F] [--no_video]
+                        [--config.model.x=v ...]
+
+PATH is a video file, a webcam index (`0`), a stream URL, or a directory of frames named
+`NNNN.jpg` by image_id (frame index + 1; e.g. every 10th frame, as in ../shared/stroma/frames).
+The video is streamed frame by frame (constant memory). Prints progress with FPS on stderr and
+one line `bolt=<n> nut=<m>` on stdout; Ctrl-C stops early and still writes the outputs for the
+frames seen. Writes into --output_dir (default outputs/<video stem>/), all or nothing:
+counts.json, tracks.txt (MOTChallenge), tracks.json (challenge COCO schema + score),
+annotated.mp4 and counts.png.
+"""
+import ast
+import contextlib
+import dataclasses
+import glob
+import os
+import re
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from absl import app
+from absl import flags
+from absl import logging
+import cv2
+import numpy as np
+
+from data_prep import challenge
+from mottr import counting
+from mottr import outputs
+from mottr import tracker as tracker_lib
+from mottr.errors import UserError, run_cli
+
+_VIDEO = flags.DEFINE_string(
+    "video", None, "Video file, webcam index, stream URL or frames directory.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Exported model or training workdir; default: the shipped model.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Output directory; default outputs/<video stem>/.")
+_FPS = flags.DEFINE_float(
+    "fps", None, "Frame rate of the video timeline; default: the container's (30 for frames).")
+_NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write annotated.mp4.")
+_BIRTH = flags.DEFINE_float("birth_threshold", 0.7, "Score for a detect query to start a track.")
+_KEEP = flags.DEFINE_float("keep_threshold", 0.6, "Score for a track query to count as a hit.")
+_MISS = flags.DEFINE_integer(
+    "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
+_DUP_IOU = flags.DEFINE_float(
+    "duplicate_iou", 0.7, "A birth overlapping a hit track by more IoU is dropped.")
+_EDGE = flags.DEFINE_float("edge_tolerance", counting.EDGE_TOLERANCE,
+                           "Fraction of the frame height that counts as the bottom edge.")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+WARMUP_FRAMES = 2  # frames left out of the steady FPS: the first steps compile the model
+
+
+@dataclasses.dataclass
+class FrameSource:
+  """A stream of (0-based frame index, BGR frame) with the timeline it comes from."""
+  name: str  # for messages, counts.json and the default output directory
+  fps: float  # frames per second of the video timeline
+  frame_step: int  # frame-index step between delivered frames (1 for videos)
+  width: int
+  height: int
+  total: int | None  # frames to expect, when known
+  frames: Iterator[tuple[int, np.ndarray]]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+  """Silences native (FFmpeg) messages on fd 2 while a source is probed."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def _open_capture(spec: str, fps: float | None) -> FrameSource:
+  is_camera = spec.isdigit()
+  is_stream = "://" in spec
+  if not (is_camera or is_stream) and not os.path.isfile(spec):
+    raise UserError(f"{spec}: no such file; expected a video file, webcam index, stream URL or "
+                    "frames directory")
+  with _quiet_stderr():
+    cap = cv2.VideoCapture(int(spec) if is_camera else spec)
+    ok, first = cap.read() if cap.isOpened() else (False, None)
+  if not cap.isOpened():
+    raise UserError(f"{spec}: cannot open as a video (not a video, or an unsupported codec); "
+                    "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+  if not ok:
+    cap.release()
+    raise UserError(f"{spec}: no frame could be decoded (empty video or unsupported codec); "
+                    "check the file or re-encode it")
+  container_fps = cap.get(cv2.CAP_PROP_FPS)
+  total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+
+  def frames() -> Iterator[tuple[int, np.ndarray]]:
+    try:
+      yield 0, first
+      index = 1
+      while True:
+        ok, bgr = cap.read()
+        if not ok:
+          return
+        yield index, bgr
+        index += 1
+    finally:
+      cap.release()
+
+  if is_camera:
+    name = f"camera{spec}"
+  else:
+    name = os.path.splitext(os.path.basename(spec.split("?")[0].rstrip("/")))[0] or "stream"
+  return FrameSource(name=re.sub(r"[^\w.-]", "_", name),
+                     fps=fps or (container_fps if 0 < container_fps < 1000 else challenge.FPS),
+                     frame_step=1, width=first.shape[1], height=first.shape[0],
+                     total=total if total > 0 and not (is_camera or is_stream) else None,
+                     frames=frames())
+
+
+def frame_files(path: str) -> dict[int, str]:
+  """{0-based frame index: file} of a directory of frames named NNNN.jpg by image_id."""
+  files = {}
+  for f in glob.glob(os.path.join(path, "*")):
+    stem, suffix = os.path.splitext(os.path.basename(f))
+    if suffix.lower() in IMAGE_SUFFIXES and stem.isdigit() and int(stem) > 0:
+      files[int(stem) - 1] = f
+  if not files:
+    raise UserError(f"{path}: no frames named NNNN.jpg (NNNN = image_id = frame index + 1); "
+                    "pass a video file or such a directory")
+  return files
+
+
+def _open_frames_dir(path: str, fps: float | None) -> FrameSource:
+  files = frame_files(path)
+  indices = sorted(files)
+
+  def read(index: int) -> np.ndarray:
+    image = cv2.imread(files[index], cv2.IMREAD_COLOR)
+    if image is None:
+      raise UserError(f"{files[index]}: cannot read this image; replace or remove it")
+    return image
+
+  first = read(indices[0])
+
+  def frames() -> Iterator[tuple[int, np.ndarray]]:
+    yield indices[0], first
+    for index in indices[1:]:
+      image = read(index)
+      if image.shape != first.shape:
+        raise UserError(f"{files[index]}: size {image.shape[1]}x{image.shape[0]} differs from "
+                        f"the first frame's {first.shape[1]}x{first.shape[0]}")
+      yield index, image
+
+  return FrameSource(name=os.path.basename(os.path.abspath(path)), fps=fps or challenge.FPS,
+                     frame_step=counting.frame_step_of(indices), width=first.shape[1],
+                     height=first.shape[0], total=len(indices), frames=frames())
+
+
+def open_source(spec: str, fps: float | None = None) -> FrameSource:
+  """Opens a video file, webcam index, stream URL or frames directory; checks its first frame."""
+  if fps is not None and not fps > 0:
+    raise UserError(f"--fps {fps}: must be positive")
+  if os.path.isdir(spec):
+    return _open_frames_dir(spec, fps)
+  return _open_capture(spec, fps)
+
+
+@dataclasses.dataclass
+class TrackerSettings:
+  birth_threshold: float = 0.7
+  keep_threshold: float = 0.6
+  miss_tolerance: int = 5
+  duplicate_iou: float = 0.7
+  edge_tolerance: float = counting.EDGE_TOLERANCE
+
+
+@dataclasses.dataclass
+class Result:
+  """Everything one run learned about a source."""
+  source: FrameSource
+  frames: list[int]  # 0-based indices of the frames processed
+  tracks: list[tracker_lib.Track]  # by id
+  counts: counting.Counts
+  interrupted: bool
+  dropped_births: int
+  seconds: float  # wall time of the whole run
+  warmup_seconds: float  # of which the first WARMUP_FRAMES frames (they compile the model)
+
+  @property
+  def steady_fps(self) -> float:
+    """Frames per second after the warm-up frames."""
+    rest, n = self.seconds - self.warmup_seconds, len(self.frames) - WARMUP_FRAMES
+    return n / rest if n > 0 and rest > 0 else 0.0
+
+
+OnFrame = Callable[[int, np.ndarray, list[tracker_lib.Track], dict[str, int]], None]
+
+
+def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings, *,
+                 on_frame: OnFrame | None = None, progress: bool = True) -> Result:
+  """Runs predictor + tracker over the source; Ctrl-C ends early with what was seen.
+
+  Args:
+    source: the frames.
+    predictor: a `mottr.predictor.Predictor` (or anything with its reset/step/carry).
+    settings: tracker and counting thresholds.
+    on_frame: called per frame with (frame index, BGR frame, live tracks, running counts).
+    progress: print a progress line with FPS on stderr.
+  """
+  tracker = tracker_lib.Tracker(
+      predictor.num_slots, birth_threshold=settings.birth_threshold,
+      keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
+      duplicate_iou=settings.duplicate_iou, fps=source.fps / source.frame_step,
+      frame_size=(source.width, source.height))
+  count = lambda tracks, final: counting.count_tracks(
+      tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
+      edge_tolerance=settings.edge_tolerance)
+  size = predictor.input_size
+  predictor.reset()
+  frames, tracks = [], []
+  running = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
+  start = last_print = time.perf_counter()
+  printed_frames = 0
+  warmup_seconds = 0.0
+  interrupted = False
+  try:
+    for index, bgr in source.frames:
+      rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size),
+                       interpolation=cv2.INTER_AREA)
+      out = predictor.step(rgb)
+      frames.append(index)
+      predictor.carry(tracker.update(out, index))
+      if len(frames) <= WARMUP_FRAMES:
+        warmup_seconds = time.perf_counter() - start
+      ended = tracker.pop_finished()
+      tracks.extend(ended)
+      for event in count(ended, None).events:
+        running[event.category] += 1
+      if on_frame is not None:
+        on_frame(index, bgr, tracker.live, running)
+      now = time.perf_counter()
+      if progress and now - last_print > 0.5:
+        fps = (len(frames) - printed_frames) / (now - last_print)
+        last_print, printed_frames = now, len(frames)
+        total = f"/{source.total}" if source.total else ""
+        counts = " ".join(f"{k}={v}" for k, v in running.items())
+        print(f"\rframe {len(frames)}{total}  {fps:.1f} FPS  {counts}   ", end="", file=sys.stderr,
+              flush=True)
+  except KeyboardInterrupt:
+    interrupted = True
+  finally:
+    if progress and last_print > start:
+      print(file=sys.stderr, flush=True)
+  tracks.extend(tracker.finish())
+  tracks.sort(key=lambda t: t.track_id)
+  return Result(source, frames, tracks, count(tracks, frames[-1] if frames else None), interrupted,
+                tracker.dropped_births, time.perf_counter() - start, warmup_seconds)
+
+
+def result_coco(result: Result) -> dict:
+  """tracks.json content: one image per frame of the timeline up to the last frame processed."""
+  s = result.source
+  last = result.frames[-1] if result.frames else -1
+  coco = outputs.tracks_to_coco(result.tracks, range(last + 1), s.width, s.height)
+  coco["info"] = {"description": "mottr tracks", "video": s.name, "fps": s.fps,
+                  "frame_step": s.frame_step, "frames_processed": len(result.frames)}
+  return coco
+
+
+def write_outputs(result: Result, directory: str) -> None:
+  """counts.json, tracks.txt, tracks.json and counts.png of a result into an existing directory."""
+  s = result.source
+  coco = result_coco(result)
+  outputs.write_json(os.path.join(directory, "counts.json"), outputs.counts_record(
+      s.name, len(result.frames), s.fps, s.frame_step, result.counts))
+  outputs.write_json(os.path.join(directory, "tracks.json"), coco)
+  outputs.write_mot_txt(os.path.join(directory, "tracks.txt"), coco)
+  end = (result.frames[-1] + 1) if result.frames else 0
+  outputs.plot_cumulative_counts(os.path.join(directory, "counts.png"),
+                                 {"predicted": result.counts.events}, end, s.fps)
+
+
+def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
+        settings: TrackerSettings, *, write_video: bool = True, progress: bool = True) -> Result:
+  """Tracks a source and writes all outputs into output_dir atomically.
+
+  The predictor is loaded (`load_predictor()`) only after the output directory proved writable.
+  """
+  with outputs.atomic_output_dir(output_dir) as tmp:
+    predictor = load_predictor()
+    video = None
+    if write_video:
+      video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
+                                     source.frame_step, (source.width, source.height))
+    try:
+      result = track_source(source, predictor, settings,
+                            on_frame=video.write if video else None, progress=progress)
+    finally:
+      if video is not None:
+        video.close()
+    if not result.frames:
+      raise UserError(f"{source.name}: stopped before the first frame was processed; "
+                      "nothing written")
+    write_outputs(result, tmp)
+  return result
+
+
+def _parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+  """Splits `--config.a.b=v` arguments (values as Python literals, else strings) from the rest."""
+  rest, overrides = [], {}
+  for arg in argv:
+    match = re.fullmatch(r"--config\.([\w.]+)=(.*)", arg)
+    if match is None:
+      rest.append(arg)
+      continue
+    key, value = match.groups()
+    try:
+      overrides[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      overrides[key] = value
+  return rest, overrides
+
+
+_OVERRIDES: dict[str, Any] = {}
+
+
+def flags_parser(argv: list[str]) -> list[str]:
+  """absl flags parser that also accepts `--config.a.b=v` model overrides."""
+  rest, overrides = _parse_overrides(argv)
+  _OVERRIDES.update(overrides)
+  try:
+    return flags.FLAGS(rest)
+  except flags.Error as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def settings_from_flags() -> TrackerSettings:
+  return TrackerSettings(birth_threshold=_BIRTH.value, keep_threshold=_KEEP.value,
+                         miss_tolerance=_MISS.value, duplicate_iou=_DUP_IOU.value,
+                         edge_tolerance=_EDGE.value)
+
+
+def load_predictor_from_flags() -> Any:
+  """The predictor of --checkpoint with the --config.* overrides (JAX loads only here)."""
+  from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  return predictor_lib.load_predictor(_CHECKPOINT.value, _OVERRIDES or None)
+
+
+def quiet_logging() -> None:
+  """Hides INFO logs (e.g. JAX probing for a TPU) unless --verbosity was given."""
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
+def main(argv: list[str]) -> None:
+  quiet_logging()
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
+  if not _VIDEO.value:
+    raise UserError("--video is required: a video file, webcam index, stream URL or frames "
+                    "directory")
+  source = open_source(_VIDEO.value, _FPS.value)
+  output_dir = _OUTPUT_DIR.value or os.path.join("outputs", source.name)
+  result = run(source, load_predictor_from_flags, output_dir, settings_from_flags(),
+               write_video=not _NO_VIDEO.value)
+  note = " (interrupted)" if result.interrupted else ""
+  print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS "
+        f"after {WARMUP_FRAMES} warm-up frames); outputs in {output_dir}{note}", file=sys.stderr)
+  print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
+
+
+if __name__ == "__main__":
+  app.run(run_cli(main), flags_parser=flags_parser)

@@ -1,0 +1,204 @@
+"""End-to-end inference on a tiny video with a scripted predictor, and the CLI's bad inputs."""
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+import cv2
+import numpy as np
+import pytest
+
+from data_prep import challenge
+from mottr import infer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_FRAMES = 40
+SIZE = challenge.WIDTH  # 640x640 so that tracks.json passes the challenge validator
+
+
+def fall(start, x, label, v0=0.02, accel=0.0016, size=0.1):
+  """Normalised (cx, cy, w, h, score, label) per frame of an object entering at the top."""
+  out = {}
+  for f in range(start, NUM_FRAMES):
+    i = f - start
+    cy = -size / 2 + v0 * i + accel * i * i / 2
+    if cy - size / 2 >= 1:
+      break
+    if cy + size / 2 > 0:
+      out[f] = (x, cy, size, size, 0.9, label)
+  return out
+
+
+# Object 1 (bolt) and 2 (nut) fall through; 3 (bolt) is still in view at the end.
+SCRIPT = [fall(0, 0.3, 0), fall(8, 0.6, 1), fall(28, 0.5, 0)]
+
+
+class FakePredictor:
+  """Replays SCRIPT: detect queries see every visible object; track slots follow carried ones."""
+
+  def __init__(self, num_slots=3, num_detect=4, input_size=32, interrupt_at=None, fail_at=None):
+    self.num_slots, self.num_detect, self.input_size = num_slots, num_detect, input_size
+    self.interrupt_at, self.fail_at = interrupt_at, fail_at
+    self.reset()
+
+  def reset(self):
+    self.t = 0
+    self.slot_obj = [None] * self.num_slots
+    self.query_obj = []
+
+  def step(self, frame_rgb):
+    assert frame_rgb.shape == (self.input_size, self.input_size, 3) and frame_rgb.dtype == np.uint8
+    if self.t == self.interrupt_at:
+      raise KeyboardInterrupt
+    if self.t == self.fail_at:
+      raise RuntimeError("scripted failure")
+    visible = {k: obj[self.t] for k, obj in enumerate(SCRIPT) if self.t in obj}
+    n = self.num_slots + self.num_detect
+    scores, labels = np.zeros(n, np.float32), np.zeros(n, np.int32)
+    boxes = np.tile(np.float32([0.5, 0.5, 0.1, 0.1]), (n, 1))
+    self.query_obj = list(self.slot_obj) + [None] * self.num_detect
+    for j, k in enumerate(sorted(visible)):
+      self.query_obj[self.num_slots + j] = k
+    for q, k in enumerate(self.query_obj):
+      if k is not None and k in visible:
+        boxes[q], scores[q], labels[q] = visible[k][:4], visible[k][4], visible[k][5]
+    self.t += 1
+    return _Out(scores, labels, boxes, self.num_slots,
+                np.array([k is not None for k in self.slot_obj]))
+
+  def carry(self, next_slots):
+    self.slot_obj = [self.query_obj[i] if i >= 0 else None for i in next_slots]
+
+
+class _Out:
+  def __init__(self, scores, labels, boxes, num_slots, slot_valid):
+    self.scores, self.labels, self.boxes = scores, labels, boxes
+    self.num_slots, self.slot_valid = num_slots, slot_valid
+
+
+def write_video(path, num_frames=NUM_FRAMES, size=SIZE):
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30, (size, size))
+  for i in range(num_frames):
+    writer.write(np.full((size, size, 3), 40 + i, np.uint8))
+  writer.release()
+  return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+  return write_video(str(tmp_path_factory.mktemp("video") / "tiny.mp4"))
+
+
+def test_end_to_end_writes_five_consistent_files(video, tmp_path):
+  out = str(tmp_path / "out")
+  result = infer.run(infer.open_source(video), FakePredictor, out, infer.TrackerSettings(),
+                     progress=False)
+  assert sorted(os.listdir(out)) == ["annotated.mp4", "counts.json", "counts.png", "tracks.json",
+                                     "tracks.txt"]
+  assert result.counts.counts == {"bolt": 1, "nut": 1}
+  assert [t.track_id for t in result.tracks] == [1, 2, 3]
+
+  with open(os.path.join(out, "counts.json")) as f:
+    counts = json.load(f)
+  assert counts["frames"] == NUM_FRAMES and counts["fps"] == 30 and counts["video"] == "tiny"
+  assert counts["counts"] == {"bolt": 1, "nut": 1}
+  assert [(e["track_id"], e["category"]) for e in counts["events"]] == [(1, "bolt"), (2, "nut")]
+  for e in counts["events"]:
+    last = max(SCRIPT[e["track_id"] - 1])
+    assert e["frame"] == last + 1 and e["time_s"] == pytest.approx(last / 30, abs=1e-3)
+
+  with open(os.path.join(out, "tracks.json")) as f:
+    coco = json.load(f)
+  challenge.validate_annotations(coco, "tracks.json", num_frames=NUM_FRAMES)
+  anns = coco["annotations"]
+  assert len(anns) == sum(len(o) for o in SCRIPT)  # every visible box tracked, no duplicates
+  assert {a["track_id"]: a["category_id"] for a in anns} == {1: 1, 2: 2, 3: 1}
+  assert all(0 < a["score"] <= 1 for a in anns)
+  with open(os.path.join(out, "tracks.txt")) as f:
+    rows = [line.strip().split(",") for line in f]
+  assert len(rows) == len(anns)
+  for row, a in zip(rows, anns):
+    assert int(row[0]) == a["image_id"] and int(row[1]) == a["track_id"]
+    np.testing.assert_allclose([float(v) for v in row[2:6]], a["bbox"], atol=0.01)
+    assert row[7:] == ["-1", "-1", "-1"]
+
+  cap = cv2.VideoCapture(os.path.join(out, "annotated.mp4"))
+  assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == NUM_FRAMES
+  cap.release()
+  with open(os.path.join(out, "counts.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_prints_one_count_line(video, tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  out = str(tmp_path / "cli")
+  flags.FLAGS(["infer", f"--video={video}", f"--output_dir={out}", "--no_video"])
+  try:
+    infer.main(["infer"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  assert capsys.readouterr().out == "bolt=1 nut=1\n"
+  assert "annotated.mp4" not in os.listdir(out) and "counts.json" in os.listdir(out)
+
+
+def test_interrupt_keeps_the_frames_seen(video, tmp_path):
+  out = str(tmp_path / "out")
+  result = infer.run(infer.open_source(video), lambda: FakePredictor(interrupt_at=20), out,
+                     infer.TrackerSettings(), write_video=False, progress=False)
+  assert result.interrupted and result.frames == list(range(20))
+  with open(os.path.join(out, "counts.json")) as f:
+    assert json.load(f)["frames"] == 20
+  with open(os.path.join(out, "tracks.json")) as f:
+    coco = json.load(f)
+  assert len(coco["images"]) == 20 and max(a["image_id"] for a in coco["annotations"]) <= 20
+
+
+def test_failure_mid_run_leaves_no_output(video, tmp_path):
+  out = tmp_path / "out"
+  with pytest.raises(RuntimeError):
+    infer.run(infer.open_source(video), lambda: FakePredictor(fail_at=5), str(out),
+              infer.TrackerSettings(), progress=False)
+  assert os.listdir(tmp_path) == []
+
+
+def test_frames_directory_source(tmp_path):
+  for image_id in (11, 21, 31, 51):
+    cv2.imwrite(str(tmp_path / f"{image_id:04d}.jpg"), np.zeros((48, 64, 3), np.uint8))
+  source = infer.open_source(str(tmp_path))
+  assert (source.frame_step, source.width, source.height, source.fps) == (10, 64, 48, 30)
+  assert [i for i, _ in source.frames] == [10, 20, 30, 50]
+
+
+def test_config_overrides_are_parsed():
+  rest, overrides = infer._parse_overrides(
+      ["prog", "--config.model.num_slots=8", "--config.name=abc", "--video=x"])
+  assert rest == ["prog", "--video=x"] and overrides == {"model.num_slots": 8, "name": "abc"}
+
+
+def _cli(args, cwd):
+  env = dict(os.environ, PYTHONPATH=REPO)
+  return subprocess.run([sys.executable, "-m", "mottr.infer", *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", ["missing", "not_a_video", "zero_frames", "unwritable"])
+def test_bad_input_exits_with_one_line_and_no_output(case, tmp_path, video):
+  out = tmp_path / "result"
+  if case == "missing":
+    args = ["--video", str(tmp_path / "nope.mp4")]
+  elif case == "not_a_video":
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    args = ["--video", str(tmp_path / "notes.mp4")]
+  elif case == "zero_frames":
+    args = ["--video", write_video(str(tmp_path / "empty.mp4"), num_frames=0)]
+  else:
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "result"
+    args = ["--video", video]
+  before = sorted(os.listdir(tmp_path))
+  proc = _cli([*args, "--output_dir", str(out)], cwd=str(tmp_path))
+  assert proc.returncode != 0
+  assert proc.stdout == ""
+  assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+  assert not out.exists() and sorted(os.listdir(tmp_path)) == before
