@@ -278,26 +278,6 @@ def tracks(coco: dict[str, Any]) -> dict[int, Track]:
   return out
 
 
-def fell_through(track_boxes_xywh: Any, frame_indices: Sequence[int],
-                 height: float = HEIGHT) -> bool:
-  """Whether a track left through the bottom edge.
-
-  True when its centre moved down between its last two boxes and its last box
-  touches the bottom edge (within EDGE_TOL_PX) or would touch it one frame later
-  at that speed: real annotations sometimes stop ~10 px above the edge.
-  """
-  boxes = np.asarray(track_boxes_xywh, np.float64).reshape(-1, 4)
-  frames = np.asarray(frame_indices, np.float64).reshape(-1)
-  if len(boxes) < 2:
-    return False
-  order = np.argsort(frames, kind="stable")
-  (f0, f1), (prev, last) = frames[order[-2:]], boxes[order[-2:]]
-  if f1 <= f0:
-    return False
-  speed = (last[1] + last[3] / 2 - prev[1] - prev[3] / 2) / (f1 - f0)
-  return bool(speed > 0 and last[1] + last[3] + speed >= height - EDGE_TOL_PX)
-
-
 def fall_acceleration(track: Track, min_points: int = 5) -> float | None:
   """Vertical acceleration (px/frame^2) of a track from a quadratic fit of the centre
   of its boxes that touch neither the top nor the bottom edge; None if too few."""
@@ -311,6 +291,7 @@ def fall_acceleration(track: Track, min_points: int = 5) -> float | None:
 
 def summarize(coco: dict[str, Any]) -> dict[str, Any]:
   """Counts and motion statistics of a validated split."""
+  from mottr import counting  # the one fell-through rule; imported here as counting imports this module
   all_tracks = tracks(coco).values()
   per_frame = np.zeros(len(coco["images"]), np.int64)
   for ann in coco["annotations"]:
@@ -321,8 +302,7 @@ def summarize(coco: dict[str, Any]) -> dict[str, Any]:
       "frames": len(coco["images"]),
       "boxes": len(coco["annotations"]),
       "tracks": {n: sum(CATEGORY_NAMES[t.category_id] == n for t in all_tracks) for n in names},
-      "fell_through": {n: sum(CATEGORY_NAMES[t.category_id] == n and fell_through(t.boxes, t.frames)
-                              for t in all_tracks) for n in names},
+      "fell_through": dict(counting.count_coco(coco).counts),
       "objects_per_frame_mean": float(per_frame.mean()) if len(per_frame) else 0.0,
       "objects_per_frame_max": int(per_frame.max()) if len(per_frame) else 0,
       "fall_acceleration": float(np.mean(accels)) if accels else float("nan"),

@@ -2,6 +2,8 @@
 import sys
 from typing import Callable
 
+from absl import flags
+
 
 class UserError(Exception):
   """Bad input from a user: printed as one line, exit status 2, no traceback."""
@@ -18,3 +20,15 @@ def run_cli(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       sys.exit(2)
 
   return wrapped
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flags parser that reports a bad flag or config override as one line and exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
+    message = str(e).strip().strip('"').splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, KeyError):
+      message = f"unknown config key {message}"
+    print(f"error: {message}; see --helpfull", file=sys.stderr)
+    sys.exit(2)

@@ -31,7 +31,7 @@ from data_prep import challenge
 from mottr import counting
 from mottr import outputs
 from mottr import tracker as tracker_lib
-from mottr.errors import UserError, run_cli
+from mottr.errors import UserError, parse_flags, run_cli
 
 _VIDEO = flags.DEFINE_string(
     "video", None, "Video file, webcam index, stream URL or frames directory.")
@@ -335,11 +335,7 @@ def flags_parser(argv: list[str]) -> list[str]:
   """absl flags parser that also accepts `--config.a.b=v` model overrides."""
   rest, overrides = _parse_overrides(argv)
   _OVERRIDES.update(overrides)
-  try:
-    return flags.FLAGS(rest)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  return parse_flags(rest)
 
 
 def settings_from_flags() -> TrackerSettings:

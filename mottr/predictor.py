@@ -119,12 +119,20 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
   return Predictor(config, params)
 
 
+def _checked(template, params):
+  """params, after checking every leaf has the template's shape (the config's architecture)."""
+  for (key, want), got in zip(jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(params)):
+    if np.shape(got) != np.shape(want):
+      raise ValueError(f"{jax.tree_util.keystr(key)} has shape {np.shape(got)}, the config needs {np.shape(want)}")
+  return params
+
+
 def _load_params(path: str, template):
   exported = os.path.join(path, "params.msgpack")
   try:
     if os.path.isfile(exported):
       with open(exported, "rb") as f:
-        return flax.serialization.from_bytes(template, f.read())
+        return _checked(template, flax.serialization.from_bytes(template, f.read()))
     ckpt_dir = os.path.join(path, "checkpoints")
     if not os.path.isdir(ckpt_dir):
       raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
@@ -134,8 +142,7 @@ def _load_params(path: str, template):
     if step is None:
       raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
     restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    params = restored["state"]["params"]
-    return flax.serialization.from_state_dict(template, params)
+    return _checked(template, flax.serialization.from_state_dict(template, restored["state"]["params"]))
   except UserError:
     raise
   except Exception as e:  # shape/structure mismatch of a foreign checkpoint

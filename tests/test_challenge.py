@@ -1,4 +1,4 @@
-"""Tests for data_prep.challenge: streaming reader, validation rules, summary, fell_through."""
+"""Tests for data_prep.challenge: streaming reader, validation rules, summary."""
 import copy
 import json
 import os
@@ -149,25 +149,10 @@ def test_summary_of_tiny_root(root):
   assert s["frames"] == NUM_FRAMES
   assert s["boxes"] == sum(len(_boxes(t)) for t in range(NUM_FRAMES))
   assert s["tracks"] == {"bolt": 1, "nut": 1}
-  assert s["fell_through"] == {"bolt": 1, "nut": 0}  # the nut is still falling at the end
+  assert s["fell_through"] == {"bolt": 0, "nut": 0}  # both are still in view on the last frame
   assert s["objects_per_frame_max"] == 2
   line = challenge.format_summary("val", s)
   assert line.startswith("val: frames=8 boxes=") and "\n" not in line
-
-
-def test_fell_through_rule():
-  falling = [[100, 400 + 40 * i, 40, min(60, 240 - 40 * i)] for i in range(6)]
-  frames = list(range(6))
-  assert falling[-1][1] + falling[-1][3] == 640
-  assert challenge.fell_through(falling, frames)
-  # Annotation stops a few pixels above the edge while moving ~20 px/frame: fell through.
-  assert challenge.fell_through([[100, 540, 40, 60], [100, 572, 40, 60]], [10, 11])
-  # Vanishes mid-frame, or sits at the bottom moving up, or a single box: not counted.
-  assert not challenge.fell_through([[100, 200, 40, 60], [100, 230, 40, 60]], [3, 4])
-  assert not challenge.fell_through([[100, 590, 40, 50], [100, 560, 40, 80]], [3, 4])
-  assert not challenge.fell_through([[100, 580, 40, 60]], [3])
-  # Order of the input does not matter; frame indices decide.
-  assert challenge.fell_through(falling[::-1], frames[::-1])
 
 
 def test_real_val_annotations_accepted_as_they_are():

@@ -42,8 +42,8 @@ class DecoderOutput(NamedTuple):
 
 
 def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
-  return TrackQueries(jnp.zeros((batch, slots, d_model)), jnp.full((batch, slots, 4), 0.5),
-                      jnp.zeros((batch, slots), bool))
+  return TrackQueries(jnp.zeros((batch, slots, d_model), jnp.float32),
+                      jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots), bool))
 
 
 class MOTR(nn.Module):

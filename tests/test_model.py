@@ -1,0 +1,77 @@
+"""MOTR shapes/dtypes, query carrying, and the clip objective's bookkeeping."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import tiny
+from mottr import criterion
+from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks
+
+
+def _setup():
+  config = tiny.get_config()
+  model = build_model(config)
+  size = config.model.image_size
+  images = jnp.zeros((2, size, size, 3), jnp.uint8)
+  tracks = empty_tracks(2, config.model.num_slots, config.model.d_model)
+  return config, model, model.init(jax.random.key(0), images, tracks), images, tracks
+
+
+def test_shapes_and_dtypes():
+  config, model, params, images, tracks = _setup()
+  mc = config.model
+  memory = model.apply(params, images, method=MOTR.encode)
+  cells = (mc.image_size // 2**len(mc.backbone_widths))**2
+  assert memory.features.shape == (2, cells, mc.d_model) and memory.features.dtype == jnp.float32
+  assert memory.proposal_boxes.shape == (2, cells, 4)
+  out = model.apply(params, memory, tracks, method=MOTR.decode)
+  n = mc.num_slots + mc.num_queries
+  assert out.logits.shape == (mc.dec_layers, 2, n, mc.num_classes)
+  assert out.boxes.shape == (mc.dec_layers, 2, n, 4) and out.hidden.shape == (2, n, mc.d_model)
+  assert float(out.boxes.min()) >= 0 and float(out.boxes.max()) <= 1
+
+
+def test_carry_tracks_moves_chosen_queries_into_slots():
+  config, model, params, images, tracks = _setup()
+  memory = model.apply(params, images, method=MOTR.encode)
+  out = model.apply(params, memory, tracks, method=MOTR.decode)
+  next_slots = jnp.array([[5, -1, -1, -1], [-1, 7, 4, -1]])
+  nxt = carry_tracks(model, params, out, next_slots)
+  np.testing.assert_array_equal(np.asarray(nxt.valid), np.asarray(next_slots) >= 0)
+  np.testing.assert_allclose(np.asarray(nxt.ref[0, 0]), np.asarray(out.boxes[-1, 0, 5]))
+  np.testing.assert_allclose(np.asarray(nxt.ref[1, 2]), np.asarray(out.boxes[-1, 1, 4]))
+  assert float(jnp.abs(nxt.embed[0, 1:]).max()) == 0  # empty slots carry nothing
+
+
+def test_select_next_keeps_tracked_and_new_objects():
+  target = jnp.array([0, -1, -1, 2, -1, -1])  # slot 0 tracks object 0; detect query 3 found object 2
+  scores = jnp.array([0.9, 0.1, 0.2, 0.8, 0.7, 0.1])
+  next_slots, next_obj = criterion.select_next(target, scores, 2, jax.random.key(0), 0.0, 0.0)
+  np.testing.assert_array_equal(np.asarray(next_slots), [0, 3])
+  np.testing.assert_array_equal(np.asarray(next_obj), [0, 2])
+  # Dropping every track and always inserting the best unmatched detect query as a false positive.
+  next_slots, next_obj = criterion.select_next(target, scores, 2, jax.random.key(0), 1.0, 1.0)
+  np.testing.assert_array_equal(np.asarray(next_slots), [3, 4])
+  np.testing.assert_array_equal(np.asarray(next_obj), [2, -1])
+
+
+def test_proposal_targets_put_objects_in_their_centre_cells():
+  boxes = jnp.array([[0.1, 0.1, 0.1, 0.1], [0.9, 0.6, 0.2, 0.2], [0.5, 0.5, 0.1, 0.1]])
+  classes, tboxes, weight = criterion.proposal_targets(boxes, jnp.array([0, 1, 0]), jnp.array([True, True, False]),
+                                                       (4, 4), 2)
+  assert float(weight.sum()) == 2 and float(weight[0]) == 1 and float(weight[2 * 4 + 3]) == 1
+  assert float(classes[2 * 4 + 3, 1]) == 1 and float(classes[0, 0]) == 1 and float(classes.sum()) == 2
+  np.testing.assert_allclose(np.asarray(tboxes[11]), [0.9, 0.6, 0.2, 0.2])
+
+
+def test_clip_loss_is_finite_and_normalised_by_boxes():
+  config, model, params, _, _ = _setup()
+  size, m = config.model.image_size, config.data.max_objects
+  rng = np.random.default_rng(0)
+  batch = {"image": jnp.asarray(rng.integers(0, 255, (2, 3, size, size, 3), dtype=np.uint8)),
+           "boxes": jnp.asarray(rng.uniform(0.2, 0.8, (2, 3, m, 4)) * [1, 1, 0.2, 0.2], jnp.float32),
+           "labels": jnp.asarray(rng.integers(0, 2, (2, 3, m)), jnp.int32),
+           "mask": jnp.asarray(rng.uniform(size=(2, 3, m)) < 0.4)}
+  loss, metrics = criterion.clip_loss(model, params, batch, jax.random.key(0), config)
+  assert np.isfinite(float(loss)) and float(loss) > 0
+  assert set(criterion.TERMS) <= set(metrics)
