@@ -254,22 +254,26 @@ def split_track_ids(frames_dir: str, split: str, annotations: str | None = None
   return frames, ids_from_coco(frames, load_coco(annotations), annotations)
 
 
-_FRAMES_DIR = flags.DEFINE_string("frames_dir", None, "Folder with {train,val}/NNNN.jpg+txt.")
-_ANNOTATIONS = flags.DEFINE_string("annotations", None, "COCO file with the true track ids.")
-_SPLIT = flags.DEFINE_string("split", "val", "Split of frames_dir the annotations belong to.")
+def _define_flags() -> None:
+  """CLI flags, defined only when this module runs as a program (it is imported as a library too)."""
+  flags.DEFINE_string("frames_dir", None, "Folder with {train,val}/NNNN.jpg+txt.")
+  flags.DEFINE_string("annotations", None, "COCO file with the true track ids.")
+  flags.DEFINE_string("split", "val", "Split of frames_dir the annotations belong to.")
 
 
 def main(argv: list[str]) -> None:
   del argv
-  if not _FRAMES_DIR.value or not _ANNOTATIONS.value:
+  f = flags.FLAGS
+  if not f.frames_dir or not f.annotations:
     raise UserError("--frames_dir and --annotations are required")
-  frames, true_ids = split_track_ids(_FRAMES_DIR.value, _SPLIT.value, _ANNOTATIONS.value)
+  frames, true_ids = split_track_ids(f.frames_dir, f.split, f.annotations)
   acc = link_accuracy(frames, true_ids, link_tracks(frames))
   num_tracks = len({int(t) for ids in true_ids for t in ids})
-  print(f"{_SPLIT.value}: {len(frames)} frames, {num_tracks} tracks, {acc['true_links']} true links: "
+  print(f"{f.split}: {len(frames)} frames, {num_tracks} tracks, {acc['true_links']} true links: "
         f"linker recall {acc['recall']:.4f} precision {acc['precision']:.4f} "
         f"({acc['predicted_links']} links made)")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(run_cli(main))

@@ -16,7 +16,9 @@ Writes report.md, metrics.json and counts.png (+ tracks.json when it ran inferen
 --output_dir (default outputs/eval_<split>/), all or nothing.
 """
 import contextlib
+import dataclasses
 import io
+import itertools
 import json
 import os
 from typing import Any, Sequence
@@ -162,6 +164,22 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
       "detection": detection_metrics(gt, pred, image_ids),
   }
   return metrics, {"true": true.events, "predicted": predicted.events}
+
+
+def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
+                       settings: "infer.TrackerSettings | None" = None) -> dict:
+  """Tracks the first `max_frames` frames of a split's video and scores them against its annotations."""
+  gt = challenge.load_annotations(root, split)
+  source = infer.open_source(challenge.video_path(root, split))
+  if max_frames is not None:
+    source = dataclasses.replace(source, frames=itertools.islice(source.frames, max_frames),
+                                 total=min(max_frames, source.total or max_frames))
+    keep = {im["id"] for im in gt["images"] if im["id"] <= max_frames}
+    gt = dict(gt, images=[im for im in gt["images"] if im["id"] in keep],
+              annotations=[a for a in gt["annotations"] if a["image_id"] in keep])
+  result = infer.track_source(source, predictor, settings or infer.TrackerSettings(), progress=False)
+  metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames], source.frame_step)
+  return metrics
 
 
 def report_markdown(title: str, metrics: dict) -> str:

@@ -87,6 +87,18 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainS
   return flax.serialization.from_state_dict(state, restored["state"])
 
 
+def validate(config, root: str, params) -> dict[str, float]:
+  """Count error per class and detection AP on the first `config.eval_frames` frames of `root`'s val split."""
+  from mottr import evaluate  # deferred: TrackEval and pycocotools are only needed here
+  from mottr.predictor import Predictor
+  metrics = evaluate.evaluate_predictor(Predictor(config, params), root, "val", max_frames=config.eval_frames)
+  out = {f"count_error_{k}": float(v) for k, v in metrics["counts"]["error"].items()}
+  out.update(mAP=metrics["detection"]["all"]["mAP"], mAP50=metrics["detection"]["all"]["mAP50"],
+             HOTA=metrics["tracking"]["all"]["HOTA"], IDF1=metrics["tracking"]["all"]["IDF1"])
+  print("val " + " ".join(f"{k}={v:.3f}" for k, v in out.items()), flush=True)
+  return out
+
+
 def _progress(step: int, end: int, rate: float, metrics: dict[str, float]) -> str:
   eta = (end - step) / max(rate, 1e-9)
   terms = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
@@ -139,6 +151,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
       writer.add_scalar("train/clip_len", stage_at(config, step - 1)[1], step)
     if step % config.checkpoint_every == 0 or step == stop:
       save_checkpoint(mngr, step, state, config)
+    if config.eval_every and (step % config.eval_every == 0 or step == end):
+      for k, v in validate(config, data.synth_root(config, workdir), state.params).items():
+        writer.add_scalar(f"val/{k}", v, step)
   mngr.wait_until_finished()
   writer.close()
   return state
