@@ -147,7 +147,7 @@ def _shank(b: _Builder, radius: float, z0: float, z1: float, segments: int, part
   lower, upper = rings[:-1], rings[1:]
   band = np.arange(len(zs) - 1)
   threaded = zs[:-1] >= thread_from - 1e-6
-  shade = np.where(threaded, np.where(band % 2 == 1, 0.72, 1.08), 1.0)
+  shade = np.where(threaded, np.where(band % 2 == 1, 0.8, 1.06), 1.0)
   angles = 2 * np.pi * (np.arange(segments) + 0.5) / segments
   radial = np.stack([np.cos(angles), np.sin(angles), np.zeros(segments)], 1)
   quads = np.stack([lower, np.roll(lower, -1, 1), np.roll(upper, -1, 1), upper], -1)
@@ -178,8 +178,9 @@ def hex_bolt(length: float, diameter: float, head: str, thread_fraction: float,
   _cap(b, bottom, -1.0, 0, 1.05)
   _cap(b, top, 1.0, 0, 0.95)
   body_end = length - (1.6 * diameter if tip else 0.0)
+  pitch = max(2.5, 0.3 * diameter) if threads else np.inf
   end = _shank(b, diameter / 2, 0.0, body_end, segments, 1,
-               thread_from=length * (1 - thread_fraction), pitch=max(2.5, 0.3 * diameter) if threads else np.inf)
+               thread_from=length * (1 - thread_fraction), pitch=pitch)
   if tip:
     apex = b.add_vertices([[0.0, 0.0, length]])[0]
     mid = (b.vertex(end) + b.vertex(np.roll(end, -1))) / 2

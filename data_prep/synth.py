@@ -14,9 +14,7 @@ visible (unoccluded, in-frame) part of each rendered object.
 import collections
 import dataclasses
 import functools
-import json
 import os
-import sys
 import time
 from typing import Sequence
 
@@ -47,16 +45,17 @@ DRIFT = -0.07  # px/frame horizontal
 DRIFT_STD = 0.05
 TUMBLE_MAX = np.deg2rad(3.0)  # rad/frame about the image x axis
 # Per-track (max - min) / max of fully visible box heights: quantiles measured on the real
-# val tracks, less the ~1 px (about 0.012) that whole-pixel boxes add. Each object's
-# tumbling speed is chosen to give a stratified draw of it.
+# val tracks. Each object's tumbling speed is chosen to give a stratified draw of it.
 HEIGHT_VARIATION_Q = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-HEIGHT_VARIATION = (0.0, 0.009, 0.049, 0.11, 0.207, 0.348, 0.44)
+HEIGHT_VARIATION = (0.0, 0.021, 0.061, 0.122, 0.219, 0.36, 0.45)
 TILT_MAX = np.deg2rad(85.0)  # bolt axis out of the image plane at rest
-TILT_POWER = 0.7
+TILT_POWER = 0.6
 ACROSS_MAX = 0.95  # largest |x| component of a bolt's axis
-ACROSS_POWER = 0.9
+ACROSS_POWER = 0.95
 NUT_SIDE = np.deg2rad(25.0)
-NUT_TILT = np.deg2rad(72.0)
+NUT_SIDEWAYS = 0.2
+NUT_FLANK = (np.deg2rad(62.0), np.deg2rad(80.0))
+NUT_TILT = np.deg2rad(78.0)
 # Annotation: an object gets a box once this many rows of it are inside the frame.
 MIN_VISIBLE = 22
 MIN_VISIBLE_FRACTION = 0.25  # of its in-frame pixels; less (occluded) -> no box
@@ -71,18 +70,24 @@ MIN_BOX_SIDE = 28  # px: no real box, fully visible, is thinner
 COUNT_MARGIN = 4.0  # px: rendering may box an object a little earlier than its plan
 NUT_FRACTION = 0.209
 MOTION_BLUR = 0.25  # fraction of a frame's travel smeared
-# An object's mask holds the pixels it covers (before motion blur) by at least this alpha
-# (of 255): faint anti-aliased edges count, which keeps box widths as steady as the real ones.
-MASK_ALPHA = 64
-# Plans are drawn until one matches these real statistics (scene_stats names) within
-# PLAN_TOLERANCE; videos shorter than MIN_SELECT_FRAMES take the first plan.
+# Objects are lit by the same drifting light as the hall, but less strongly:
+# gain = clip((frame target mean / reference) ** 0.5, *range).
+OBJECT_LIGHT_REFERENCE = 70.0
+OBJECT_LIGHT_RANGE = (0.6, 1.25)
+# An object's mask holds the pixels it covers by at least half, before motion blur: that
+# keeps box heights off the blur streak and box widths as steady as the real ones.
+MASK_ALPHA = 127.5
+# Plans are drawn until one matches these statistics (scene_stats names) within the given
+# relative tolerances; videos shorter than MIN_SELECT_FRAMES take the first plan. They are
+# the real values, except where rendering shifts a statistic from its plan: nut boxes come
+# out ~1 px larger, height variation ~5 % smaller (whole-pixel masks).
 PLAN_TARGETS = {
-    "frames_in_view": 43.0, "bolt_width": 73.0, "bolt_height": 77.0, "nut_width": 45.0,
-    "nut_height": 43.0, "width_steady": 0.90, "height_variation": 0.122, "objects_per_frame": 2.41,
-    "max_objects": 5.0, "arrival_gap": 15.0, "nut_fraction": 0.209,
-    "overlap_pairs": 89.0, "max_nuts": 1.0,
+    "frames_in_view": (43.0, 0.05), "bolt_width": (73.0, 0.05), "bolt_height": (77.0, 0.05),
+    "nut_width": (44.0, 0.05), "nut_height": (42.0, 0.05), "height_variation": (0.128, 0.05),
+    "objects_per_frame": (2.41, 0.04), "max_objects": (5.0, 0.01),
+    "arrival_gap": (15.0, 0.07), "nut_fraction": (0.209, 0.05), "overlap_pairs": (89.0, 0.05),
+    "max_nuts": (1.0, 0.01),
 }
-PLAN_TOLERANCE = 0.07
 OVERLAP_TOLERANCE = 0.04
 # Occlusion trims the farther object's visible box, so rendered videos hold fewer
 # overlapping box pairs than their plans: lanes are tuned aiming this much higher first,
@@ -102,6 +107,7 @@ BRIGHTNESS_P95 = 99.4
 CODEC_DARKENING = 1.7
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _ORANGE = np.array([34, 84, 150], np.float64)  # BGR, painted steel
+HALL_TINT = np.array([0.93, 1.0, 0.99])  # BGR: the real hall's greys are slightly warm
 
 INFO = {
     "description": "mottr synthetic nuts and bolts",
@@ -203,7 +209,7 @@ def procedural_hall(rng: np.random.Generator, width: int, height: int) -> np.nda
   mask = cv2.GaussianBlur(mask, (0, 0), sigma)[:, :, None]
   blotches = cv2.resize(rng.uniform(0.88, 1.12, (max(h // 40, 2), max(w // 40, 2))), (w, h),
                         interpolation=cv2.INTER_CUBIC)
-  img = (far * (1 - mask) + near) * blotches[:, :, None]
+  img = (far * (1 - mask) + near) * blotches[:, :, None] * HALL_TINT
   return cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (width, height),
                     interpolation=cv2.INTER_LINEAR)
 
@@ -325,7 +331,7 @@ def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
   return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-LENGTH_SCALE = 0.98
+LENGTH_SCALE = 1.01
 # Bolt kinds: (shank length range px, length/diameter range, head kinds, thread fraction,
 # lag-screw tip, shank materials, weight).
 BOLT_KINDS = {
@@ -391,7 +397,7 @@ def make_bolt(rng: np.random.Generator, kind_q: float, size_q: float) -> BoltSha
 
 
 def make_nut(rng: np.random.Generator, size_q: float) -> NutShape:
-  across = 36.0 + 4.0 * size_q
+  across = 35.0 + 4.0 * size_q
   return NutShape(across, across * rng.uniform(0.5, 0.6), across * rng.uniform(0.55, 0.62),
                   _material(rng, "nut_bright"))
 
@@ -467,9 +473,14 @@ def _orientation(rng: np.random.Generator, across_q: float, tilt_q: float) -> np
 
 
 def _nut_orientation(rng: np.random.Generator) -> np.ndarray:
-  """A nut mostly faces the camera: its hole axis leans sideways by at most NUT_SIDE and
-  up/down by at most NUT_TILT."""
-  side = rng.uniform(-NUT_SIDE, NUT_SIDE)
+  """A nut mostly faces the camera, its hole axis leaning sideways by at most NUT_SIDE;
+  NUT_SIDEWAYS of them show their flank instead (axis NUT_FLANK from the camera axis).
+  The axis also leans up or down by at most NUT_TILT."""
+  if rng.random() < NUT_SIDEWAYS:
+    side = rng.uniform(*NUT_FLANK)
+  else:
+    side = rng.uniform(0.0, NUT_SIDE)
+  side *= rng.choice([-1.0, 1.0])
   tilt = rng.uniform(-NUT_TILT, NUT_TILT)
   axis = np.array([np.sin(side), np.cos(side) * np.sin(tilt), np.cos(side) * np.cos(tilt)])
   return render.rotation_from_axis(axis, rng.uniform(0, 2 * np.pi))
@@ -599,6 +610,8 @@ def tune_overlaps(rng: np.random.Generator, objects: list[FallingObject], target
   """Moves objects between lanes until the planned overlapping box pairs are within
   `tolerance` (relative) of `target`: a lane change only shifts an object sideways."""
   n = len(objects)
+  if n < 2:
+    return
   neighbours = _neighbours(objects)
   overlap = {}
   for i in range(n):
@@ -670,21 +683,21 @@ def rendered_overlaps(objects: Sequence[FallingObject], num_frames: int) -> int:
 
 def plan_errors(objects: Sequence[FallingObject], num_frames: int,
                 overlaps: int | None = None) -> dict[str, float]:
-  """Relative deviations of a plan's statistics from PLAN_TARGETS; the overlap count is
-  `overlaps` (rendered) if given, else left out."""
+  """Deviations of a plan's statistics from PLAN_TARGETS, in units of their tolerances;
+  the overlap count is `overlaps` (rendered) if given, else left out."""
   measured = scene_stats.annotation_stats(plan_coco(objects, num_frames))
   if overlaps is None:
     del measured["overlap_pairs"]
   else:
     measured["overlap_pairs"] = overlaps * scene_stats.REFERENCE_FRAMES / num_frames
-  return {k: float(np.nan_to_num(abs(measured[k] - v) / v, nan=np.inf))
-          for k, v in PLAN_TARGETS.items() if k in measured}
+  return {k: float(np.nan_to_num(abs(measured[k] - v) / (v * tol), nan=np.inf))
+          for k, (v, tol) in PLAN_TARGETS.items() if k in measured}
 
 
 def fit_overlaps(rng: np.random.Generator, objects: list[FallingObject],
                  num_frames: int) -> int:
   """Tunes lanes until the rendered overlap count is near its target; returns it."""
-  target = PLAN_TARGETS["overlap_pairs"] * num_frames / scene_stats.REFERENCE_FRAMES
+  target = PLAN_TARGETS["overlap_pairs"][0] * num_frames / scene_stats.REFERENCE_FRAMES
   aim = target * OVERLAP_PLAN_FACTOR
   for _ in range(OVERLAP_ROUNDS):
     tune_overlaps(rng, objects, aim, OVERLAP_TOLERANCE)
@@ -696,22 +709,21 @@ def fit_overlaps(rng: np.random.Generator, objects: list[FallingObject],
 
 
 def choose_plan(seed_seq: np.random.SeedSequence, num_frames: int) -> list[FallingObject]:
-  """The first of up to PLAN_CANDIDATES plans within PLAN_TOLERANCE of the targets, else the
-  closest one; videos shorter than MIN_SELECT_FRAMES take the first plan."""
+  """The first of up to PLAN_CANDIDATES plans within tolerance of PLAN_TARGETS, else the
+  closest one; videos shorter than MIN_SELECT_FRAMES take the first plan as it is."""
   best, best_error = None, np.inf
   count = PLAN_CANDIDATES if num_frames >= MIN_SELECT_FRAMES else 1
   for child in seed_seq.spawn(count):
     rng = np.random.default_rng(child)
     plan = plan_scene(rng, num_frames)
     if count == 1:
-      fit_overlaps(rng, plan, num_frames)
       return plan
-    if max(plan_errors(plan, num_frames).values()) > max(PLAN_TOLERANCE, best_error):
+    if max(plan_errors(plan, num_frames).values()) > max(1.0, best_error):
       continue  # cannot beat the best so far: skip the costlier overlap fitting
     error = max(plan_errors(plan, num_frames, fit_overlaps(rng, plan, num_frames)).values())
     if best is None or error < best_error:
       best, best_error = plan, error
-    if error <= PLAN_TOLERANCE:
+    if error <= 1.0:
       break
   return best
 
@@ -776,38 +788,6 @@ def annotate_frame(frame: np.ndarray, objects: Sequence[FallingObject], index: i
   return out
 
 
-class _VideoWriter:
-  """mp4v writer to a temporary name in the target folder, renamed on close."""
-
-  def __init__(self, path: str):
-    self.path = path
-    self.tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), challenge.FPS,
-                                  (challenge.WIDTH, challenge.HEIGHT))
-    if not self.writer.isOpened():
-      raise UserError(f"{path}: OpenCV cannot open an mp4v writer here; check the folder is "
-                      "writable and OpenCV has video support")
-
-  def write(self, frame: np.ndarray) -> None:
-    self.writer.write(frame)
-
-  def close(self) -> None:
-    self.writer.release()
-    os.replace(self.tmp, self.path)
-
-  def abort(self) -> None:
-    self.writer.release()
-    if os.path.exists(self.tmp):
-      os.remove(self.tmp)
-
-
-def _write_json(path: str, data: dict) -> None:
-  tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-  with open(tmp, "w") as f:
-    f.write(json.dumps(data, indent=4))
-  os.replace(tmp, path)
-
-
 def split_seed(seed: int, split: str) -> np.random.SeedSequence:
   """The seed sequence of one split: (seed, index of split in challenge.SPLITS)."""
   if split not in challenge.SPLITS:
@@ -828,26 +808,23 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
   objects = choose_plan(plan_seq, num_frames)
   ann_path = challenge.annotation_path(out_dir, split)
   vid_path = challenge.video_path(out_dir, split)
-  os.makedirs(os.path.dirname(ann_path), exist_ok=True)
-  os.makedirs(os.path.dirname(vid_path), exist_ok=True)
   per_frame: list[list[tuple[FallingObject, list[float], dict | list]]] = []
-  writer = _VideoWriter(vid_path)
-  render_start = time.perf_counter()
-  try:
+
+  def frames():
+    render_start = time.perf_counter()
     for index in range(num_frames):
       frame = background.frame(index)
-      gain = float(np.clip((background.targets[index] / 70.0) ** 0.5, 0.6, 1.25))
+      gain = float(np.clip((background.targets[index] / OBJECT_LIGHT_REFERENCE) ** 0.5,
+                           *OBJECT_LIGHT_RANGE))
       per_frame.append([(obj, _box(visible), _rle(visible) if rle else [])
                         for obj, visible in annotate_frame(frame, objects, index, gain)])
-      writer.write(frame)
+      yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
       if progress and ((index + 1) % 600 == 0 or index + 1 == num_frames):
         elapsed = time.perf_counter() - render_start
         print(f"{split}: {index + 1}/{num_frames} frames, {(index + 1) / elapsed:.1f} fps",
               flush=True)
-  except BaseException:
-    writer.abort()
-    raise
-  writer.close()
+
+  challenge.write_video(vid_path, frames())
   track_ids: dict[int, int] = {}
   annotations = []
   for index, entries in enumerate(per_frame):
@@ -858,15 +835,14 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
           "image_id": index + 1, "category_id": obj.category_id, "segmentation": segmentation,
           "bbox": box, "area": box[2] * box[3], "iscrowd": 0, "id": len(annotations),
           "track_id": track_ids[id(obj)]})
-  coco = {
+  challenge.write_annotations(ann_path, {
       "info": dict(INFO, description=f"{INFO['description']} (seed {seed}, split {split})"),
       "licenses": [],
       "images": [{"file_name": challenge.file_name(i), "width": challenge.WIDTH,
                   "height": challenge.HEIGHT, "id": i + 1} for i in range(num_frames)],
       "annotations": annotations,
       "categories": [dict(c) for c in challenge.CATEGORIES],
-  }
-  _write_json(ann_path, coco)
+  })
   categories = {}
   for ann in annotations:
     categories[ann["track_id"]] = ann["category_id"]
@@ -886,6 +862,8 @@ def generate(out_dir: str, splits: Sequence[str] = challenge.SPLITS,
              backgrounds_dir: str | None = None, rle: bool = True,
              progress: bool = True) -> list[dict]:
   """Writes every split (default lengths unless `num_frames`); returns their summaries."""
+  for split in splits:
+    split_seed(seed, split)  # rejects unknown names before anything is written
   return [generate_split(out_dir, split, num_frames or DEFAULT_FRAMES[split], seed,
                          backgrounds_dir=backgrounds_dir, rle=rle, progress=progress)
           for split in splits]
@@ -914,7 +892,7 @@ def main(argv: list[str]) -> None:
     print(f"{summary['split']}: {summary['num_frames']} frames, {summary['num_tracks']} tracks "
           f"({summary['num_bolts']} bolts, {summary['num_nuts']} nuts), "
           f"{summary['num_annotations']} boxes, {summary['fps']:.1f} fps overall -> "
-          f"{summary['annotation_path']}, {summary['video_path']}", file=sys.stdout)
+          f"{summary['annotation_path']}, {summary['video_path']}")
 
 
 if __name__ == "__main__":
