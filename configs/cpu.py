@@ -11,10 +11,10 @@ def get_config():
   c = default.get_config()
   c.model.dec_layers = 2
   c.batch_size = 4
-  c.curriculum = ((3000, 1), (1500, 2), (1500, 3), (2000, 4))
+  c.curriculum = ((3000, 1), (1500, 2), (1500, 3))
   c.optim.warmup_steps = 300
   c.log_every = 25
   c.checkpoint_every = 500
-  c.eval_every = 2000
+  c.eval_every = 1500
   c.eval_frames = 300
   return c
