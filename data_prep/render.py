@@ -224,9 +224,14 @@ def rotation_from_axis(axis: np.ndarray, roll: float) -> np.ndarray:
   return base @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def rotation_x(angle: float) -> np.ndarray:
-  c, s = np.cos(angle), np.sin(angle)
-  return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+def rotations_x(angles) -> np.ndarray:
+  """(..., 3, 3) rotations by `angles` (radians) about the x axis."""
+  angles = np.asarray(angles, np.float64)
+  c, s = np.cos(angles), np.sin(angles)
+  out = np.zeros(angles.shape + (3, 3))
+  out[..., 0, 0] = 1.0
+  out[..., 1, 1], out[..., 1, 2], out[..., 2, 1], out[..., 2, 2] = c, -s, s, c
+  return out
 
 
 def extents(vertices: np.ndarray, rotations: np.ndarray) -> np.ndarray:

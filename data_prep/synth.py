@@ -331,9 +331,9 @@ def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
   return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-LENGTH_SCALE = 1.01
 # Bolt kinds: (shank length range px, length/diameter range, head kinds, thread fraction,
-# lag-screw tip, shank materials, weight).
+# lag-screw tip, shank materials, weight). LENGTH_SCALE scales every length (calibration).
+LENGTH_SCALE = 1.01
 BOLT_KINDS = {
     "long": ((125, 185), (8, 10), ("hex", "round"), (0.3, 0.6), False,
              {"copper": 0.45, "rust": 0.25, "steel": 0.3}, 0.3),
@@ -434,12 +434,7 @@ class FallingObject:
     return np.stack([self.x + self.vx * dt, self.y_rest + 0.5 * self.accel * dt * dt], -1)
 
   def rotations(self, t: np.ndarray) -> np.ndarray:
-    angles = self.omega * (np.asarray(t, np.float64) - self.t_rest)
-    c, s = np.cos(angles), np.sin(angles)
-    rx = np.zeros(angles.shape + (3, 3))
-    rx[..., 0, 0] = 1.0
-    rx[..., 1, 1], rx[..., 1, 2], rx[..., 2, 1], rx[..., 2, 2] = c, -s, s, c
-    return rx @ self.rot0
+    return render.rotations_x(self.omega * (np.asarray(t, np.float64) - self.t_rest)) @ self.rot0
 
   def speed(self, t: float) -> float:
     return self.accel * max(t - self.t_rest, 0.0)
@@ -491,12 +486,8 @@ def _fit_tumble(obj: "FallingObject", variation: float, sign: float) -> float:
   by closest to `variation` over the object's fall."""
   omegas = sign * np.linspace(0.0, TUMBLE_MAX, 16)
   t = np.arange(10.0, 80.0)
-  angles = omegas[:, None] * t[None]
-  c, s = np.cos(angles), np.sin(angles)
-  rx = np.zeros(angles.shape + (3, 3))
-  rx[..., 0, 0] = 1.0
-  rx[..., 1, 1], rx[..., 1, 2], rx[..., 2, 1], rx[..., 2, 2] = c, -s, s, c
-  boxes = render.extents(obj.outline, (rx @ obj.rot0).reshape(-1, 3, 3)).reshape(
+  rotations = render.rotations_x(omegas[:, None] * t[None]) @ obj.rot0
+  boxes = render.extents(obj.outline, rotations.reshape(-1, 3, 3)).reshape(
       len(omegas), len(t), 4)
   centre = np.array([obj.x + obj.vx * t, obj.y_rest + 0.5 * obj.accel * t * t]).T
   boxes = boxes + np.tile(centre, 2)[None]

@@ -34,7 +34,7 @@ def test_mesh_is_centred_and_outline_matches():
   mesh, coarse = _bolt(), _bolt(threads=False)
   assert np.allclose(mesh.vertices.min(0), -mesh.vertices.max(0))
   assert len(coarse.faces) < len(mesh.faces)
-  rotations = np.stack([render.rotation_x(a) @ render.rotation_from_axis([1, 1, 0.2], 0.3)
+  rotations = np.stack([render.rotations_x(a) @ render.rotation_from_axis([1, 1, 0.2], 0.3)
                         for a in np.linspace(0, 3, 7)])
   np.testing.assert_allclose(render.extents(coarse.vertices, rotations),
                              render.extents(mesh.vertices, rotations), atol=1e-9)
@@ -49,7 +49,7 @@ def test_rotation_from_axis_maps_z_onto_axis():
 
 def test_sprite_covers_the_projected_extents():
   mesh = _bolt()
-  rot = render.rotation_x(0.4) @ render.rotation_from_axis([0.6, 0.7, 0.3], 0.5)
+  rot = render.rotations_x(0.4) @ render.rotation_from_axis([0.6, 0.7, 0.3], 0.5)
   centre = (300.3, 200.7)
   sprite = render.render(mesh, rot, centre, blur=5.0)
   cover = sprite.coverage >= 127.5
