@@ -105,6 +105,9 @@ BRIGHTNESS_P95 = 99.4
 # The mp4v round trip through OpenCV darkens frames by about this many gray levels; the
 # backgrounds are rendered that much brighter so that decoded frames hit their targets.
 CODEC_DARKENING = 1.7
+# Frames darker than DARK_GAMMA_FROM get a contrast curve up to gamma 1 + DARK_GAMMA.
+DARK_GAMMA_FROM = 70.0
+DARK_GAMMA = 0.8
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 _ORANGE = np.array([34, 84, 150], np.float64)  # BGR, painted steel
 HALL_TINT = np.array([0.93, 1.0, 0.99])  # BGR: the real hall's greys are slightly warm
@@ -274,28 +277,30 @@ class Background:
     self.targets = targets
     self._levels = np.arange(256, dtype=np.float64)
 
-  def gain(self, index: int) -> float:
-    """Factor that brings the crop of frame `index` to its target mean gray after encoding,
+  def levels(self, index: int) -> np.ndarray:
+    """The 256-entry tone curve of frame `index`: a contrast curve (deeper shadows in dark
+    frames, like the real ones) scaled so the decoded frame's mean gray hits its target,
     allowing for the levels it pushes past 255."""
+    dark = np.clip((DARK_GAMMA_FROM - self.targets[index]) / DARK_GAMMA_FROM, 0.0, 1.0)
+    curve = 255.0 * (self._levels / 255.0) ** (1.0 + DARK_GAMMA * dark)
     x, y = self.offsets[index]
     crop = self.gray[y:y + challenge.HEIGHT, x:x + challenge.WIDTH]
     hist = cv2.calcHist([crop], [0], None, [256], [0, 256]).reshape(-1).astype(np.float64)
     hist /= hist.sum()
     target = min(self.targets[index] + CODEC_DARKENING, 250.0)
-    lo, hi = 0.0, 255.0 / max(self._levels @ hist, 1.0) * 4
+    lo, hi = 0.0, 4 * 255.0 / max(curve @ hist, 1.0)
     for _ in range(30):
       mid = (lo + hi) / 2
-      if np.minimum(self._levels * mid, 255.0) @ hist < target:
+      if np.minimum(curve * mid, 255.0) @ hist < target:
         lo = mid
       else:
         hi = mid
-    return (lo + hi) / 2
+    return curve * (lo + hi) / 2
 
   def frame(self, index: int) -> np.ndarray:
     x, y = self.offsets[index]
     crop = self.canvas[y:y + challenge.HEIGHT, x:x + challenge.WIDTH]
-    lut = np.clip(self._levels * self.gain(index) + 0.5, 0, 255).astype(np.uint8)
-    return cv2.LUT(crop, lut)
+    return cv2.LUT(crop, np.clip(self.levels(index) + 0.5, 0, 255).astype(np.uint8))
 
 
 def make_background(rng: np.random.Generator, num_frames: int,
