@@ -7,9 +7,10 @@ writes `DIR/annotations/instances_{split}.json` and `DIR/images/{split}/{split}.
 Bolts, lag screws and hex nuts (3D meshes, `data_prep.render`) drop from rest above the
 frame in four lanes, fall with constant acceleration while tumbling about the image x
 axis, and leave through the bottom edge, in front of a blurred industrial hall that pans
-slowly while its brightness drifts. Every constant below is measured on the real data
-(`data_prep.scene_stats`, `scripts/compare_stats.py`). Boxes and RLE masks are the
-visible (unoccluded, in-frame) part of each rendered object.
+slowly while its brightness drifts. The constants below are measured on the real data or
+calibrated against it (`data_prep.scene_stats`, `scripts/compare_stats.py`); each video
+keeps the first of several random plans whose statistics match. Boxes and RLE masks are
+the visible (unoccluded, in-frame) part of each rendered object.
 """
 import collections
 import dataclasses
