@@ -866,26 +866,28 @@ def generate(out_dir: str, splits: Sequence[str] = challenge.SPLITS,
           for split in splits]
 
 
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Root folder to write the challenge layout to.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed; each split derives its own.")
-_SPLITS = flags.DEFINE_list("splits", list(challenge.SPLITS), "Splits to generate.")
-_NUM_FRAMES = flags.DEFINE_integer(
-    "num_frames", None, "Frames per split (default: train 7200, val 1800, test 1800).")
-_BACKGROUNDS = flags.DEFINE_string(
-    "backgrounds", None, "Folder of real empty background images to use instead of the "
-    "procedural hall.")
-_EMPTY_SEGMENTATION = flags.DEFINE_bool(
-    "empty_segmentation", False, "Write segmentation [] like the real files instead of RLE.")
+def _define_flags() -> None:
+  """CLI flags, defined only when this module runs as a program (it is a library too)."""
+  flags.DEFINE_string("out_dir", None, "Root folder to write the challenge layout to.")
+  flags.DEFINE_integer("seed", 0, "Random seed; each split derives its own.")
+  flags.DEFINE_list("splits", list(challenge.SPLITS), "Splits to generate.")
+  flags.DEFINE_integer(
+      "num_frames", None, "Frames per split (default: train 7200, val 1800, test 1800).")
+  flags.DEFINE_string(
+      "backgrounds", None, "Folder of real empty background images to use instead of the "
+      "procedural hall.")
+  flags.DEFINE_bool(
+      "empty_segmentation", False, "Write segmentation [] like the real files instead of RLE.")
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  if not _OUT_DIR.value:
+  if not flags.FLAGS.out_dir:
     raise UserError("--out_dir is required")
-  for summary in generate(_OUT_DIR.value, _SPLITS.value, _NUM_FRAMES.value, _SEED.value,
-                          backgrounds_dir=_BACKGROUNDS.value,
-                          rle=not _EMPTY_SEGMENTATION.value):
+  for summary in generate(flags.FLAGS.out_dir, flags.FLAGS.splits, flags.FLAGS.num_frames, flags.FLAGS.seed,
+                          backgrounds_dir=flags.FLAGS.backgrounds,
+                          rle=not flags.FLAGS.empty_segmentation):
     print(f"{summary['split']}: {summary['num_frames']} frames, {summary['num_tracks']} tracks "
           f"({summary['num_bolts']} bolts, {summary['num_nuts']} nuts), "
           f"{summary['num_annotations']} boxes, {summary['fps']:.1f} fps overall -> "
@@ -893,4 +895,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(run_cli(main))
