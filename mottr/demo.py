@@ -1,0 +1,153 @@
+"""The main job end to end: render a short clip, count its bolts and nuts, score the count.
+
+  python -m mottr.demo [--out_dir outputs/demo] [--seed 2026] [--num_frames 450] [--checkpoint DIR]
+
+Renders a synthetic clip with its ground truth (`data_prep.synth`, split "test"; the default seed
+is used neither for training nor for tuning), tracks and counts the objects that fall through
+with the shipped model (`mottr/assets/shipped/`, or --checkpoint: a training workdir or an
+exported model), and scores the result against the truth. Writes into --out_dir, all or nothing:
+  annotations/instances_test.json, images/test/test.mp4   the clip and its ground truth
+  infer/  counts.json, tracks.txt, tracks.json, annotated.mp4, counts.png   (as mottr.infer)
+  eval/   report.md, metrics.json, counts.png (predicted vs true)          (as mottr.evaluate)
+and prints predicted vs true counts per class, HOTA and IDF1, and where the video and report
+are. The tracker flags of mottr.infer (--birth_threshold, ...) and --config.model.* apply.
+"""
+import dataclasses
+import os
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+
+from data_prep import challenge
+from data_prep import synth
+from mottr import evaluate
+from mottr import infer
+from mottr import outputs
+from mottr.errors import UserError, run_cli
+
+_OUT_DIR = flags.DEFINE_string("out_dir", os.path.join("outputs", "demo"),
+                               "Where the clip and all outputs go (replaced as a whole).")
+_SEED = flags.DEFINE_integer("seed", 2026, "Seed of the synthetic clip (the training data uses 1).")
+_NUM_FRAMES = flags.DEFINE_integer("num_frames", 450, "Length of the clip in frames (30 FPS).")
+flags.declare_key_flag("checkpoint")  # of mottr.infer, listed by --help
+
+SPLIT = "test"
+OUTPUT_ENTRIES = {"annotations", "images", "infer", "eval"}  # what a demo's out_dir holds
+
+
+@dataclasses.dataclass
+class Demo:
+  """What one demo run produced."""
+  out_dir: str
+  seed: int
+  render_seconds: float
+  result: infer.Result
+  metrics: dict[str, Any]  # of mottr.evaluate.evaluate
+
+  @property
+  def video(self) -> str:
+    return os.path.join(self.out_dir, "infer", "annotated.mp4")
+
+  @property
+  def report(self) -> str:
+    return os.path.join(self.out_dir, "eval", "report.md")
+
+
+def _check_out_dir(out_dir: str) -> None:
+  """Refuses to replace a directory that is not an earlier demo's output."""
+  if os.path.isdir(out_dir) and not set(os.listdir(out_dir)) <= OUTPUT_ENTRIES:
+    raise UserError(f"{out_dir}: exists and is not the output of an earlier demo; choose another "
+                    "--out_dir (its whole content is replaced)")
+
+
+def run_demo(out_dir: str, seed: int, num_frames: int, predictor: Any,
+             settings: infer.TrackerSettings, *, title: str = "model",
+             progress: bool = True) -> Demo:
+  """Renders a clip into out_dir, tracks it with the predictor and evaluates the result.
+
+  Args:
+    out_dir: replaced as a whole, and only when everything succeeded.
+    seed: seed of the synthetic clip.
+    num_frames: length of the clip at 30 FPS.
+    predictor: a loaded `mottr.predictor.Predictor`.
+    settings: tracker and counting thresholds.
+    title: names the model in report.md.
+    progress: print mottr.infer's progress line on stderr.
+  """
+  _check_out_dir(out_dir)
+  with outputs.atomic_output_dir(out_dir) as tmp:
+    start = time.perf_counter()
+    synth.generate_split(tmp, SPLIT, num_frames, seed, progress=False)
+    render_seconds = time.perf_counter() - start
+    source = infer.open_source(challenge.video_path(tmp, SPLIT))
+    result = infer.run(source, lambda: predictor, os.path.join(tmp, "infer"), settings,
+                       progress=progress)
+    if result.interrupted:
+      raise UserError("interrupted; nothing written")
+    gt = challenge.load_annotations(tmp, SPLIT)
+    metrics, events = evaluate.evaluate(gt, infer.result_coco(result),
+                                        [f + 1 for f in result.frames], source.frame_step,
+                                        edge_tolerance=settings.edge_tolerance)
+    metrics["inference"] = {
+        "clip": f"{num_frames} synthetic frames, seed {seed}",
+        "inference speed": f"{result.steady_fps:.1f} FPS after {infer.WARMUP_FRAMES} warm-up "
+                           f"frames of {result.warmup_seconds:.1f} s (compilation)",
+        "births dropped (no free slot)": result.dropped_births}
+    eval_dir = os.path.join(tmp, "eval")
+    os.mkdir(eval_dir)
+    outputs.write_json(os.path.join(eval_dir, "metrics.json"), metrics)
+    with open(os.path.join(eval_dir, "report.md"), "w") as f:
+      f.write(evaluate.report_markdown(f"{title} on the demo clip", metrics))
+    outputs.plot_cumulative_counts(os.path.join(eval_dir, "counts.png"), events,
+                                   len(gt["images"]), challenge.FPS)
+  return Demo(out_dir, seed, render_seconds, result, metrics)
+
+
+def summary(demo: Demo) -> str:
+  """The lines the CLI prints: counts per class, tracking scores, where the outputs are."""
+  r, counts = demo.result, demo.metrics["counts"]
+  frames = len(r.frames)
+  lines = [f"clip: {frames} frames ({frames / challenge.FPS:.1f} s, seed {demo.seed}), rendered "
+           f"in {demo.render_seconds:.1f} s",
+           f"tracking: {r.steady_fps:.1f} FPS (after {infer.WARMUP_FRAMES} warm-up frames, "
+           f"{r.warmup_seconds:.1f} s of compilation)"]
+  lines += [f"{name}: predicted {counts['predicted'][name]}, true {counts['true'][name]}"
+            for name in challenge.CATEGORY_NAMES.values()]
+  tracking = demo.metrics["tracking"]["all"]
+  lines.append(f"HOTA {tracking['HOTA']:.3f}  IDF1 {tracking['IDF1']:.3f}  "
+               f"MOTA {tracking['MOTA']:.3f}  (bolts and nuts)")
+  lines.append(f"annotated video: {demo.video}")
+  lines.append(f"report: {demo.report}")
+  return "\n".join(lines)
+
+
+def check_model(checkpoint: str | None) -> None:
+  """Without a checkpoint, the shipped model must be there: else one clear error."""
+  from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  shipped = os.path.join(predictor_lib.SHIPPED_CHECKPOINT, "config.json")
+  if not checkpoint and not os.path.isfile(shipped):
+    raise UserError(f"{shipped}: the shipped model is missing; get it with the repository, or "
+                    "pass --checkpoint DIR (a training workdir, e.g. of python -m mottr.train "
+                    "--config=configs/tiny.py --workdir=/tmp/tiny)")
+
+
+def main(argv: list[str]) -> None:
+  infer.quiet_logging()
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
+  checkpoint = flags.FLAGS.checkpoint
+  check_model(checkpoint)
+  out_dir = _OUT_DIR.value
+  _check_out_dir(out_dir)
+  predictor = infer.load_predictor_from_flags()  # before rendering: a bad model fails fast
+  demo = run_demo(out_dir, _SEED.value, _NUM_FRAMES.value, predictor,
+                  infer.settings_from_flags(), title=checkpoint or "shipped model")
+  sys.stderr.flush()
+  print(summary(demo), flush=True)
+
+
+if __name__ == "__main__":
+  app.run(run_cli(main), flags_parser=infer.flags_parser)
