@@ -141,20 +141,23 @@ def count_metrics(true: counting.Counts, predicted: counting.Counts) -> dict[str
 
 
 def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: int, *,
+             fps: float | None = None,
              edge_tolerance: float = counting.EDGE_TOLERANCE) -> tuple[dict, dict[str, list]]:
   """All metrics of predictions vs ground truth on the given images (image_ids).
 
   Counts use every box of both files: the truth from the whole annotation file, the prediction
-  with its own frame step; both treat the annotation file's last frame as the end of the video.
+  with its own frame step; both treat the annotation file's last frame as the end of the video
+  and the video's frame rate `fps` (default: the ground truth's, `counting.video_fps`).
   Returns (metrics, {"true": events, "predicted": events}).
   """
   image_ids = sorted(set(image_ids))
   height = gt["images"][0].get("height", challenge.HEIGHT) if gt["images"] else challenge.HEIGHT
   final = len(gt["images"]) - 1
+  fps = fps or counting.video_fps(gt)
   true = counting.count_tracks(counting.tracks_from_coco(gt), height=height, final_frame=final,
-                               frame_step=1, edge_tolerance=edge_tolerance)
+                               frame_step=1, fps=fps, edge_tolerance=edge_tolerance)
   predicted = counting.count_tracks(counting.tracks_from_coco(pred), height=height,
-                                    final_frame=final, frame_step=pred_frame_step,
+                                    final_frame=final, frame_step=pred_frame_step, fps=fps,
                                     edge_tolerance=edge_tolerance)
   metrics = {
       "frames_evaluated": len(image_ids),
@@ -178,7 +181,8 @@ def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int
     gt = dict(gt, images=[im for im in gt["images"] if im["id"] in keep],
               annotations=[a for a in gt["annotations"] if a["image_id"] in keep])
   result = infer.track_source(source, predictor, settings or infer.TrackerSettings(), progress=False)
-  metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames], source.frame_step)
+  metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames],
+                        source.frame_step, fps=source.fps)
   return metrics
 
 
@@ -237,6 +241,7 @@ def main(argv: list[str]) -> None:
       pred = _load_predictions(_PREDICTIONS.value)
       image_ids = [f + 1 for f in infer.frame_files(frames_dir)] if frames_dir else gt_ids
       pred_step = pred.get("info", {}).get("frame_step") or counting.frame_step_of(image_ids)
+      fps = pred.get("info", {}).get("fps") or counting.video_fps(gt)
       title = f"{_PREDICTIONS.value} on {split}"
     else:
       source = infer.open_source(frames_dir or challenge.video_path(_ROOT.value, split))
@@ -248,6 +253,7 @@ def main(argv: list[str]) -> None:
       outputs.write_json(os.path.join(tmp, "tracks.json"), pred)
       image_ids = [f + 1 for f in result.frames]
       pred_step = source.frame_step
+      fps = source.fps
       title = f"{flags.FLAGS.checkpoint or 'shipped model'} on {split}"
       inference = {"frames processed": len(result.frames),
                    "inference speed": f"{result.steady_fps:.1f} FPS after "
@@ -258,14 +264,14 @@ def main(argv: list[str]) -> None:
     if not image_ids:
       raise UserError(f"no evaluated frame is in {challenge.annotation_path(_ROOT.value, split)}; "
                       "check --split and --frames_dir")
-    metrics, events = evaluate(gt, pred, image_ids, int(pred_step),
+    metrics, events = evaluate(gt, pred, image_ids, int(pred_step), fps=fps,
                                edge_tolerance=flags.FLAGS.edge_tolerance)
     metrics["inference"] = inference
     outputs.write_json(os.path.join(tmp, "metrics.json"), metrics)
     with open(os.path.join(tmp, "report.md"), "w") as f:
       f.write(report_markdown(title, metrics))
     outputs.plot_cumulative_counts(os.path.join(tmp, "counts.png"), events, len(gt["images"]),
-                                   challenge.FPS)
+                                   fps)
   all_t, c = metrics["tracking"]["all"], metrics["counts"]
   print(f"HOTA={all_t['HOTA']:.3f} MOTA={all_t['MOTA']:.3f} IDF1={all_t['IDF1']:.3f} "
         f"count_error={c['error']} -> {output_dir}")

@@ -221,7 +221,7 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
       frame_size=(source.width, source.height))
   count = lambda tracks, final: counting.count_tracks(
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
-      edge_tolerance=settings.edge_tolerance)
+      fps=source.fps, edge_tolerance=settings.edge_tolerance)
   size = predictor.input_size
   predictor.reset()
   frames, tracks = [], []

@@ -33,6 +33,7 @@ from tensorflow_datasets.core.data_sources import base as tfds_data_sources
 from mottr.errors import UserError
 
 DATASET_NAME = "stroma_clips"
+BLUR_REFERENCE_WIDTH = 256  # augmentation blur sigmas are in pixels at this clip width
 
 
 def open_data_source(path: str, split: str, config: str = "r256") -> Sequence[dict[str, Any]]:
@@ -138,24 +139,31 @@ def records_to_clip(records: Sequence[dict[str, Any]], max_objects: int, image_s
 def augment_clip(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
   """Photometric + flip augmentation with one set of parameters for the whole clip, each
   with probability 1/2 where not said: horizontal flip (boxes too); always gamma 0.7-1.4,
-  contrast 0.7-1.3, brightness +-0.15, colour temperature +-8 % (red vs blue); Gaussian
-  noise (sigma 1-5 grey levels); JPEG re-compression at quality 30-95."""
+  contrast 0.7-1.3, brightness +-0.15, colour temperature +-8 % (red vs blue); exposure gain
+  0.45-1.6 (log-uniform: dim or over-exposed cameras, clipped); Gaussian blur (probability
+  1/4, sigma 0.3-1.2 pixels at `BLUR_REFERENCE_WIDTH`, scaled with the clip's width); Gaussian
+  noise (sigma 1-5 grey levels); JPEG re-compression at quality 30-95. Only the flip changes
+  boxes."""
   clip = dict(clip)
   image = clip["image"]
   if rng.random() < 0.5:
     image = image[:, :, ::-1]
     clip["boxes"] = clip["boxes"].copy()
     clip["boxes"][..., 0] = np.where(clip["mask"], 1.0 - clip["boxes"][..., 0], 0.0)
-  # Gamma, contrast (about the clip's mean), brightness and colour temperature together
-  # are one per-channel map of the uint8 values: a lookup table.
+  # Gamma, contrast (about the clip's mean), brightness, colour temperature and exposure
+  # together are one per-channel map of the uint8 values: a lookup table.
   gamma_lut = (np.arange(256) / 255.0) ** np.exp(rng.uniform(np.log(0.7), np.log(1.4)))
   mean = np.bincount(image.ravel(), minlength=256) @ gamma_lut / image.size
   contrast, brightness = rng.uniform(0.7, 1.3), rng.uniform(-0.15, 0.15)
   temperature = rng.uniform(-0.08, 0.08)
-  channel_gain = np.array([1 + temperature, 1.0, 1 - temperature])
+  exposure = np.exp(rng.uniform(np.log(0.45), np.log(1.6))) if rng.random() < 0.5 else 1.0
+  channel_gain = np.array([1 + temperature, 1.0, 1 - temperature]) * exposure
   lut = ((gamma_lut - mean) * contrast + mean + brightness)[:, None] * channel_gain * 255.0
   lut = lut.astype(np.float32).reshape(256, 1, 3)
   x = np.stack([cv2.LUT(np.ascontiguousarray(frame), lut) for frame in image])
+  if rng.random() < 0.25:
+    sigma = rng.uniform(0.3, 1.2) * x.shape[2] / BLUR_REFERENCE_WIDTH
+    x = np.stack([cv2.GaussianBlur(frame, (0, 0), sigma) for frame in x])
   if rng.random() < 0.5:
     x += rng.standard_normal(x.shape, np.float32) * np.float32(rng.uniform(1.0, 5.0))
   image = np.clip(np.rint(x), 0, 255).astype(np.uint8)
