@@ -142,7 +142,8 @@ def main() -> None:
   parser.add_argument("--root", required=True, help="challenge-layout root with the split")
   parser.add_argument("--split", default="val")
   parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-  parser.add_argument("--methods", default="mottr", help=f"comma-separated, of {list(METHODS)}")
+  parser.add_argument("--methods", default="mottr",
+                      help=f"comma-separated, of {list(METHODS)}; empty: the ground truth check only")
   parser.add_argument("--variants", default=",".join(transforms.VARIANTS))
   parser.add_argument("--work_dir", default=None,
                       help="where copies are cached; default outputs/robustness/<split>")
@@ -195,6 +196,8 @@ def run(args: argparse.Namespace) -> None:
     raise UserError("the ground truth of a copy does not count the clean split's true counts; "
                     "the counting rule or the transform is wrong")
 
+  if not methods:
+    return
   results: dict[str, list[Run]] = {}
   for m in methods:
     runner = METHODS[m](args)
