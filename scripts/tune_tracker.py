@@ -1,0 +1,50 @@
+"""Sweeps the runtime tracker's thresholds on a validation split (never a test split).
+
+  python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
+      [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6]
+
+Prints one markdown row per (birth, keep) pair with the summed absolute count error, HOTA, IDF1
+and mAP50, best first.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mottr import evaluate, infer  # noqa: E402
+from mottr.predictor import load_predictor  # noqa: E402
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--root", required=True)
+  parser.add_argument("--split", default="val")
+  parser.add_argument("--checkpoint")
+  parser.add_argument("--max_frames", type=int)
+  parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
+  parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
+  args = parser.parse_args()
+  if args.split == "test":
+    raise SystemExit("error: tuning on a test split is not allowed; use val")
+  predictor = load_predictor(args.checkpoint)
+  rows = []
+  for birth in map(float, args.birth.split(",")):
+    for keep in map(float, args.keep.split(",")):
+      if keep > birth:
+        continue
+      settings = infer.TrackerSettings(birth_threshold=birth, keep_threshold=keep)
+      m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
+                                      settings=settings)
+      t = m["tracking"]["all"]
+      rows.append((m["counts"]["abs_error"], -t["HOTA"], birth, keep, t["HOTA"], t["IDF1"],
+                   m["detection"]["all"]["mAP50"], m["counts"]["error"]))
+      print(f"birth={birth} keep={keep} count_error={m['counts']['error']} HOTA={t['HOTA']:.3f}", flush=True)
+  print("| birth | keep | abs count error | count error | HOTA | IDF1 | mAP50 |")
+  print("|---|---|---|---|---|---|---|")
+  for err, _, birth, keep, hota, idf1, ap50, per_class in sorted(rows):
+    print(f"| {birth} | {keep} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} |")
+
+
+if __name__ == "__main__":
+  main()
