@@ -24,13 +24,15 @@ from data_prep import scene_stats
 from mottr.errors import UserError
 from mottr.errors import run_cli
 
-_ROOT = flags.DEFINE_string("root", None, "Generated challenge-layout root.")
-_SPLIT = flags.DEFINE_string("split", "val", "Split of --root to compare.")
-_REAL = flags.DEFINE_string(
-    "real", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
-                         "shared", "stroma"),
-    "Folder with the real reference data (annotations/instances_val.json, frames/).")
-_TOLERANCE = flags.DEFINE_float("tolerance", 0.10, "Allowed relative difference.")
+def _define_flags() -> None:
+  """CLI flags, defined only when this file runs as a program (tests import it)."""
+  flags.DEFINE_string("root", None, "Generated challenge-layout root.")
+  flags.DEFINE_string("split", "val", "Split of --root to compare.")
+  flags.DEFINE_string(
+      "real", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                           "shared", "stroma"),
+      "Folder with the real reference data (annotations/instances_val.json, frames/).")
+  flags.DEFINE_float("tolerance", 0.10, "Allowed relative difference.")
 
 
 def _load_json(path: str) -> dict:
@@ -102,18 +104,19 @@ def compare(real: dict[str, float], generated: dict[str, float], tolerance: floa
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  if not _ROOT.value:
+  if not flags.FLAGS.root:
     raise UserError("--root is required")
-  real = real_stats(os.path.normpath(_REAL.value), _SPLIT.value)
-  generated = generated_stats(_ROOT.value, _SPLIT.value)
-  table, failed = compare(real, generated, _TOLERANCE.value)
+  real = real_stats(os.path.normpath(flags.FLAGS.real), flags.FLAGS.split)
+  generated = generated_stats(flags.FLAGS.root, flags.FLAGS.split)
+  table, failed = compare(real, generated, flags.FLAGS.tolerance)
   print(table)
   if failed:
-    print(f"\n{len(failed)} statistic(s) outside {100 * _TOLERANCE.value:.0f} % of real: "
+    print(f"\n{len(failed)} statistic(s) outside {100 * flags.FLAGS.tolerance:.0f} % of real: "
           f"{', '.join(failed)}")
     sys.exit(1)
-  print(f"\nall {len(scene_stats.STATS)} statistics within {100 * _TOLERANCE.value:.0f} % of real")
+  print(f"\nall {len(scene_stats.STATS)} statistics within {100 * flags.FLAGS.tolerance:.0f} % of real")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(run_cli(main))
