@@ -28,7 +28,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
     message = str(e).strip().strip('"').splitlines()[0] if str(e).strip() else type(e).__name__
-    if isinstance(e, KeyError):
+    if isinstance(e, (KeyError, AttributeError)):
       message = f"unknown config key {message}"
     print(f"error: {message}; see --helpfull", file=sys.stderr)
     sys.exit(2)

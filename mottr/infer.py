@@ -200,6 +200,28 @@ class Result:
     return n / rest if n > 0 and rest > 0 else 0.0
 
 
+class ProgressLine:
+  """`frame n/N  F FPS  bolt=.. nut=..` on stderr, refreshed at most twice a second."""
+
+  def __init__(self, total: int | None, enabled: bool):
+    self.total, self.enabled = total, enabled
+    self.start = self.last = time.perf_counter()
+    self.last_frames = 0
+
+  def update(self, frames: int, running: dict[str, int]) -> None:
+    now = time.perf_counter()
+    if self.enabled and now - self.last > 0.5:
+      fps = (frames - self.last_frames) / (now - self.last)
+      self.last, self.last_frames = now, frames
+      total = f"/{self.total}" if self.total else ""
+      counts = " ".join(f"{k}={v}" for k, v in running.items())
+      print(f"\rframe {frames}{total}  {fps:.1f} FPS  {counts}   ", end="", file=sys.stderr, flush=True)
+
+  def close(self) -> None:
+    if self.enabled and self.last > self.start:
+      print(file=sys.stderr, flush=True)
+
+
 OnFrame = Callable[[int, np.ndarray, list[tracker_lib.Track], dict[str, int]], None]
 
 
@@ -226,8 +248,8 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
   predictor.reset()
   frames, tracks = [], []
   running = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
-  start = last_print = time.perf_counter()
-  printed_frames = 0
+  start = time.perf_counter()
+  line = ProgressLine(source.total, progress)
   warmup_seconds = 0.0
   interrupted = False
   try:
@@ -245,19 +267,11 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
         running[event.category] += 1
       if on_frame is not None:
         on_frame(index, bgr, tracker.live, running)
-      now = time.perf_counter()
-      if progress and now - last_print > 0.5:
-        fps = (len(frames) - printed_frames) / (now - last_print)
-        last_print, printed_frames = now, len(frames)
-        total = f"/{source.total}" if source.total else ""
-        counts = " ".join(f"{k}={v}" for k, v in running.items())
-        print(f"\rframe {len(frames)}{total}  {fps:.1f} FPS  {counts}   ", end="", file=sys.stderr,
-              flush=True)
+      line.update(len(frames), running)
   except KeyboardInterrupt:
     interrupted = True
   finally:
-    if progress and last_print > start:
-      print(file=sys.stderr, flush=True)
+    line.close()
   tracks.extend(tracker.finish())
   tracks.sort(key=lambda t: t.track_id)
   return Result(source, frames, tracks, count(tracks, frames[-1] if frames else None), interrupted,

@@ -159,20 +159,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
   return state
 
 
-FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/default.py", "Training configuration.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and prepared data.", required=True)
+def _define_flags() -> None:
+  """CLI flags, defined only when this module runs as a program (tests and tools import it)."""
+  config_flags.DEFINE_config_file("config", "configs/default.py", "Training configuration.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and prepared data.", required=True)
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; use --config.x=v for overrides")
-  config = FLAGS.config
+  config = flags.FLAGS.config
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
   if config.distributed:
     jax.distributed.initialize()
-  train_and_evaluate(config, FLAGS.workdir)
+  train_and_evaluate(config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(run_cli(main), flags_parser=parse_flags)

@@ -294,11 +294,11 @@ def track_detections(source: infer.FrameSource, detector: Detector, settings: So
   finish = finish_track or (lambda t: t)
   count = lambda tracks, final: counting.count_tracks(
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
-      edge_tolerance=settings.edge_tolerance)
+      fps=source.fps, edge_tolerance=settings.edge_tolerance)
   frames, tracks = [], []
   running = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
-  start = last_print = time.perf_counter()
-  printed_frames = 0
+  start = time.perf_counter()
+  line = infer.ProgressLine(source.total, progress)
   warmup_seconds = 0.0
   interrupted = False
 
@@ -317,19 +317,11 @@ def track_detections(source: infer.FrameSource, detector: Detector, settings: So
       collect(tracker.pop_finished(), None)
       if on_frame is not None:
         on_frame(index, bgr, tracker.live, running)
-      now = time.perf_counter()
-      if progress and now - last_print > 0.5:
-        fps = (len(frames) - printed_frames) / (now - last_print)
-        last_print, printed_frames = now, len(frames)
-        total = f"/{source.total}" if source.total else ""
-        counts = " ".join(f"{k}={v}" for k, v in running.items())
-        print(f"\rframe {len(frames)}{total}  {fps:.1f} FPS  {counts}   ", end="", file=sys.stderr,
-              flush=True)
+      line.update(len(frames), running)
   except KeyboardInterrupt:
     interrupted = True
   finally:
-    if progress and last_print > start:
-      print(file=sys.stderr, flush=True)
+    line.close()
   collect(tracker.finish(), frames[-1] if frames else None)
   tracks.sort(key=lambda t: t.track_id)
   return infer.Result(source, frames, tracks, count(tracks, frames[-1] if frames else None),
