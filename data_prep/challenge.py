@@ -156,12 +156,10 @@ def validate_annotations(coco: Any, source_name: str,
            f"(annotation id {first[1]}) to {ann['category_id']}")
 
 
-def load_annotations(root: str, split: str, num_frames: int | None = None) -> dict[str, Any]:
-  """Reads and validates `annotations/instances_{split}.json` of a challenge root."""
-  path = annotation_path(root, split)
+def load_coco(path: str, num_frames: int | None = None) -> dict[str, Any]:
+  """Reads and validates a challenge COCO file (no video needed)."""
   if not os.path.isfile(path):
-    raise UserError(f"{path}: missing file; expected the challenge layout "
-                    "annotations/instances_{split}.json")
+    raise UserError(f"{path}: missing file")
   try:
     with open(path) as f:
       coco = json.load(f)
@@ -169,6 +167,15 @@ def load_annotations(root: str, split: str, num_frames: int | None = None) -> di
     raise UserError(f"{path}: not valid JSON ({e})") from None
   validate_annotations(coco, path, num_frames)
   return coco
+
+
+def load_annotations(root: str, split: str, num_frames: int | None = None) -> dict[str, Any]:
+  """Reads and validates `annotations/instances_{split}.json` of a challenge root."""
+  path = annotation_path(root, split)
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: missing file; expected the challenge layout "
+                    "annotations/instances_{split}.json")
+  return load_coco(path, num_frames)
 
 
 def count_video_frames(path: str) -> int:

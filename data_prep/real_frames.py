@@ -11,7 +11,6 @@ prints the linker's accuracy on the val frames.
 """
 import dataclasses
 import glob
-import json
 import math
 import os
 from typing import Any, Sequence
@@ -231,19 +230,6 @@ def link_accuracy(frames: Sequence[SparseFrame], true_ids: Sequence[np.ndarray],
           "recall": hits / max(len(true), 1), "precision": hits / max(len(pred), 1)}
 
 
-def load_coco(path: str) -> dict[str, Any]:
-  """Reads and validates a challenge COCO file (no video needed)."""
-  if not os.path.isfile(path):
-    raise UserError(f"{path}: missing file")
-  try:
-    with open(path) as f:
-      coco = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise UserError(f"{path}: not valid JSON ({e})") from None
-  challenge.validate_annotations(coco, path)
-  return coco
-
-
 def split_track_ids(frames_dir: str, split: str, annotations: str | None = None
                     ) -> tuple[list[SparseFrame], list[np.ndarray]]:
   """Frames of a split with their track ids: from `annotations` (COCO of the same
@@ -251,7 +237,7 @@ def split_track_ids(frames_dir: str, split: str, annotations: str | None = None
   frames = read_frames(frames_dir, split)
   if annotations is None:
     return frames, link_tracks(frames)
-  return frames, ids_from_coco(frames, load_coco(annotations), annotations)
+  return frames, ids_from_coco(frames, challenge.load_coco(annotations), annotations)
 
 
 def _define_flags() -> None:

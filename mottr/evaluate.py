@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import io
 import itertools
-import json
 import os
 from typing import Any, Sequence
 
@@ -209,13 +208,7 @@ def _load_predictions(path: str) -> dict:
   if not os.path.isfile(path):
     raise UserError(f"{path}: no such file; pass --predictions a tracks.json in the challenge "
                     "schema")
-  try:
-    with open(path) as f:
-      coco = json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise UserError(f"{path}: not valid JSON ({e})") from None
-  challenge.validate_annotations(coco, path)
-  return coco
+  return challenge.load_coco(path)
 
 
 def main(argv: list[str]) -> None:

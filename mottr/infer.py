@@ -301,21 +301,16 @@ def write_outputs(result: Result, directory: str) -> None:
                                  {"predicted": result.counts.events}, end, s.fps)
 
 
-def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
-        settings: TrackerSettings, *, write_video: bool = True, progress: bool = True) -> Result:
-  """Tracks a source and writes all outputs into output_dir atomically.
-
-  The predictor is loaded (`load_predictor()`) only after the output directory proved writable.
-  """
+def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None], Result], *,
+           write_video: bool = True) -> Result:
+  """Runs `track(on_frame)` and writes all outputs (annotated video too) into output_dir atomically."""
   with outputs.atomic_output_dir(output_dir) as tmp:
-    predictor = load_predictor()
     video = None
     if write_video:
       video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
                                      source.frame_step, (source.width, source.height))
     try:
-      result = track_source(source, predictor, settings,
-                            on_frame=video.write if video else None, progress=progress)
+      result = track(video.write if video else None)
     finally:
       if video is not None:
         video.close()
@@ -324,6 +319,16 @@ def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
                       "nothing written")
     write_outputs(result, tmp)
   return result
+
+
+def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
+        settings: TrackerSettings, *, write_video: bool = True, progress: bool = True) -> Result:
+  """Tracks a source with MOTR and writes all outputs into output_dir atomically.
+
+  The predictor is loaded (`load_predictor()`) only after the output directory proved writable.
+  """
+  return record(source, output_dir, lambda on_frame: track_source(
+      source, load_predictor(), settings, on_frame=on_frame, progress=progress), write_video=write_video)
 
 
 def _parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:

@@ -33,7 +33,6 @@ from data_prep import challenge
 from mottr import boxes as boxes_lib
 from mottr import counting
 from mottr import infer
-from mottr import outputs
 from mottr import tracker as tracker_lib
 from mottr.errors import UserError, run_cli
 
@@ -335,23 +334,9 @@ def run(source: infer.FrameSource, make_detector: Callable[[], Detector], output
 
   The detector is made (`make_detector()`) only after the output directory proved writable.
   """
-  with outputs.atomic_output_dir(output_dir) as tmp:
-    detector = make_detector()
-    video = None
-    if write_video:
-      video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
-                                     source.frame_step, (source.width, source.height))
-    try:
-      result = track_detections(source, detector, settings, finish_track=finish_track,
-                                on_frame=video.write if video else None, progress=progress)
-    finally:
-      if video is not None:
-        video.close()
-    if not result.frames:
-      raise UserError(f"{source.name}: stopped before the first frame was processed; "
-                      "nothing written")
-    infer.write_outputs(result, tmp)
-  return result
+  return infer.record(source, output_dir, lambda on_frame: track_detections(
+      source, make_detector(), settings, finish_track=finish_track, on_frame=on_frame,
+      progress=progress), write_video=write_video)
 
 
 class ModelDetector:
