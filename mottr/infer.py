@@ -375,21 +375,31 @@ def quiet_logging() -> None:
     logging.set_verbosity(logging.WARNING)
 
 
-def main(argv: list[str]) -> None:
+def source_from_flags(argv: list[str]) -> FrameSource:
+  """The CLI preamble shared by mottr.infer and the baselines: checks argv, opens --video."""
   quiet_logging()
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; see --help")
   if not _VIDEO.value:
     raise UserError("--video is required: a video file, webcam index, stream URL or frames "
                     "directory")
-  source = open_source(_VIDEO.value, _FPS.value)
-  output_dir = _OUTPUT_DIR.value or os.path.join("outputs", source.name)
-  result = run(source, load_predictor_from_flags, output_dir, settings_from_flags(),
-               write_video=not _NO_VIDEO.value)
+  return open_source(_VIDEO.value, _FPS.value)
+
+
+def report(result: Result, output_dir: str) -> None:
+  """Speed and output location on stderr, then the one `bolt=<n> nut=<m>` line on stdout."""
   note = " (interrupted)" if result.interrupted else ""
   print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS "
         f"after {WARMUP_FRAMES} warm-up frames); outputs in {output_dir}{note}", file=sys.stderr)
   print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
+
+
+def main(argv: list[str]) -> None:
+  source = source_from_flags(argv)
+  output_dir = _OUTPUT_DIR.value or os.path.join("outputs", source.name)
+  result = run(source, load_predictor_from_flags, output_dir, settings_from_flags(),
+               write_video=not _NO_VIDEO.value)
+  report(result, output_dir)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ outputs/<video stem>_classical/ unless --output_dir.
 import collections
 import dataclasses
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -244,21 +243,12 @@ def settings_from_flags() -> ClassicalSettings:
 
 
 def main(argv: list[str]) -> None:
-  infer.quiet_logging()
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  if not flags.FLAGS.video:
-    raise UserError("--video is required: a video file, webcam index, stream URL or frames "
-                    "directory")
   settings, tracking = settings_from_flags(), sort.settings_from_flags()
   sort.check_settings(tracking)
-  source = infer.open_source(flags.FLAGS.video, flags.FLAGS.fps)
+  source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_classical")
   result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video)
-  note = " (interrupted)" if result.interrupted else ""
-  print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS); "
-        f"outputs in {output_dir}{note}", file=sys.stderr)
-  print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
+  infer.report(result, output_dir)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ with `mottr.baselines.classical`.
 import dataclasses
 import math
 import os
-import sys
 import time
 from typing import Any, Callable
 
@@ -388,23 +387,13 @@ def check_settings(settings: SortSettings) -> None:
 
 
 def main(argv: list[str]) -> None:
-  infer.quiet_logging()
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  if not flags.FLAGS.video:
-    raise UserError("--video is required: a video file, webcam index, stream URL or frames "
-                    "directory")
   settings = settings_from_flags()
   check_settings(settings)
-  source = infer.open_source(flags.FLAGS.video, flags.FLAGS.fps)
+  source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_sort")
   result = run(source, lambda: model_detector_from_flags((source.width, source.height)),
                output_dir, settings, write_video=not flags.FLAGS.no_video)
-  note = " (interrupted)" if result.interrupted else ""
-  print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS "
-        f"after {infer.WARMUP_FRAMES} warm-up frames); outputs in {output_dir}{note}",
-        file=sys.stderr)
-  print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
+  infer.report(result, output_dir)
 
 
 if __name__ == "__main__":
