@@ -1,21 +1,25 @@
-"""MOTR on 2 CPU cores: the budget that produces the shipped model.
+"""MOTR on 2 CPU cores, stage 2 of 2: clip training from the stage-1 detector (the shipped model).
 
-Run:  python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
-        --config.data.real_root=../shared/stroma
-Time: 6000 steps in about 80 min on 2 CPU cores shared with other work (the shipped run, README);
-      scripts/bench_train.py gives the per-step cost of each clip length.
+Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cpu_detect \
+        --config.data.real_root=../shared/stroma                      # stage 1, single frames
+      python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
+        --config.data.real_root=../shared/stroma                      # stage 2, clips of 2-4 frames
+Time: stage 2 is 5000 steps, about 65 min on 2 CPU cores (README); scripts/bench_train.py gives
+      the per-step cost of each clip length.
 """
 from configs import default
 
 
 def get_config():
   c = default.get_config()
+  c.init_from = "workdirs/cpu_detect"
   c.model.dec_layers = 2
   c.batch_size = 4
-  c.curriculum = ((3000, 1), (1500, 2), (1500, 3))
-  c.optim.warmup_steps = 300
+  c.curriculum = ((1000, 2), (2000, 3), (2000, 4))
+  c.loss.track_drop_prob = 0.2
+  c.optim.update(lr=2e-4, warmup_steps=200)
   c.log_every = 25
   c.checkpoint_every = 500
-  c.eval_every = 1500
+  c.eval_every = 1000
   c.eval_frames = 300
   return c

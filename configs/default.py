@@ -10,6 +10,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.init_from = ""  # a workdir whose latest checkpoint's parameters start this run (stage 2 of a recipe)
   c.distributed = False  # call jax.distributed.initialize() (multi-host GPU clusters / TPU pods)
 
   c.model = ml_collections.ConfigDict(dict(

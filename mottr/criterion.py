@@ -1,6 +1,7 @@
 """MOTR's clip objective: frames in order, track queries carried, collective average loss.
 
-For each frame: decode [track queries ; detect queries], assign targets tracklet-aware
+For each frame (clips are evenly spaced, `batch["gap"]` apart in 1/30 s): decode [track queries ;
+detect queries], assign targets tracklet-aware
 (`matching.tracklet_aware_assignment`), add focal + L1 + GIoU on every decoder layer and on the
 encoder proposals, then pick the queries that go on (tracked objects, newly matched detections,
 with random track drop and false-positive insertion) and update them with QIM. The clip's summed
@@ -78,13 +79,14 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
                                                    memory.proposal_boxes))
   focal_kw = dict(alpha=lc.focal_alpha, gamma=lc.focal_gamma)
   cost_kw = dict(w_class=lc.cost_class, w_l1=lc.cost_l1, w_giou=lc.cost_giou, **focal_kw)
+  gap = batch["gap"].astype(jnp.float32)
   tracks = empty_tracks(b, mc.num_slots, mc.d_model)
   slot_obj = jnp.full((b, mc.num_slots), -1, jnp.int32)
   sums = {k: jnp.zeros(()) for k in TERMS}
   for t in range(t_len):
     gt_boxes, gt_labels, gt_mask = batch["boxes"][:, t], batch["labels"][:, t], batch["mask"][:, t]
     out = model.apply(params, Memory(feats[:, t], memory.pos, prop_logits[:, t], prop_boxes[:, t]), tracks,
-                      method=MOTR.decode)
+                      gap, method=MOTR.decode)
     target = jax.vmap(lambda lg, bx, so, sv, gb, gl, gm: tracklet_aware_assignment(
         lg, bx, so, sv, gb, gl, gm, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
                                                 gt_boxes, gt_labels, gt_mask)
@@ -107,7 +109,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
       rngs = jax.random.split(jax.random.fold_in(rng, t), b)
       next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
           target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
-      tracks = carry_tracks(model, params, out, next_slots)
+      tracks = carry_tracks(model, params, out, tracks, gap, next_slots)
   num_boxes = jnp.maximum(batch["mask"].sum(), 1).astype(jnp.float32)
   metrics = {k: v / num_boxes for k, v in sums.items()}
   weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou,

@@ -88,4 +88,4 @@ class TrainData:
   def batch(self, step: int) -> dict[str, np.ndarray]:
     index, clip_len, start = stage_at(self.config, step)
     batch = self._stage(index, clip_len)[step - start]
-    return {k: batch[k] for k in ("image", "boxes", "labels", "mask")}
+    return {k: batch[k] for k in ("image", "boxes", "labels", "mask", "gap")}

@@ -245,7 +245,7 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
       fps=source.fps, edge_tolerance=settings.edge_tolerance)
   size = predictor.input_size
-  predictor.reset()
+  predictor.reset(frame_gap=challenge.FPS * source.frame_step / source.fps)
   frames, tracks = [], []
   running = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
   start = time.perf_counter()

@@ -10,6 +10,7 @@ arrays (B batch, T clip_len, M max_objects, H = W = image_size):
   labels        int32   [B, T, M]        0 bolt, 1 nut
   mask          bool    [B, T, M]        object m is visible in frame t
   touches_edge  bool    [B, T, M]
+  gap           float32 [B]              frames of 1/30 s between consecutive clip frames
 
 Slot m is the same physical object in every frame of a clip: track ids are remapped per
 clip to 0..M-1 in order of first appearance (within a frame, in record order); objects
@@ -125,6 +126,7 @@ def records_to_clip(records: Sequence[dict[str, Any]], max_objects: int, image_s
       "labels": np.zeros((t, m), np.int32),
       "mask": np.zeros((t, m), bool),
       "touches_edge": np.zeros((t, m), bool),
+      "gap": np.float32((records[-1]["frame"] - records[0]["frame"]) / (t - 1) if t > 1 else 1.0),
   }
   for i, (obj, slot) in enumerate(zip(objects, slots)):
     keep = slot >= 0

@@ -6,6 +6,7 @@ frame's track queries through QIM. Checkpoints load from a training workdir (lat
 checkpoint) or from an exported directory (`config.json` + `params.msgpack`, as shipped).
 """
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -42,20 +43,22 @@ class Predictor:
     self.input_size = int(config.model.image_size)
     self.num_slots = int(config.model.num_slots)
     self._step = jax.jit(self._forward)
-    self._carry = jax.jit(lambda params, out, next_slots: carry_tracks(self.model, params, out, next_slots))
+    self._carry = jax.jit(functools.partial(carry_tracks, self.model))
     self.reset()
 
-  def _forward(self, params, image, tracks):
+  def _forward(self, params, image, tracks, gap):
     memory = self.model.apply(params, image[None], method=MOTR.encode)
-    return self.model.apply(params, memory, tracks, method=MOTR.decode)
+    return self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
 
-  def reset(self) -> None:
+  def reset(self, frame_gap: float = 1.0) -> None:
+    """Starts a video whose frames are `frame_gap` x 1/30 s apart (30 / fps x frame step)."""
     self._tracks = empty_tracks(1, self.num_slots, self.config.model.d_model)
+    self._gap = jnp.full((1,), frame_gap, jnp.float32)
     self._out: DecoderOutput | None = None
 
   def step(self, frame_rgb: np.ndarray) -> FrameOutput:
     """Runs one frame (uint8 RGB, already input_size x input_size)."""
-    self._out = self._step(self.params, jnp.asarray(frame_rgb), self._tracks)
+    self._out = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
     probs = np.asarray(jax.nn.sigmoid(self._out.logits[-1, 0]))
     return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
                        boxes=np.asarray(self._out.boxes[-1, 0]), num_slots=self.num_slots,
@@ -63,7 +66,8 @@ class Predictor:
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
-    self._tracks = self._carry(self.params, self._out, jnp.asarray(next_slots, jnp.int32)[None])
+    self._tracks = self._carry(self.params, self._out, self._tracks, self._gap,
+                               jnp.asarray(next_slots, jnp.int32)[None])
 
 
 def export(config: ml_collections.ConfigDict, params, out_dir: str) -> None:

@@ -11,6 +11,7 @@ import time
 
 from absl import app, flags, logging
 import flax
+from flax import traverse_util
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -87,6 +88,25 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainS
   return flax.serialization.from_state_dict(state, restored["state"])
 
 
+def warm_start(state: TrainState, workdir: str) -> TrainState:
+  """`state` with the parameters of `workdir`'s latest checkpoint wherever name and shape agree
+  (e.g. stage 2 of a recipe starting from stage 1); new parameters keep their initialisation."""
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
+  step = mngr.latest_step()
+  if step is None:
+    raise UserError(f"{workdir}: no checkpoint to start from (config.init_from); train that stage first")
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  source = traverse_util.flatten_dict(restored["state"]["params"])
+  params = traverse_util.flatten_dict(state.params)
+  copied = [k for k, v in params.items() if k in source and np.shape(source[k]) == np.shape(v)]
+  for k in copied:
+    params[k] = jnp.asarray(source[k], params[k].dtype)
+  fresh = sorted("/".join(map(str, k)) for k in params if k not in copied)
+  print(f"warm start from {workdir} step {step}: {len(copied)} of {len(params)} arrays copied"
+        + (f"; new: {', '.join(fresh)}" if fresh else ""), flush=True)
+  return state.replace(params=traverse_util.unflatten_dict(params))
+
+
 def validate(config, root: str, params) -> dict[str, float]:
   """Count error per class and detection AP on the first `config.eval_frames` frames of `root`'s val split."""
   from mottr import evaluate  # deferred: TrackEval and pycocotools are only needed here
@@ -124,6 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
   if mngr.latest_step() is not None:
     state = restore_checkpoint(mngr, state)
     print(f"resumed from step {int(state.step)}", flush=True)
+  elif config.init_from:
+    state = warm_start(state, config.init_from)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     json.dump(config.to_dict(), f, indent=1)
 

@@ -42,7 +42,8 @@ class FakePredictor:
     self.interrupt_at, self.fail_at = interrupt_at, fail_at
     self.reset()
 
-  def reset(self):
+  def reset(self, frame_gap=1.0):
+    self.frame_gap = frame_gap
     self.t = 0
     self.slot_obj = [None] * self.num_slots
     self.query_obj = []

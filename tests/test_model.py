@@ -5,7 +5,7 @@ import numpy as np
 
 from configs import tiny
 from mottr import criterion
-from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks
+from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks, predicted_ref
 
 
 def _setup():
@@ -24,7 +24,7 @@ def test_shapes_and_dtypes():
   cells = (mc.image_size // 2**len(mc.backbone_widths))**2
   assert memory.features.shape == (2, cells, mc.d_model) and memory.features.dtype == jnp.float32
   assert memory.proposal_boxes.shape == (2, cells, 4)
-  out = model.apply(params, memory, tracks, method=MOTR.decode)
+  out = model.apply(params, memory, tracks, jnp.ones(2), method=MOTR.decode)
   n = mc.num_slots + mc.num_queries
   assert out.logits.shape == (mc.dec_layers, 2, n, mc.num_classes)
   assert out.boxes.shape == (mc.dec_layers, 2, n, 4) and out.hidden.shape == (2, n, mc.d_model)
@@ -34,13 +34,42 @@ def test_shapes_and_dtypes():
 def test_carry_tracks_moves_chosen_queries_into_slots():
   config, model, params, images, tracks = _setup()
   memory = model.apply(params, images, method=MOTR.encode)
-  out = model.apply(params, memory, tracks, method=MOTR.decode)
+  gap = jnp.ones(2)
+  out = model.apply(params, memory, tracks, gap, method=MOTR.decode)
   next_slots = jnp.array([[5, -1, -1, -1], [-1, 7, 4, -1]])
-  nxt = carry_tracks(model, params, out, next_slots)
+  nxt = carry_tracks(model, params, out, tracks, gap, next_slots)
   np.testing.assert_array_equal(np.asarray(nxt.valid), np.asarray(next_slots) >= 0)
   np.testing.assert_allclose(np.asarray(nxt.ref[0, 0]), np.asarray(out.boxes[-1, 0, 5]))
   np.testing.assert_allclose(np.asarray(nxt.ref[1, 2]), np.asarray(out.boxes[-1, 1, 4]))
   assert float(jnp.abs(nxt.embed[0, 1:]).max()) == 0  # empty slots carry nothing
+  assert float(jnp.abs(nxt.velocity).max()) == 0  # new tracks start at rest
+
+
+def test_tracks_carry_velocity_and_move_their_reference_by_the_gap():
+  config, model, params, images, tracks = _setup()
+  memory = model.apply(params, images, method=MOTR.encode)
+  slots = config.model.num_slots
+  gap = jnp.array([2.0, 3.0])
+  first = model.apply(params, memory, tracks, gap, method=MOTR.decode)
+  born = carry_tracks(model, params, first, tracks, gap, jnp.array([[slots, -1, -1, -1], [-1, slots + 1, -1, -1]]))
+  second = model.apply(params, memory, born, gap, method=MOTR.decode)
+  # Slot 0 of clip 0 and slot 1 of clip 1 continue; slot 2 of clip 1 is born from a detect query.
+  nxt = carry_tracks(model, params, second, born, gap, jnp.array([[0, -1, -1, -1], [-1, 1, slots, -1]]))
+  want0 = (second.boxes[-1, 0, 0, :2] - born.ref[0, 0, :2]) / 2.0
+  want1 = (second.boxes[-1, 1, 1, :2] - born.ref[1, 1, :2]) / 3.0
+  np.testing.assert_allclose(np.asarray(nxt.velocity[0, 0]), np.asarray(want0), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(np.asarray(nxt.velocity[1, 1]), np.asarray(want1), rtol=1e-5, atol=1e-7)
+  assert float(jnp.abs(nxt.velocity[1, 2]).max()) == 0
+  assert float(jnp.abs(want0).max()) > 0
+  # The reference a track is decoded from is its last box moved by velocity x gap.
+  moved = nxt._replace(velocity=jnp.full_like(nxt.velocity, 0.01))
+  ref = predicted_ref(moved, gap)
+  np.testing.assert_allclose(np.asarray(ref[1, :, :2] - nxt.ref[1, :, :2]), 0.03, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(ref[..., 2:]), np.asarray(nxt.ref[..., 2:]))
+  # The gap reaches the live track queries' decoding.
+  other = model.apply(params, memory, nxt, gap * 2, method=MOTR.decode)
+  out = model.apply(params, memory, nxt, gap, method=MOTR.decode)
+  assert float(jnp.abs(other.boxes[-1, 0, 0] - out.boxes[-1, 0, 0]).max()) > 0
 
 
 def test_select_next_keeps_tracked_and_new_objects():
@@ -71,7 +100,7 @@ def test_clip_loss_is_finite_and_normalised_by_boxes():
   batch = {"image": jnp.asarray(rng.integers(0, 255, (2, 3, size, size, 3), dtype=np.uint8)),
            "boxes": jnp.asarray(rng.uniform(0.2, 0.8, (2, 3, m, 4)) * [1, 1, 0.2, 0.2], jnp.float32),
            "labels": jnp.asarray(rng.integers(0, 2, (2, 3, m)), jnp.int32),
-           "mask": jnp.asarray(rng.uniform(size=(2, 3, m)) < 0.4)}
+           "mask": jnp.asarray(rng.uniform(size=(2, 3, m)) < 0.4), "gap": jnp.array([1.0, 2.0])}
   loss, metrics = criterion.clip_loss(model, params, batch, jax.random.key(0), config)
   assert np.isfinite(float(loss)) and float(loss) > 0
   assert set(criterion.TERMS) <= set(metrics)

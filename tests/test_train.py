@@ -64,6 +64,27 @@ def test_resume_equals_uninterrupted(synth_workdir, tmp_path):
   assert os.path.isdir(tmp_path / "full" / "checkpoints" / "4")
 
 
+def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
+  config = _config(synth_workdir)
+  trained = train.train_and_evaluate(config, str(tmp_path / "stage1"))
+  stage2 = _config(synth_workdir)
+  stage2.model.ffn_dim = 48  # FFN kernels change shape; everything else carries over
+  fresh = train.create_state(stage2, build_model(stage2))
+  started = train.warm_start(fresh, str(tmp_path / "stage1"))
+  flat = lambda s: jax.tree_util.tree_leaves_with_path(s.params)
+  copied = 0
+  for (path, got), (_, was), (_, init) in zip(flat(started), flat(trained), flat(fresh)):
+    if np.shape(was) == np.shape(got):
+      np.testing.assert_array_equal(np.asarray(got), np.asarray(was), err_msg=jax.tree_util.keystr(path))
+      copied += 1
+    else:
+      np.testing.assert_array_equal(np.asarray(got), np.asarray(init))
+  assert 0 < copied < len(flat(started))
+  assert int(started.step) == 0
+  with pytest.raises(train.UserError, match="no checkpoint"):
+    train.warm_start(fresh, str(tmp_path / "nothing"))
+
+
 def test_two_devices_equal_one(synth_workdir):
   script = textwrap.dedent(f"""
       import jax, numpy as np

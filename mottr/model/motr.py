@@ -5,6 +5,11 @@ encoder proposals (one anchor box per cell, class + box head) -> the top-`num_qu
 become detect queries (content from their encoder feature, reference = proposal box) -> decoder
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
+
+Track queries carry a velocity (box centre per 1/30 s, measured from their last two boxes) and
+every frame comes with its time gap from the previous one (in 1/30 s): a track's reference box is
+moved by velocity x gap before decoding, and the gap is embedded into its content. So one model
+serves any frame rate or training stride without learning a stride-dependent motion prior.
 """
 from typing import NamedTuple, Sequence
 
@@ -30,9 +35,10 @@ class Memory(NamedTuple):
 
 
 class TrackQueries(NamedTuple):
-  embed: jax.Array  # [B, S, D]
-  ref: jax.Array    # [B, S, 4] cxcywh reference boxes
-  valid: jax.Array  # [B, S] bool
+  embed: jax.Array     # [B, S, D]
+  ref: jax.Array       # [B, S, 4] cxcywh: the box of the previous frame
+  velocity: jax.Array  # [B, S, 2] box centre motion per 1/30 s (0 for a track born last frame)
+  valid: jax.Array     # [B, S] bool
 
 
 class DecoderOutput(NamedTuple):
@@ -43,7 +49,13 @@ class DecoderOutput(NamedTuple):
 
 def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
   return TrackQueries(jnp.zeros((batch, slots, d_model), jnp.float32),
-                      jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots), bool))
+                      jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots, 2), jnp.float32),
+                      jnp.zeros((batch, slots), bool))
+
+
+def predicted_ref(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
+  """Track reference boxes [B, S, 4] moved by velocity x gap (gap [B], in 1/30 s)."""
+  return tracks.ref.at[..., :2].add(tracks.velocity * gap[:, None, None])
 
 
 class MOTR(nn.Module):
@@ -77,11 +89,12 @@ class MOTR(nn.Module):
     self.qim_norm1 = nn.LayerNorm()
     self.qim_ffn = Mlp(self.ffn_dim, d)
     self.qim_norm2 = nn.LayerNorm()
+    self.gap_embed = nn.Dense(d)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
     memory = self.encode(images)
-    out = self.decode(memory, tracks)
+    out = self.decode(memory, tracks, jnp.ones(images.shape[:1], jnp.float32))
     slots = tracks.valid.shape[1]
     return memory, out, self.qim(out.hidden[:, :slots], tracks.valid)
 
@@ -99,15 +112,18 @@ class MOTR(nn.Module):
     boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat))
     return Memory(feat, pos, self.proposal_class(feat), boxes)
 
-  def decode(self, memory: Memory, tracks: TrackQueries) -> DecoderOutput:
-    """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory."""
+  def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
+    """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory;
+    `gap` [B] is the time since the tracks' frame in 1/30 s."""
     scores = memory.proposal_logits.max(-1)
     _, top = jax.lax.top_k(scores, self.num_queries)                       # [B, Q]
     det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
     det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
     det_content = self.query_content_norm(self.query_content(det_feat))
-    tgt = jnp.concatenate([tracks.embed, det_content], axis=1)
-    ref = jnp.concatenate([tracks.ref, det_ref], axis=1)
+    gap_features = jnp.stack([jnp.log(gap), gap / 10.0], axis=-1)[:, None]   # [B, 1, 2]
+    track_content = tracks.embed + self.gap_embed(gap_features) * tracks.valid[..., None]
+    tgt = jnp.concatenate([track_content, det_content], axis=1)
+    ref = jnp.concatenate([predicted_ref(tracks, gap), det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
     all_logits, all_boxes = [], []
     for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
@@ -126,16 +142,26 @@ class MOTR(nn.Module):
     return self.qim_norm2(x + self.qim_ffn(x))
 
 
-def carry_tracks(model: MOTR, params, out: DecoderOutput, next_slots: jax.Array) -> TrackQueries:
-  """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty)."""
+def carry_tracks(model: MOTR, params, out: DecoderOutput, tracks: TrackQueries, gap: jax.Array,
+                 next_slots: jax.Array) -> TrackQueries:
+  """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty).
+
+  `tracks` and `gap` [B] are what `out` was decoded with: a continuing track's velocity is its
+  box centre's move since then divided by the gap; a new track starts at rest.
+  """
   valid = next_slots >= 0
   index = jnp.maximum(next_slots, 0)[..., None]
   hidden = jnp.take_along_axis(out.hidden, index, axis=1)
   ref = jax.lax.stop_gradient(jnp.take_along_axis(out.boxes[-1], index, axis=1))
+  slots = tracks.valid.shape[1]
+  continuing = valid & (next_slots < slots)
+  previous = jnp.take_along_axis(tracks.ref, jnp.minimum(index, slots - 1), axis=1)
+  velocity = (ref[..., :2] - previous[..., :2]) / gap[:, None, None]
   embed = model.apply(params, hidden, valid, method=MOTR.qim)
   embed = jnp.where(valid[..., None], embed, 0.0)
   ref = jnp.where(valid[..., None], ref, 0.5)
-  return TrackQueries(embed, ref, valid)
+  velocity = jnp.where(continuing[..., None], velocity, 0.0)
+  return TrackQueries(embed, ref, velocity, valid)
 
 
 def build_model(config) -> MOTR:

@@ -1,0 +1,21 @@
+"""Stage 1 of the CPU recipe: single-frame detection pre-training (clip length 1).
+
+Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cpu_detect \
+        --config.data.real_root=../shared/stroma
+Time: 3500 steps of 8 frames, about 50 min on 2 CPU cores (the shipped run, README).
+Stage 2 (configs/cpu.py) starts from its last checkpoint.
+"""
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.model.dec_layers = 2
+  c.batch_size = 8
+  c.curriculum = ((3500, 1),)
+  c.optim.warmup_steps = 300
+  c.log_every = 25
+  c.checkpoint_every = 500
+  c.eval_every = 1750
+  c.eval_frames = 300
+  return c
