@@ -1,6 +1,7 @@
 """Robustness of tracking and counting to lighting, noise + compression and lower frame rates.
 
-  python scripts/bench_robustness.py --root DIR --split S [--checkpoint DIR] [--methods mottr]
+  python scripts/bench_robustness.py --root DIR --split S [--checkpoint DIR]
+      [--methods classical,sort,mottr]
       [--variants dark,bright,noise_jpeg,stride2,stride3] [--work_dir DIR] [--quick | --max_frames N]
 
 Builds the transformed copies of the split (`mottr.transforms`: dark x0.45, bright x1.6,
@@ -19,7 +20,9 @@ model) is given. Copies are re-encoded (mp4v), the clean video is not.
 
 Methods: `METHODS` maps a name to a factory (parsed args -> runner); a runner tracks a
 `mottr.infer.FrameSource` and returns its `mottr.tracker.Track`s (xywh pixel boxes, 0-based
-frames of the source's timeline). Add a method by adding an entry.
+frames of the source's timeline). The baselines run with their CLIs' default settings: the
+classical pipeline (`mottr.baselines.classical`) and SORT over our detector without track queries
+(`mottr.baselines.sort`, same checkpoint as mottr). Add a method by adding an entry.
 """
 import argparse
 import dataclasses
@@ -38,6 +41,7 @@ from mottr import evaluate  # noqa: E402
 from mottr import infer  # noqa: E402
 from mottr import outputs  # noqa: E402
 from mottr import transforms  # noqa: E402
+from mottr.baselines import classical, sort  # noqa: E402
 from mottr.errors import UserError  # noqa: E402
 from mottr.tracker import Track  # noqa: E402
 
@@ -56,7 +60,23 @@ def _mottr(args: argparse.Namespace) -> Runner:
   return lambda source: infer.track_source(source, predictor, settings, progress=False).tracks
 
 
-METHODS: dict[str, Callable[[argparse.Namespace], Runner]] = {"mottr": _mottr}
+def _classical(args: argparse.Namespace) -> Runner:
+  del args  # the classical pipeline has no model
+  settings, tracking = classical.ClassicalSettings(), sort.SortSettings()
+  return lambda source: classical.track_source(source, settings, tracking, progress=False).tracks
+
+
+def _sort(args: argparse.Namespace) -> Runner:
+  from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+  predictor = predictor_lib.load_predictor(args.checkpoint)
+  tracking = sort.SortSettings()
+  return lambda source: sort.track_detections(
+      source, sort.ModelDetector(predictor, (source.width, source.height)), tracking,
+      progress=False).tracks
+
+
+METHODS: dict[str, Callable[[argparse.Namespace], Runner]] = {
+    "classical": _classical, "sort": _sort, "mottr": _mottr}
 
 
 @dataclasses.dataclass
@@ -142,7 +162,7 @@ def main() -> None:
   parser.add_argument("--root", required=True, help="challenge-layout root with the split")
   parser.add_argument("--split", default="val")
   parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-  parser.add_argument("--methods", default="mottr",
+  parser.add_argument("--methods", default=",".join(METHODS),
                       help=f"comma-separated, of {list(METHODS)}; empty: the ground truth check only")
   parser.add_argument("--variants", default=",".join(transforms.VARIANTS))
   parser.add_argument("--work_dir", default=None,
