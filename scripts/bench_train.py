@@ -29,7 +29,8 @@ def _batch(config, clip_len: int, rng: np.random.Generator) -> dict:
   mask[:, :, :3] = True
   return {"image": rng.integers(0, 255, (b, clip_len, s, s, 3), dtype=np.uint8),
           "boxes": (rng.uniform(0.2, 0.8, (b, clip_len, m, 4)) * [1, 1, 0.15, 0.15]).astype(np.float32),
-          "labels": rng.integers(0, 2, (b, clip_len, m)).astype(np.int32), "mask": mask}
+          "labels": rng.integers(0, 2, (b, clip_len, m)).astype(np.int32), "mask": mask,
+          "gap": np.ones(b, np.float32)}
 
 
 def main() -> None:
