@@ -19,6 +19,7 @@ the same transform is complete and is reused (`build_copy(..., reuse=True)`).
 import dataclasses
 import json
 import os
+import shutil
 from typing import Any, Iterator
 
 import cv2
@@ -163,3 +164,29 @@ def build_copy(root: str, split: str, name: str, out_root: str, *, seed: int = 0
     raise UserError(f"{src}: wrote {written} frames for {len(out['images'])} images")
   challenge.write_annotations(challenge.annotation_path(out_root, split), out)
   return out
+
+
+def build_frames_copy(files: dict[int, str], name: str, out_dir: str, *, seed: int = 0) -> str:
+  """Writes the `name` copy of a folder of frames ({0-based index: image file}, e.g. the real
+  sparse frames) into out_dir as lossless NNNN.png with the same names; photometric variants
+  only (a folder of every 10th frame has no frame rate to lower). Replaces out_dir atomically."""
+  v = variant(name)
+  if v.stride != 1:
+    raise UserError(f"variant {name!r} drops frames; only photometric variants apply to a folder "
+                    "of frames")
+  tmp = out_dir.rstrip("/") + ".tmp"
+  if os.path.isdir(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  rng = np.random.default_rng(seed)
+  for index in sorted(files):
+    bgr = cv2.imread(files[index], cv2.IMREAD_COLOR)
+    if bgr is None:
+      raise UserError(f"{files[index]}: cannot read this image; replace or remove it")
+    rgb = transform_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), v, rng)
+    stem = os.path.splitext(os.path.basename(files[index]))[0]
+    cv2.imwrite(os.path.join(tmp, f"{stem}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+  if os.path.isdir(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp, out_dir)
+  return out_dir

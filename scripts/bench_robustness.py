@@ -118,6 +118,20 @@ def score(runner: Runner, video: str, gt: dict, name: str) -> Run:
   return Run(name, source.fps, evaluate.count_metrics(true, predicted), 100 * hota, seconds)
 
 
+def score_frames(runner: Runner, frames_dir: str, gt: dict, name: str) -> Run:
+  """Runs a method over a folder of sparse frames; counts and HOTA vs gt on those frames."""
+  source = infer.open_source(frames_dir)
+  seen: list[int] = []
+  start = time.perf_counter()
+  tracks = runner(_recorded(source, seen))
+  seconds = time.perf_counter() - start
+  pred = outputs.tracks_to_coco(tracks, seen, source.width, source.height)
+  image_ids = sorted({f + 1 for f in seen} & {im["id"] for im in gt["images"]})
+  metrics, _ = evaluate.evaluate(gt, pred, image_ids, source.frame_step)
+  return Run(name, source.fps / source.frame_step, metrics["counts"],
+             100 * metrics["tracking"]["all"]["HOTA"], seconds)
+
+
 def _pair(counts: dict) -> str:
   return "/".join(str(counts[n]) for n in challenge.CATEGORY_NAMES.values())
 
@@ -170,6 +184,9 @@ def main() -> None:
   parser.add_argument("--quick", action="store_true", help=f"first {QUICK_FRAMES} frames only")
   parser.add_argument("--max_frames", type=int, default=None, help="first N frames only")
   parser.add_argument("--seed", type=int, default=0, help="noise of the noise_jpeg copy")
+  parser.add_argument("--frames_dir", default=None,
+                      help="a folder of sparse frames (NNNN.jpg by image_id) of the split, e.g. "
+                           "../shared/stroma/frames/val: photometric variants of it instead of the video")
   args = parser.parse_args()
   try:
     run(args)
@@ -191,6 +208,9 @@ def run(args: argparse.Namespace) -> None:
     raise UserError(f"--max_frames {max_frames}: must be positive")
   if args.checkpoint:
     args.checkpoint = os.path.abspath(args.checkpoint)
+  if args.frames_dir:
+    run_frames(args, methods, variants)
+    return
   gt = challenge.validate_root(args.root, args.split)
   video = challenge.video_path(args.root, args.split)
   fps = transforms.video_fps(video)
@@ -218,17 +238,48 @@ def run(args: argparse.Namespace) -> None:
 
   if not methods:
     return
+  results = run_methods(args, methods, {name: (lambda runner, path=path, coco=coco, name=name:
+                                                score(runner, path, coco, name))
+                                         for name, (path, coco) in copies.items()})
+  print(f"## Robustness ({_model(args, methods)})\n\n{results_table(results)}")
+
+
+def _model(args: argparse.Namespace, methods: list[str]) -> str:
+  uses_model = any(m != "classical" for m in methods)
+  return f"{', '.join(methods)}" + (f"; model {args.checkpoint or 'shipped'}" if uses_model else "")
+
+
+def run_methods(args: argparse.Namespace, methods: list[str],
+                jobs: dict[str, Callable[[Runner], Run]]) -> dict[str, list[Run]]:
+  """Every method on every copy (jobs: copy name -> scorer of a runner)."""
   results: dict[str, list[Run]] = {}
   for m in methods:
     runner = METHODS[m](args)
     results[m] = []
-    for name, (path, coco) in copies.items():
-      r = score(runner, path, coco, name)
+    for name, job in jobs.items():
+      r = job(runner)
       results[m].append(r)
       _log(f"{m} {name}: predicted {_pair(r.counts['predicted'])} (true "
-           f"{_pair(r.counts['true'])}), HOTA {r.hota:.1f}, {len(coco['images'])} frames in "
-           f"{r.seconds:.0f} s")
-  print(f"## Robustness ({args.checkpoint or 'shipped model'})\n\n{results_table(results)}")
+           f"{_pair(r.counts['true'])}), HOTA {r.hota:.1f} in {r.seconds:.0f} s")
+  return results
+
+
+def run_frames(args: argparse.Namespace, methods: list[str], variants: list[str]) -> None:
+  """The photometric variants of a folder of sparse frames, scored on their ground truth."""
+  files = infer.frame_files(args.frames_dir)
+  gt = challenge.load_annotations(args.root, args.split)
+  skipped = [v for v in variants if transforms.variant(v).stride != 1]
+  work_dir = args.work_dir or os.path.join("outputs", "robustness", f"{args.split}_frames")
+  dirs = {CLEAN: args.frames_dir}
+  for v in variants:
+    if v not in skipped:
+      dirs[v] = transforms.build_frames_copy(files, v, os.path.join(work_dir, v), seed=args.seed)
+  results = run_methods(args, methods, {name: (lambda runner, d=d, name=name:
+                                               score_frames(runner, d, gt, name))
+                                        for name, d in dirs.items()})
+  note = f" ({', '.join(skipped)} do not apply to sparse frames)" if skipped else ""
+  print(f"## Robustness on {args.frames_dir}, {len(files)} frames ({_model(args, methods)})"
+        f"{note}\n\n{results_table(results)}")
 
 
 if __name__ == "__main__":

@@ -198,3 +198,21 @@ def test_augmentation_blur_is_one_for_the_whole_clip():
     step = np.abs(np.diff(profiles[0]))
     widths.append(step.sum() / step.max())  # ~1 for a sharp edge, more when blurred
   assert min(widths) < 1.3 and max(widths) > 1.8
+
+
+def test_frames_copy_keeps_names_and_applies_the_variant(tmp_path):
+  src = tmp_path / "frames"
+  src.mkdir()
+  rng = np.random.default_rng(0)
+  frames = {i: rng.integers(40, 200, (24, 32, 3), dtype=np.uint8) for i in (9, 19, 29)}
+  for i, bgr in frames.items():
+    cv2.imwrite(str(src / f"{i + 1:04d}.png"), bgr)
+  files = {i: str(src / f"{i + 1:04d}.png") for i in frames}
+  out = transforms.build_frames_copy(files, "dark", str(tmp_path / "dark"))
+  assert sorted(os.listdir(out)) == ["0010.png", "0020.png", "0030.png"]
+  for i, bgr in frames.items():
+    dark = cv2.imread(os.path.join(out, f"{i + 1:04d}.png"), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(dark, np.rint(bgr * 0.45).astype(np.uint8))
+  with pytest.raises(UserError, match="photometric"):
+    transforms.build_frames_copy(files, "stride2", str(tmp_path / "s2"))
+  assert not os.path.exists(tmp_path / "s2")
