@@ -2,9 +2,9 @@
 
   python scripts/bench_train.py [--config=configs/cpu.py] [--steps 10]
 
-For every clip length of the config's curriculum it compiles the jitted update once, then times
-`--steps` steps on batches of the config's shape (random frames, 3 objects per frame): the model
-cost alone. `scripts/bench_train.py --with_data` also times the grain pipeline on a generated root.
+For every clip length of the config's curriculum it compiles the jitted update once, runs
+WARMUP_STEPS untimed steps, then times `--steps` steps on batches of the config's shape (random
+frames, 3 objects per frame): the model cost alone. `scripts/bench_train.py --with_data` also times the grain pipeline on a generated root.
 """
 import argparse
 import importlib
@@ -21,6 +21,9 @@ import numpy as np  # noqa: E402
 
 from mottr import data, train  # noqa: E402
 from mottr.model.motr import build_model  # noqa: E402
+
+
+WARMUP_STEPS = 2
 
 
 def _batch(config, clip_len: int, rng: np.random.Generator) -> dict:
@@ -56,6 +59,9 @@ def main() -> None:
     state, metrics = step(state, batch, train.step_rng(config, 0))
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - t0
+    for i in range(WARMUP_STEPS):  # first executions pay one-time allocation costs
+      state, metrics = step(state, batch, train.step_rng(config, i))
+    jax.block_until_ready(metrics)
     t0 = time.perf_counter()
     for i in range(args.steps):
       state, metrics = step(state, batch, train.step_rng(config, i))
