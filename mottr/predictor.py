@@ -31,6 +31,7 @@ class FrameOutput:
   boxes: np.ndarray       # float32 [N, 4] normalised cxcywh, not clipped
   num_slots: int
   slot_valid: np.ndarray  # bool [num_slots]
+  class_scores: np.ndarray | None = None  # float32 [N, C] probability of each class
 
 
 class Predictor:
@@ -62,7 +63,7 @@ class Predictor:
     probs = np.asarray(jax.nn.sigmoid(self._out.logits[-1, 0]))
     return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
                        boxes=np.asarray(self._out.boxes[-1, 0]), num_slots=self.num_slots,
-                       slot_valid=np.asarray(self._tracks.valid[0]))
+                       slot_valid=np.asarray(self._tracks.valid[0]), class_scores=probs)
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""

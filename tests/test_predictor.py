@@ -14,6 +14,9 @@ def test_shipped_model_loads_and_tracks_a_query():
   n = p.num_slots + p.config.model.num_queries
   assert out.scores.shape == (n,) and out.boxes.shape == (n, 4) and out.labels.shape == (n,)
   assert ((out.scores >= 0) & (out.scores <= 1)).all() and not out.slot_valid.any()
+  assert out.class_scores.shape == (n, p.config.model.num_classes)
+  np.testing.assert_array_equal(out.class_scores.max(-1), out.scores)
+  np.testing.assert_array_equal(out.class_scores.argmax(-1), out.labels)
   next_slots = np.full(p.num_slots, -1, np.int32)
   next_slots[0] = p.num_slots  # the first detect query becomes track slot 0
   p.carry(next_slots)

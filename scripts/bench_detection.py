@@ -1,0 +1,80 @@
+"""Per-frame detection AP of checkpoints (detect queries only, no track queries): the sim-to-real measure.
+
+  python scripts/bench_detection.py --root ../shared/stroma --split val \
+      --frames_dir ../shared/stroma/frames/val --checkpoints workdirs/cpu_detect,workdirs/cpu_detect_synth
+
+Each checkpoint (a training workdir or an exported model; "shipped" = the shipped model) runs on
+every frame of the source with an empty track set; each detect query gives one detection per
+class (score = that class's probability), scored with COCO mAP (IoU .50:.95) and mAP50 against
+the split's annotations on the frames seen (`mottr.evaluate.detection_metrics`). The last column
+is each checkpoint's mAP50 over the first one's: with a real-trained checkpoint first and the same
+recipe trained on synthetic data only second, it is the sim-to-real ratio (target >= 0.80).
+"""
+import argparse
+import dataclasses
+import itertools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from data_prep import challenge  # noqa: E402
+from mottr import boxes as boxes_lib  # noqa: E402
+from mottr import evaluate, infer  # noqa: E402
+from mottr.errors import UserError  # noqa: E402
+from mottr.predictor import load_predictor  # noqa: E402
+
+
+def detections(predictor, source: infer.FrameSource) -> tuple[dict, list[int]]:
+  """COCO detections (xywh pixels, per-class scores) of every frame; the image ids seen."""
+  anns, image_ids = [], []
+  size = predictor.input_size
+  for index, bgr in source.frames:
+    rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+    predictor.reset()
+    out = predictor.step(rgb)
+    detect = slice(out.num_slots, None)
+    boxes = boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64), source.width,
+                                        source.height)
+    for box, probs in zip(boxes, out.class_scores[detect]):
+      for c, p in enumerate(probs):
+        anns.append({"image_id": index + 1, "category_id": c + 1, "bbox": box.tolist(),
+                     "score": float(p)})
+    image_ids.append(index + 1)
+  return {"annotations": anns}, image_ids
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--root", required=True, help="challenge-layout root with the annotations")
+  parser.add_argument("--split", default="val")
+  parser.add_argument("--frames_dir", default=None, help="frames NNNN.jpg instead of the video")
+  parser.add_argument("--checkpoints", required=True, help="comma-separated; 'shipped' allowed")
+  parser.add_argument("--max_frames", type=int, default=None)
+  args = parser.parse_args()
+  try:
+    gt = challenge.load_annotations(args.root, args.split)
+    rows = []
+    for ckpt in args.checkpoints.split(","):
+      predictor = load_predictor(None if ckpt == "shipped" else ckpt)
+      source = infer.open_source(args.frames_dir or challenge.video_path(args.root, args.split))
+      source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames))
+      pred, image_ids = detections(predictor, source)
+      rows.append((ckpt, evaluate.detection_metrics(gt, pred, image_ids), len(image_ids)))
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  first = rows[0][1]["all"]["mAP50"]
+  print("| checkpoint | frames | mAP50 | mAP | bolt mAP50 | nut mAP50 | mAP50 / first |")
+  print("|---|---:|---:|---:|---:|---:|---:|")
+  for ckpt, m, n in rows:
+    ratio = m["all"]["mAP50"] / first if first > 0 else float("nan")
+    print(f"| {ckpt} | {n} | {m['all']['mAP50']:.3f} | {m['all']['mAP']:.3f} | "
+          f"{m['bolt']['mAP50']:.3f} | {m['nut']['mAP50']:.3f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+  main()
