@@ -3,8 +3,8 @@
 Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cpu_detect \
         --config.data.real_root=../shared/stroma                      # stage 1, single frames
       python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
-        --config.data.real_root=../shared/stroma                      # stage 2, clips of 2-4 frames
-Time: stage 2 is 4000 steps, about 50 min on 2 CPU cores (README); scripts/bench_train.py gives
+        --config.data.real_root=../shared/stroma                      # stage 2, clips of 3-4 frames
+Time: stage 2 is 3000 steps, about 45 min on 2 CPU cores (README); scripts/bench_train.py gives
       the per-step cost of each clip length.
 """
 from configs import default
@@ -15,7 +15,7 @@ def get_config():
   c.init_from = "workdirs/cpu_detect"
   c.model.dec_layers = 2
   c.batch_size = 4
-  c.curriculum = ((1000, 2), (1500, 3), (1500, 4))
+  c.curriculum = ((1000, 3), (2000, 4))
   c.loss.track_drop_prob = 0.2
   c.optim.update(lr=2e-4, warmup_steps=200)
   c.log_every = 25

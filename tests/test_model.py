@@ -60,16 +60,20 @@ def test_tracks_carry_velocity_and_move_their_reference_by_the_gap():
   np.testing.assert_allclose(np.asarray(nxt.velocity[0, 0]), np.asarray(want0), rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(np.asarray(nxt.velocity[1, 1]), np.asarray(want1), rtol=1e-5, atol=1e-7)
   assert float(jnp.abs(nxt.velocity[1, 2]).max()) == 0
+  np.testing.assert_array_equal(np.asarray(nxt.moving), [[True, False, False, False], [False, True, False, False]])
+  assert not np.asarray(born.moving).any()
   assert float(jnp.abs(want0).max()) > 0
   # The reference a track is decoded from is its last box moved by velocity x gap.
   moved = nxt._replace(velocity=jnp.full_like(nxt.velocity, 0.01))
   ref = predicted_ref(moved, gap)
   np.testing.assert_allclose(np.asarray(ref[1, :, :2] - nxt.ref[1, :, :2]), 0.03, rtol=1e-5)
   np.testing.assert_allclose(np.asarray(ref[..., 2:]), np.asarray(nxt.ref[..., 2:]))
-  # The gap reaches the live track queries' decoding.
-  other = model.apply(params, memory, nxt, gap * 2, method=MOTR.decode)
+  # The gap and the motion reach the live track queries' decoding.
   out = model.apply(params, memory, nxt, gap, method=MOTR.decode)
-  assert float(jnp.abs(other.boxes[-1, 0, 0] - out.boxes[-1, 0, 0]).max()) > 0
+  for changed in (dict(gap=gap * 2), dict(tracks=nxt._replace(moving=~nxt.moving))):
+    args = dict(tracks=nxt, gap=gap) | changed
+    other = model.apply(params, memory, args["tracks"], args["gap"], method=MOTR.decode)
+    assert float(jnp.abs(other.boxes[-1, 0, 0] - out.boxes[-1, 0, 0]).max()) > 0
 
 
 def test_select_next_keeps_tracked_and_new_objects():

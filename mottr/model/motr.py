@@ -6,10 +6,12 @@ become detect queries (content from their encoder feature, reference = proposal 
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
-Track queries carry a velocity (box centre per 1/30 s, measured from their last two boxes) and
-every frame comes with its time gap from the previous one (in 1/30 s): a track's reference box is
-moved by velocity x gap before decoding, and the gap is embedded into its content. So one model
-serves any frame rate or training stride without learning a stride-dependent motion prior.
+Track queries carry a velocity (box centre per 1/30 s, measured from their last two boxes; none
+yet for a track born in the previous frame) and every frame comes with its time gap from the
+previous one (in 1/30 s): a track's reference box is moved by velocity x gap before decoding, and
+the gap, that predicted move and whether a velocity is known are embedded into its content. So one
+model serves any frame rate or training stride, and tells a just-born track (whose move it must
+find in the image) from one whose move is predicted.
 """
 from typing import NamedTuple, Sequence
 
@@ -37,7 +39,8 @@ class Memory(NamedTuple):
 class TrackQueries(NamedTuple):
   embed: jax.Array     # [B, S, D]
   ref: jax.Array       # [B, S, 4] cxcywh: the box of the previous frame
-  velocity: jax.Array  # [B, S, 2] box centre motion per 1/30 s (0 for a track born last frame)
+  velocity: jax.Array  # [B, S, 2] box centre motion per 1/30 s (0 where not moving)
+  moving: jax.Array    # [B, S] bool: velocity measured (False for a track born last frame)
   valid: jax.Array     # [B, S] bool
 
 
@@ -50,7 +53,15 @@ class DecoderOutput(NamedTuple):
 def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
   return TrackQueries(jnp.zeros((batch, slots, d_model), jnp.float32),
                       jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots, 2), jnp.float32),
-                      jnp.zeros((batch, slots), bool))
+                      jnp.zeros((batch, slots), bool), jnp.zeros((batch, slots), bool))
+
+
+def motion_features(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
+  """[B, S, 5]: log gap, gap / 10, predicted centre move x 10, velocity known."""
+  b, s = tracks.valid.shape
+  per_clip = jnp.broadcast_to(jnp.stack([jnp.log(gap), gap / 10.0], -1)[:, None], (b, s, 2))
+  move = 10.0 * tracks.velocity * gap[:, None, None]
+  return jnp.concatenate([per_clip, move, tracks.moving[..., None].astype(jnp.float32)], -1)
 
 
 def predicted_ref(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
@@ -89,7 +100,7 @@ class MOTR(nn.Module):
     self.qim_norm1 = nn.LayerNorm()
     self.qim_ffn = Mlp(self.ffn_dim, d)
     self.qim_norm2 = nn.LayerNorm()
-    self.gap_embed = nn.Dense(d)
+    self.motion_embed = nn.Dense(d)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
@@ -120,8 +131,7 @@ class MOTR(nn.Module):
     det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
     det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
     det_content = self.query_content_norm(self.query_content(det_feat))
-    gap_features = jnp.stack([jnp.log(gap), gap / 10.0], axis=-1)[:, None]   # [B, 1, 2]
-    track_content = tracks.embed + self.gap_embed(gap_features) * tracks.valid[..., None]
+    track_content = tracks.embed + self.motion_embed(motion_features(tracks, gap)) * tracks.valid[..., None]
     tgt = jnp.concatenate([track_content, det_content], axis=1)
     ref = jnp.concatenate([predicted_ref(tracks, gap), det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
@@ -161,7 +171,7 @@ def carry_tracks(model: MOTR, params, out: DecoderOutput, tracks: TrackQueries, 
   embed = jnp.where(valid[..., None], embed, 0.0)
   ref = jnp.where(valid[..., None], ref, 0.5)
   velocity = jnp.where(continuing[..., None], velocity, 0.0)
-  return TrackQueries(embed, ref, velocity, valid)
+  return TrackQueries(embed, ref, velocity, continuing, valid)
 
 
 def build_model(config) -> MOTR:
