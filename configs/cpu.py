@@ -4,7 +4,7 @@ Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cp
         --config.data.real_root=../shared/stroma                      # stage 1, single frames
       python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
         --config.data.real_root=../shared/stroma                      # stage 2, clips of 3-4 frames
-Time: stage 2 is 3000 steps, about 45 min on 2 CPU cores (README); scripts/bench_train.py gives
+Time: stage 2 is 2200 steps, about 35 min on 2 CPU cores (README); scripts/bench_train.py gives
       the per-step cost of each clip length.
 """
 from configs import default
@@ -15,11 +15,11 @@ def get_config():
   c.init_from = "workdirs/cpu_detect"
   c.model.dec_layers = 2
   c.batch_size = 4
-  c.curriculum = ((1000, 3), (2000, 4))
+  c.curriculum = ((800, 3), (1400, 4))
   c.loss.track_drop_prob = 0.2
   c.optim.update(lr=2e-4, warmup_steps=200)
   c.log_every = 25
   c.checkpoint_every = 500
-  c.eval_every = 1000
+  c.eval_every = 1100
   c.eval_frames = 300
   return c

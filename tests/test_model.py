@@ -108,3 +108,28 @@ def test_clip_loss_is_finite_and_normalised_by_boxes():
   loss, metrics = criterion.clip_loss(model, params, batch, jax.random.key(0), config)
   assert np.isfinite(float(loss)) and float(loss) > 0
   assert set(criterion.TERMS) <= set(metrics)
+
+
+def test_cell_under_box_centres():
+  from mottr.model.motr import cell_under
+  boxes = jnp.array([[0.01, 0.01, 0.1, 0.1], [0.99, 0.01, 0.1, 0.1], [0.3, 0.6, 0.1, 0.1], [1.4, -0.2, 0.1, 0.1]])
+  np.testing.assert_array_equal(np.asarray(cell_under(boxes, 16)), [0, 3, 2 * 4 + 1, 3])
+
+
+def test_track_queries_see_the_frame_under_their_reference():
+  config, model, params, images, tracks = _setup()
+  memory = model.apply(params, images, method=MOTR.encode)
+  cells = memory.features.shape[1]
+  side = int(cells**0.5)
+  live = tracks._replace(valid=tracks.valid.at[:, 0].set(True),
+                         ref=tracks.ref.at[:, 0].set(jnp.array([0.2, 0.2, 0.1, 0.1])),
+                         velocity=tracks.velocity.at[:, 0].set(jnp.array([0.0, 0.3])))
+  gap = jnp.ones(2)
+  under = int(np.floor(0.5 * side)) * side + int(np.floor(0.2 * side))  # centre moved to (0.2, 0.5)
+  content = lambda feats: model.apply(params, memory._replace(features=feats), live, gap, method=MOTR.track_content)
+  base = content(memory.features)
+  elsewhere = content(memory.features.at[:, (under + 1) % cells].add(5.0))
+  at_cell = content(memory.features.at[:, under].add(5.0))
+  np.testing.assert_allclose(np.asarray(elsewhere), np.asarray(base), atol=1e-6)
+  assert float(jnp.abs(at_cell[:, 0] - base[:, 0]).max()) > 1e-3
+  assert float(jnp.abs(at_cell[:, 1:]).max()) == 0  # empty slots stay empty

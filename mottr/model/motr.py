@@ -11,7 +11,9 @@ yet for a track born in the previous frame) and every frame comes with its time 
 previous one (in 1/30 s): a track's reference box is moved by velocity x gap before decoding, and
 the gap, that predicted move and whether a velocity is known are embedded into its content. So one
 model serves any frame rate or training stride, and tells a just-born track (whose move it must
-find in the image) from one whose move is predicted.
+find in the image) from one whose move is predicted. Like a detect query, whose content is the
+encoder feature of its proposal's cell, a track query adds the encoder feature of the cell under
+its predicted centre: it sees the current frame where it expects its object.
 """
 from typing import NamedTuple, Sequence
 
@@ -62,6 +64,15 @@ def motion_features(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
   per_clip = jnp.broadcast_to(jnp.stack([jnp.log(gap), gap / 10.0], -1)[:, None], (b, s, 2))
   move = 10.0 * tracks.velocity * gap[:, None, None]
   return jnp.concatenate([per_clip, move, tracks.moving[..., None].astype(jnp.float32)], -1)
+
+
+def cell_under(boxes: jax.Array, cells: int) -> jax.Array:
+  """Row-major index [...] of the cell of a square grid of `cells` cells under each box centre."""
+  side = int(round(cells**0.5))
+  assert side * side == cells, f"{cells} cells do not form a square grid"
+  col = jnp.clip(jnp.floor(boxes[..., 0] * side), 0, side - 1).astype(jnp.int32)
+  row = jnp.clip(jnp.floor(boxes[..., 1] * side), 0, side - 1).astype(jnp.int32)
+  return row * side + col
 
 
 def predicted_ref(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
@@ -131,9 +142,9 @@ class MOTR(nn.Module):
     det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
     det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
     det_content = self.query_content_norm(self.query_content(det_feat))
-    track_content = tracks.embed + self.motion_embed(motion_features(tracks, gap)) * tracks.valid[..., None]
-    tgt = jnp.concatenate([track_content, det_content], axis=1)
-    ref = jnp.concatenate([predicted_ref(tracks, gap), det_ref], axis=1)
+    track_ref = predicted_ref(tracks, gap)
+    tgt = jnp.concatenate([self.track_content(memory, tracks, gap), det_content], axis=1)
+    ref = jnp.concatenate([track_ref, det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
     all_logits, all_boxes = [], []
     for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
@@ -144,6 +155,16 @@ class MOTR(nn.Module):
       all_boxes.append(boxes)
       ref = jax.lax.stop_gradient(boxes)
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
+
+  def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> jax.Array:
+    """Decoder input [B, S, D] of the track queries: the carried state, the embedded motion, and
+    (as a detect query's content is its proposal's encoder feature) the encoder feature of the cell
+    under the predicted centre, so the query sees this frame where it expects its object."""
+    cell = cell_under(predicted_ref(tracks, gap), memory.features.shape[1])
+    seen = jnp.take_along_axis(memory.features, cell[..., None], axis=1)
+    content = (tracks.embed + self.motion_embed(motion_features(tracks, gap))
+               + self.query_content_norm(self.query_content(seen)))
+    return content * tracks.valid[..., None]
 
   def qim(self, hidden: jax.Array, valid: jax.Array) -> jax.Array:
     """Query interaction: updates the carried queries' states [B, S, D] (attention among live ones + FFN)."""
