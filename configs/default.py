@@ -16,7 +16,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       num_classes=2, image_size=256, d_model=128, num_heads=8, ffn_dim=512, enc_layers=2, dec_layers=3,
       num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
-      anchor_size=0.1))
+      anchor_size=0.1,
+      velocity_prior=True))   # carried tracks move their reference by velocity x gap (train and inference)
 
   c.loss = ml_collections.ConfigDict(dict(
       focal_alpha=0.25, focal_gamma=2.0, cost_class=2.0, cost_l1=5.0, cost_giou=2.0,

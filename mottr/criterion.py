@@ -109,7 +109,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
       rngs = jax.random.split(jax.random.fold_in(rng, t), b)
       next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
           target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
-      tracks = carry_tracks(model, params, out, tracks, gap, next_slots)
+      tracks = carry_tracks(model, params, out, tracks, gap, next_slots, bool(mc.velocity_prior))
   num_boxes = jnp.maximum(batch["mask"].sum(), 1).astype(jnp.float32)
   metrics = {k: v / num_boxes for k, v in sums.items()}
   weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou,

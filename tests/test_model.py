@@ -62,6 +62,10 @@ def test_tracks_carry_velocity_and_move_their_reference_by_the_gap():
   assert float(jnp.abs(nxt.velocity[1, 2]).max()) == 0
   np.testing.assert_array_equal(np.asarray(nxt.moving), [[True, False, False, False], [False, True, False, False]])
   assert not np.asarray(born.moving).any()
+  still = carry_tracks(model, params, second, born, gap, jnp.array([[0, -1, -1, -1], [-1, 1, slots, -1]]),
+                       velocity_prior=False)
+  assert not np.asarray(still.moving).any() and float(jnp.abs(still.velocity).max()) == 0
+  np.testing.assert_array_equal(np.asarray(still.valid), np.asarray(nxt.valid))
   assert float(jnp.abs(want0).max()) > 0
   # The reference a track is decoded from is its last box moved by velocity x gap.
   moved = nxt._replace(velocity=jnp.full_like(nxt.velocity, 0.01))

@@ -174,18 +174,19 @@ class MOTR(nn.Module):
 
 
 def carry_tracks(model: MOTR, params, out: DecoderOutput, tracks: TrackQueries, gap: jax.Array,
-                 next_slots: jax.Array) -> TrackQueries:
+                 next_slots: jax.Array, velocity_prior: bool = True) -> TrackQueries:
   """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty).
 
   `tracks` and `gap` [B] are what `out` was decoded with: a continuing track's velocity is its
-  box centre's move since then divided by the gap; a new track starts at rest.
+  box centre's move since then divided by the gap; a new track starts at rest. Without
+  `velocity_prior` every track is carried as if just born (no velocity).
   """
   valid = next_slots >= 0
   index = jnp.maximum(next_slots, 0)[..., None]
   hidden = jnp.take_along_axis(out.hidden, index, axis=1)
   ref = jax.lax.stop_gradient(jnp.take_along_axis(out.boxes[-1], index, axis=1))
   slots = tracks.valid.shape[1]
-  continuing = valid & (next_slots < slots)
+  continuing = valid & (next_slots < slots) & velocity_prior
   previous = jnp.take_along_axis(tracks.ref, jnp.minimum(index, slots - 1), axis=1)
   velocity = (ref[..., :2] - previous[..., :2]) / gap[:, None, None]
   embed = model.apply(params, hidden, valid, method=MOTR.qim)
