@@ -10,8 +10,10 @@ import functools
 import json
 import os
 import shutil
+import sys
 
 import flax
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -105,8 +107,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
   return out
 
 
-def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:
-  """A Predictor from an exported dir or a training workdir; None = the shipped model."""
+def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None,
+                   fill_missing: bool = False) -> Predictor:
+  """A Predictor from an exported dir or a training workdir; None = the shipped model.
+
+  With `fill_missing`, parameters the checkpoint lacks (it predates them) keep their
+  initialisation, named on stderr: for per-frame detection with an older checkpoint.
+  """
   path = checkpoint_dir or SHIPPED_CHECKPOINT
   config_path = os.path.join(path, "config.json")
   if not os.path.isfile(config_path):
@@ -118,11 +125,41 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
     config.update_from_flattened_dict({k: v})
   model = build_model(config)
   size = config.model.image_size
-  template = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
-                                               empty_tracks(1, config.model.num_slots, config.model.d_model)))
-  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
-  params = _load_params(path, template)
-  return Predictor(config, params)
+  init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
+                            empty_tracks(1, config.model.num_slots, config.model.d_model))
+  if fill_missing:
+    params, fresh = merge_params(init(), raw_params(path))
+    if fresh:
+      print(f"{path}: initialised (not in the checkpoint): {', '.join(fresh)}", file=sys.stderr)
+    return Predictor(config, params)
+  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
+  return Predictor(config, _load_params(path, template))
+
+
+def merge_params(params, source) -> tuple[dict, list[str]]:
+  """`params` with every array of `source` whose name and shape agree; and the names left as
+  they were."""
+  flat = traverse_util.flatten_dict(params)
+  src = traverse_util.flatten_dict(source)
+  kept = [k for k, v in flat.items() if not (k in src and np.shape(src[k]) == np.shape(v))]
+  for k, v in flat.items():
+    if k not in kept:
+      flat[k] = jnp.asarray(src[k], v.dtype)
+  return traverse_util.unflatten_dict(flat), sorted("/".join(map(str, k)) for k in kept)
+
+
+def raw_params(path: str) -> dict:
+  """The parameter dict of an exported model or a workdir's latest checkpoint, as stored."""
+  exported = os.path.join(path, "params.msgpack")
+  if os.path.isfile(exported):
+    with open(exported, "rb") as f:
+      return flax.serialization.msgpack_restore(f.read())
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(path, "checkpoints")))
+  if mngr.latest_step() is None:
+    raise UserError(f"{path}: no params.msgpack and no checkpoint; train first or pass another checkpoint")
+  restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return restored["state"]["params"]
 
 
 def _checked(template, params):

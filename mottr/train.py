@@ -11,7 +11,6 @@ import time
 
 from absl import app, flags, logging
 import flax
-from flax import traverse_util
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
@@ -22,7 +21,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mottr import criterion, data
+from mottr import criterion, data, predictor
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -91,27 +90,19 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainS
 def warm_start(state: TrainState, workdir: str) -> TrainState:
   """`state` with the parameters of `workdir`'s latest checkpoint wherever name and shape agree
   (e.g. stage 2 of a recipe starting from stage 1); new parameters keep their initialisation."""
-  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")))
-  step = mngr.latest_step()
-  if step is None:
+  if ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints"))).latest_step() is None:
     raise UserError(f"{workdir}: no checkpoint to start from (config.init_from); train that stage first")
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  source = traverse_util.flatten_dict(restored["state"]["params"])
-  params = traverse_util.flatten_dict(state.params)
-  copied = [k for k, v in params.items() if k in source and np.shape(source[k]) == np.shape(v)]
-  for k in copied:
-    params[k] = jnp.asarray(source[k], params[k].dtype)
-  fresh = sorted("/".join(map(str, k)) for k in params if k not in copied)
-  print(f"warm start from {workdir} step {step}: {len(copied)} of {len(params)} arrays copied"
-        + (f"; new: {', '.join(fresh)}" if fresh else ""), flush=True)
-  return state.replace(params=traverse_util.unflatten_dict(params))
+  params, fresh = predictor.merge_params(state.params, predictor.raw_params(workdir))
+  print(f"warm start from {workdir}: {len(jax.tree.leaves(params)) - len(fresh)} of "
+        f"{len(jax.tree.leaves(params))} arrays copied" + (f"; new: {', '.join(fresh)}" if fresh else ""),
+        flush=True)
+  return state.replace(params=params)
 
 
 def validate(config, root: str, params) -> dict[str, float]:
   """Count error per class and detection AP on the first `config.eval_frames` frames of `root`'s val split."""
   from mottr import evaluate  # deferred: TrackEval and pycocotools are only needed here
-  from mottr.predictor import Predictor
-  metrics = evaluate.evaluate_predictor(Predictor(config, params), root, "val", max_frames=config.eval_frames)
+  metrics = evaluate.evaluate_predictor(predictor.Predictor(config, params), root, "val", max_frames=config.eval_frames)
   out = {f"count_error_{k}": float(v) for k, v in metrics["counts"]["error"].items()}
   out.update(mAP=metrics["detection"]["all"]["mAP"], mAP50=metrics["detection"]["all"]["mAP50"],
              HOTA=metrics["tracking"]["all"]["HOTA"], IDF1=metrics["tracking"]["all"]["IDF1"])

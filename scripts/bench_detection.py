@@ -59,7 +59,8 @@ def main() -> None:
     gt = challenge.load_annotations(args.root, args.split)
     rows = []
     for ckpt in args.checkpoints.split(","):
-      predictor = load_predictor(None if ckpt == "shipped" else ckpt)
+      # Detection never reads the track-query parameters: older checkpoints without some load too.
+      predictor = load_predictor(None if ckpt == "shipped" else ckpt, fill_missing=True)
       source = infer.open_source(args.frames_dir or challenge.video_path(args.root, args.split))
       source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames))
       pred, image_ids = detections(predictor, source)

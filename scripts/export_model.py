@@ -1,8 +1,13 @@
 """Exports the latest checkpoint of a training workdir as a shippable model (config.json + params.msgpack).
 
   python scripts/export_model.py --workdir workdirs/cpu [--out mottr/assets/shipped]
+      [--set model.velocity_prior=False ...]
+
+--set changes inference-time config values in the exported config.json (architecture values that
+change parameter shapes are refused when the parameters load).
 """
 import argparse
+import ast
 import os
 import sys
 
@@ -11,12 +16,23 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mottr.predictor import SHIPPED_CHECKPOINT, export, load_predictor  # noqa: E402
 
 
+def _override(text: str) -> tuple[str, object]:
+  key, sep, value = text.partition("=")
+  if not sep:
+    raise argparse.ArgumentTypeError(f"--set {text}: expected KEY=VALUE")
+  try:
+    return key, ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    return key, value
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--out", default=SHIPPED_CHECKPOINT)
+  parser.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE")
   args = parser.parse_args()
-  predictor = load_predictor(args.workdir)
+  predictor = load_predictor(args.workdir, overrides=dict(args.set))
   export(predictor.config, predictor.params, args.out)
   size = os.path.getsize(os.path.join(args.out, "params.msgpack"))
   print(f"{args.workdir} -> {args.out} ({size / 2**20:.1f} MiB)")
