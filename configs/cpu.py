@@ -4,7 +4,8 @@ Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cp
         --config.data.real_root=../shared/stroma                      # stage 1, single frames
       python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
         --config.data.real_root=../shared/stroma                      # stage 2, clips of 3-4 frames
-Time: stage 2 is 2200 steps, about 35 min on 2 CPU cores (README); scripts/bench_train.py gives
+Time: stage 2 is 2200 steps, about 40 min on 2 CPU cores (measured 1.2 steps/s with 3-frame clips, 0.85
+      with 4-frame clips; the shipped model stopped at step 1500); scripts/bench_train.py gives
       the per-step cost of each clip length.
 """
 from configs import default

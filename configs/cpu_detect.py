@@ -2,7 +2,7 @@
 
 Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cpu_detect \
         --config.data.real_root=../shared/stroma
-Time: 3500 steps of 8 frames, about 50 min on 2 CPU cores (the shipped run, README).
+Time: 3500 steps of 8 frames, 46 min on 2 CPU cores shared with other work (1.27 steps/s; the shipped run).
 Stage 2 (configs/cpu.py) starts from its last checkpoint.
 """
 from configs import default

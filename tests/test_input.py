@@ -52,8 +52,10 @@ def test_batch_shapes_and_dtypes():
   batch = _dataset(make_records(TRACKS, 40), batch_size=3, image_size=16)[0]
   expected = {"image": ((3, 4, 16, 16, 3), np.uint8), "boxes": ((3, 4, 6, 4), np.float32),
               "labels": ((3, 4, 6), np.int32), "mask": ((3, 4, 6), np.bool_),
-              "touches_edge": ((3, 4, 6), np.bool_)}
+              "touches_edge": ((3, 4, 6), np.bool_), "gap": ((3,), np.float32)}
   assert {k: (v.shape, v.dtype) for k, v in batch.items()} == expected
+  gaps = np.concatenate([_dataset(make_records(TRACKS, 40))[step]["gap"] for step in range(6)])
+  assert set(gaps.tolist()) == {1.0, 2.0}  # the clip's frame stride, in frames
 
 
 def test_slots_follow_one_object_through_the_clip():
