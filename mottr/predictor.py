@@ -154,11 +154,15 @@ def raw_params(path: str) -> dict:
   if os.path.isfile(exported):
     with open(exported, "rb") as f:
       return flax.serialization.msgpack_restore(f.read())
+  ckpt_dir = os.path.join(path, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
   import orbax.checkpoint as ocp
-  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(path, "checkpoints")))
-  if mngr.latest_step() is None:
-    raise UserError(f"{path}: no params.msgpack and no checkpoint; train first or pass another checkpoint")
-  restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
+  step = mngr.latest_step()
+  if step is None:
+    raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   return restored["state"]["params"]
 
 
@@ -171,21 +175,8 @@ def _checked(template, params):
 
 
 def _load_params(path: str, template):
-  exported = os.path.join(path, "params.msgpack")
   try:
-    if os.path.isfile(exported):
-      with open(exported, "rb") as f:
-        return _checked(template, flax.serialization.from_bytes(template, f.read()))
-    ckpt_dir = os.path.join(path, "checkpoints")
-    if not os.path.isdir(ckpt_dir):
-      raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
-    import orbax.checkpoint as ocp
-    mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
-    step = mngr.latest_step()
-    if step is None:
-      raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return _checked(template, flax.serialization.from_state_dict(template, restored["state"]["params"]))
+    return _checked(template, flax.serialization.from_state_dict(template, raw_params(path)))
   except UserError:
     raise
   except Exception as e:  # shape/structure mismatch of a foreign checkpoint

@@ -90,9 +90,11 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainS
 def warm_start(state: TrainState, workdir: str) -> TrainState:
   """`state` with the parameters of `workdir`'s latest checkpoint wherever name and shape agree
   (e.g. stage 2 of a recipe starting from stage 1); new parameters keep their initialisation."""
-  if ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints"))).latest_step() is None:
-    raise UserError(f"{workdir}: no checkpoint to start from (config.init_from); train that stage first")
-  params, fresh = predictor.merge_params(state.params, predictor.raw_params(workdir))
+  try:
+    source = predictor.raw_params(workdir)
+  except UserError as e:
+    raise UserError(f"config.init_from: no checkpoint to start from ({e})") from None
+  params, fresh = predictor.merge_params(state.params, source)
   print(f"warm start from {workdir}: {len(jax.tree.leaves(params)) - len(fresh)} of "
         f"{len(jax.tree.leaves(params))} arrays copied" + (f"; new: {', '.join(fresh)}" if fresh else ""),
         flush=True)

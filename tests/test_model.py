@@ -130,7 +130,8 @@ def test_track_queries_see_the_frame_under_their_reference():
                          velocity=tracks.velocity.at[:, 0].set(jnp.array([0.0, 0.3])))
   gap = jnp.ones(2)
   under = int(np.floor(0.5 * side)) * side + int(np.floor(0.2 * side))  # centre moved to (0.2, 0.5)
-  content = lambda feats: model.apply(params, memory._replace(features=feats), live, gap, method=MOTR.track_content)
+  content = lambda feats: model.apply(params, memory._replace(features=feats), live, gap, predicted_ref(live, gap),
+                                     method=MOTR.track_content)
   base = content(memory.features)
   elsewhere = content(memory.features.at[:, (under + 1) % cells].add(5.0))
   at_cell = content(memory.features.at[:, under].add(5.0))

@@ -143,7 +143,7 @@ class MOTR(nn.Module):
     det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
     det_content = self.query_content_norm(self.query_content(det_feat))
     track_ref = predicted_ref(tracks, gap)
-    tgt = jnp.concatenate([self.track_content(memory, tracks, gap), det_content], axis=1)
+    tgt = jnp.concatenate([self.track_content(memory, tracks, gap, track_ref), det_content], axis=1)
     ref = jnp.concatenate([track_ref, det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
     all_logits, all_boxes = [], []
@@ -156,11 +156,12 @@ class MOTR(nn.Module):
       ref = jax.lax.stop_gradient(boxes)
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
 
-  def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> jax.Array:
+  def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array, ref: jax.Array) -> jax.Array:
     """Decoder input [B, S, D] of the track queries: the carried state, the embedded motion, and
     (as a detect query's content is its proposal's encoder feature) the encoder feature of the cell
-    under the predicted centre, so the query sees this frame where it expects its object."""
-    cell = cell_under(predicted_ref(tracks, gap), memory.features.shape[1])
+    under the predicted centre `ref` (`predicted_ref`), so the query sees this frame where it
+    expects its object."""
+    cell = cell_under(ref, memory.features.shape[1])
     seen = jnp.take_along_axis(memory.features, cell[..., None], axis=1)
     content = (tracks.embed + self.motion_embed(motion_features(tracks, gap))
                + self.query_content_norm(self.query_content(seen)))
