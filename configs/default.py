@@ -17,11 +17,13 @@ def get_config() -> ml_collections.ConfigDict:
       num_classes=2, image_size=256, d_model=128, num_heads=8, ffn_dim=512, enc_layers=2, dec_layers=3,
       num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
       anchor_size=0.1,
-      velocity_prior=True))   # carried tracks move their reference by velocity x gap (train and inference)
+      velocity_prior=True,    # carried tracks move their reference by velocity x gap (train and inference)
+      denoise=False))         # DN-DETR denoising queries in training (mottr/denoising.py)
 
   c.loss = ml_collections.ConfigDict(dict(
       focal_alpha=0.25, focal_gamma=2.0, cost_class=2.0, cost_l1=5.0, cost_giou=2.0,
-      w_class=2.0, w_l1=5.0, w_giou=2.0, track_drop_prob=0.1, fp_insert_prob=0.3))
+      w_class=2.0, w_l1=5.0, w_giou=2.0, track_drop_prob=0.1, fp_insert_prob=0.3,
+      dn_box_noise=0.4, dn_label_noise=0.2))
 
   c.data = ml_collections.ConfigDict(dict(
       synth_root="",           # challenge-layout root of synthetic data; "" = generate one into the workdir

@@ -3,7 +3,7 @@
 For each frame (clips are evenly spaced, `batch["gap"]` apart in 1/30 s): decode [track queries ;
 detect queries], assign targets tracklet-aware
 (`matching.tracklet_aware_assignment`), add focal + L1 + GIoU on every decoder layer and on the
-encoder proposals, then pick the queries that go on (tracked objects, newly matched detections,
+encoder proposals (and, with `model.denoise`, on the denoising queries of `mottr.denoising`), then pick the queries that go on (tracked objects, newly matched detections,
 with random track drop and false-positive insertion) and update them with QIM. The clip's summed
 losses are divided once by the number of ground-truth boxes in the batch (collective average loss).
 """
@@ -11,10 +11,13 @@ import jax
 import jax.numpy as jnp
 
 from mottr import losses
+from mottr.denoising import noised_queries
 from mottr.matching import tracklet_aware_assignment
-from mottr.model.motr import MOTR, Memory, carry_tracks, empty_tracks
+from mottr.model.motr import MOTR, DecoderOutput, Memory, carry_tracks, empty_tracks
 
 TERMS = ("focal", "l1", "giou", "prop_focal", "prop_l1", "prop_giou")
+DENOISE_TERMS = ("dn_focal", "dn_l1", "dn_giou")
+DENOISE_SEED = 1000  # folded into the step's key with the frame index for the denoising noise
 
 
 def proposal_targets(gt_boxes: jax.Array, gt_labels: jax.Array, gt_mask: jax.Array, grid: tuple[int, int],
@@ -82,17 +85,31 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
   gap = batch["gap"].astype(jnp.float32)
   tracks = empty_tracks(b, mc.num_slots, mc.d_model)
   slot_obj = jnp.full((b, mc.num_slots), -1, jnp.int32)
-  sums = {k: jnp.zeros(()) for k in TERMS}
+  terms = TERMS + (DENOISE_TERMS if mc.denoise else ())
+  sums = {k: jnp.zeros(()) for k in terms}
+  layer_loss = jax.vmap(jax.vmap(_query_losses, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
+                        in_axes=(0, 0, None, None, None, None, None, None))
   for t in range(t_len):
     gt_boxes, gt_labels, gt_mask = batch["boxes"][:, t], batch["labels"][:, t], batch["mask"][:, t]
+    dn = None
+    if mc.denoise:
+      dn = noised_queries(jax.random.fold_in(rng, DENOISE_SEED + t), gt_boxes, gt_labels, gt_mask,
+                          mc.num_classes, lc.dn_box_noise, lc.dn_label_noise)
     out = model.apply(params, Memory(feats[:, t], memory.pos, prop_logits[:, t], prop_boxes[:, t]), tracks,
-                      gap, method=MOTR.decode)
+                      gap, dn, method=MOTR.decode)
+    if dn is not None:
+      n = mc.num_slots + mc.num_queries
+      dn_target = jnp.where(dn.valid, jnp.arange(dn.valid.shape[1]), -1)
+      focal, l1, giou = layer_loss(out.logits[:, :, n:], out.boxes[:, :, n:], dn_target, dn.valid, gt_boxes,
+                                   gt_labels, mc.num_classes, focal_kw)
+      sums["dn_focal"] += focal.sum()
+      sums["dn_l1"] += l1.sum()
+      sums["dn_giou"] += giou.sum()
+      out = DecoderOutput(out.logits[:, :, :n], out.boxes[:, :, :n], out.hidden[:, :n])
     target = jax.vmap(lambda lg, bx, so, sv, gb, gl, gm: tracklet_aware_assignment(
         lg, bx, so, sv, gb, gl, gm, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
                                                 gt_boxes, gt_labels, gt_mask)
     query_valid = jnp.concatenate([tracks.valid, jnp.ones((b, mc.num_queries), bool)], axis=1)
-    layer_loss = jax.vmap(jax.vmap(_query_losses, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
-                          in_axes=(0, 0, None, None, None, None, None, None))
     focal, l1, giou = layer_loss(out.logits, out.boxes, target, query_valid, gt_boxes, gt_labels,
                                  mc.num_classes, focal_kw)
     sums["focal"] += focal.sum()
@@ -112,8 +129,8 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
       tracks = carry_tracks(model, params, out, tracks, gap, next_slots, bool(mc.velocity_prior))
   num_boxes = jnp.maximum(batch["mask"].sum(), 1).astype(jnp.float32)
   metrics = {k: v / num_boxes for k, v in sums.items()}
-  weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou,
-             "prop_focal": lc.w_class, "prop_l1": lc.w_l1, "prop_giou": lc.w_giou}
-  loss = sum(weights[k] * metrics[k] for k in TERMS)
+  weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou}
+  weights.update({f"{p}_{k}": w for p in ("prop", "dn") for k, w in tuple(weights.items())})
+  loss = sum(weights[k] * metrics[k] for k in terms)
   metrics["loss"] = loss
   return loss, metrics

@@ -14,6 +14,10 @@ model serves any frame rate or training stride, and tells a just-born track (who
 find in the image) from one whose move is predicted. Like a detect query, whose content is the
 encoder feature of its proposal's cell, a track query adds the encoder feature of the cell under
 its predicted centre: it sees the current frame where it expects its object.
+
+With `denoise` (training only, DN-DETR), the decoder also takes one group of denoising queries:
+ground-truth boxes with noise, whose content is the embedding of a (possibly flipped) class,
+trained to reconstruct their object. The other queries cannot attend to them.
 """
 from typing import NamedTuple, Sequence
 
@@ -46,10 +50,17 @@ class TrackQueries(NamedTuple):
   valid: jax.Array     # [B, S] bool
 
 
+class DenoiseQueries(NamedTuple):
+  """Noised ground truth decoded beside the other queries in training (`mottr.denoising`)."""
+  labels: jax.Array  # [B, K] int32 class index, some flipped
+  boxes: jax.Array   # [B, K, 4] cxcywh, jittered
+  valid: jax.Array   # [B, K] bool (padding is False)
+
+
 class DecoderOutput(NamedTuple):
-  logits: jax.Array  # [L, B, S+Q, C]   every decoder layer (the last one is the prediction)
-  boxes: jax.Array   # [L, B, S+Q, 4]
-  hidden: jax.Array  # [B, S+Q, D]      last layer's query states, input of QIM
+  logits: jax.Array  # [L, B, S+Q(+K), C]   every decoder layer (the last one is the prediction)
+  boxes: jax.Array   # [L, B, S+Q(+K), 4]   (+K: denoising queries, when given)
+  hidden: jax.Array  # [B, S+Q(+K), D]      last layer's query states, input of QIM
 
 
 def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
@@ -91,6 +102,7 @@ class MOTR(nn.Module):
   backbone_widths: Sequence[int] = (32, 48, 96, 192)
   backbone_blocks: Sequence[int] = (1, 1, 1)
   anchor_size: float = 0.1
+  denoise: bool = False
 
   def setup(self):
     d = self.d_model
@@ -112,11 +124,15 @@ class MOTR(nn.Module):
     self.qim_ffn = Mlp(self.ffn_dim, d)
     self.qim_norm2 = nn.LayerNorm()
     self.motion_embed = nn.Dense(d)
+    if self.denoise:
+      self.denoise_label = nn.Embed(self.num_classes, d)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
     memory = self.encode(images)
-    out = self.decode(memory, tracks, jnp.ones(images.shape[:1], jnp.float32))
+    b = images.shape[0]
+    dn = DenoiseQueries(jnp.zeros((b, 1), jnp.int32), jnp.full((b, 1, 4), 0.5), jnp.ones((b, 1), bool))
+    out = self.decode(memory, tracks, jnp.ones((b,), jnp.float32), dn if self.denoise else None)
     slots = tracks.valid.shape[1]
     return memory, out, self.qim(out.hidden[:, :slots], tracks.valid)
 
@@ -134,9 +150,10 @@ class MOTR(nn.Module):
     boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat))
     return Memory(feat, pos, self.proposal_class(feat), boxes)
 
-  def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
-    """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory;
-    `gap` [B] is the time since the tracks' frame in 1/30 s."""
+  def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array,
+             dn: DenoiseQueries | None = None) -> DecoderOutput:
+    """Decodes [track queries ; top-k proposals as detect queries (; denoising queries)] against one
+    frame's memory; `gap` [B] is the time since the tracks' frame in 1/30 s."""
     scores = memory.proposal_logits.max(-1)
     _, top = jax.lax.top_k(scores, self.num_queries)                       # [B, Q]
     det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
@@ -146,10 +163,19 @@ class MOTR(nn.Module):
     tgt = jnp.concatenate([self.track_content(memory, tracks, gap, track_ref), det_content], axis=1)
     ref = jnp.concatenate([track_ref, det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
+    if dn is not None:
+      tgt = jnp.concatenate([tgt, self.denoise_label(dn.labels) * dn.valid[..., None]], axis=1)
+      ref = jnp.concatenate([ref, dn.boxes], axis=1)
+      valid = jnp.concatenate([valid, dn.valid], axis=1)
+    self_mask = nn.make_attention_mask(jnp.ones_like(valid), valid)
+    if dn is not None:  # track and detect queries must not see the (ground-truth) denoising queries
+      main = tracks.valid.shape[1] + self.num_queries
+      index = jnp.arange(valid.shape[1])
+      self_mask = jnp.where((index[:, None] < main) & (index[None, :] >= main), 0.0, self_mask)
     all_logits, all_boxes = [], []
     for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
       query_pos = self.query_pos(sine_embed(ref, self.d_model // 4))
-      tgt = layer(tgt, query_pos, memory.features, memory.pos[None], valid)
+      tgt = layer(tgt, query_pos, memory.features, memory.pos[None], self_mask)
       boxes = jax.nn.sigmoid(inverse_sigmoid(ref) + box_head(tgt))
       all_logits.append(class_head(tgt))
       all_boxes.append(boxes)
@@ -203,4 +229,4 @@ def build_model(config) -> MOTR:
   return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
               enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
               backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
-              anchor_size=m.anchor_size)
+              anchor_size=m.anchor_size, denoise=bool(m.get("denoise", False)))

@@ -48,17 +48,17 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-  """Self-attention among queries (key mask for empty track slots), cross-attention to memory, FFN."""
+  """Self-attention among queries (`self_mask` [B, 1, N, N]: which query may look at which; it hides
+  empty track slots and keeps denoising queries from the others), cross-attention to memory, FFN."""
   d_model: int
   num_heads: int
   ffn_dim: int
 
   @nn.compact
   def __call__(self, tgt: jax.Array, query_pos: jax.Array, memory: jax.Array, memory_pos: jax.Array,
-               query_valid: jax.Array) -> jax.Array:
+               self_mask: jax.Array) -> jax.Array:
     q = tgt + query_pos
-    mask = nn.make_attention_mask(jnp.ones_like(query_valid), query_valid)
-    y = nn.MultiHeadDotProductAttention(self.num_heads)(q, q, tgt, mask=mask)
+    y = nn.MultiHeadDotProductAttention(self.num_heads)(q, q, tgt, mask=self_mask)
     tgt = nn.LayerNorm()(tgt + y)
     y = nn.MultiHeadDotProductAttention(self.num_heads)(tgt + query_pos, memory + memory_pos, memory)
     tgt = nn.LayerNorm()(tgt + y)
