@@ -2,7 +2,11 @@
 
 `Predictor.step` runs the model on one frame with the current track queries; the runtime tracker
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
-frame's track queries through QIM. Checkpoints load from a training workdir (latest Orbax
+frame's track queries through QIM. With `model.detached_births` the frame is decoded twice over
+the same encoder memory: the track slots with the live tracks, the detect queries (births) with
+no tracks, so a detect query's confidence does not depend on the tracks around it (MOTR's
+tracklet-aware assignment trains detect queries to stay silent on tracked objects, which also
+damps them on objects nobody tracks yet). Checkpoints load from a training workdir (latest Orbax
 checkpoint) or from an exported directory (`config.json` + `params.msgpack`, as shipped).
 """
 import dataclasses
@@ -52,7 +56,15 @@ class Predictor:
 
   def _forward(self, params, image, tracks, gap):
     memory = self.model.apply(params, image[None], method=MOTR.encode)
-    return self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
+    out = self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
+    if not self.config.model.detached_births:
+      return out
+    alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
+    take = lambda tracked, detached, axis: jnp.concatenate(
+        [jax.lax.slice_in_dim(tracked, 0, self.num_slots, axis=axis),
+         jax.lax.slice_in_dim(detached, self.num_slots, None, axis=axis)], axis=axis)
+    return DecoderOutput(take(out.logits, alone.logits, 2), take(out.boxes, alone.boxes, 2),
+                         take(out.hidden, alone.hidden, 1))
 
   def reset(self, frame_gap: float = 1.0) -> None:
     """Starts a video whose frames are `frame_gap` x 1/30 s apart (30 / fps x frame step)."""

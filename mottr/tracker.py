@@ -82,7 +82,8 @@ class Tracker:
   after more than `miss_tolerance` consecutive misses (frames at 30 FPS, scaled to `fps`) it
   dies and frees its slot. Its query is carried while it is missing. A detect query scoring
   >= birth_threshold starts a new track (ids 1, 2, ... in order of birth) in a free slot unless
-  its box overlaps a hit track or a stronger birth of the same frame by IoU > duplicate_iou.
+  its box overlaps this frame's box of a live track (hit or missed) or of a stronger birth of the
+  same frame by IoU > duplicate_iou.
   """
 
   def __init__(self, num_slots: int, *, birth_threshold: float = 0.7, keep_threshold: float = 0.6,
@@ -114,16 +115,17 @@ class Tracker:
         self.width, self.height)
     visible = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
 
-    hit_boxes = []
+    slot_boxes = []  # this frame's box of every live track, hit or missed
     survivors = []
     for live in self._live:
       s = live.slot
       if not out.slot_valid[s]:
         raise ValueError(f"track slot {s} holds track {live.track.track_id} but is not valid")
+      if visible[s]:
+        slot_boxes.append(boxes[s])
       if out.scores[s] >= self.keep_threshold and visible[s]:
         live.track.add(frame_index, boxes[s], out.scores[s], out.labels[s])
         live.misses = 0
-        hit_boxes.append(boxes[s])
       else:
         live.misses += 1
       if live.misses > self.max_misses:
@@ -137,7 +139,7 @@ class Tracker:
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
     accepted = []
     for q in candidates:
-      taken = np.array(hit_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
+      taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
       if len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou:
         self.suppressed_births += 1
       else:

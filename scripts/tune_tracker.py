@@ -1,12 +1,13 @@
 """Sweeps the runtime tracker's thresholds on a validation split (never a test split).
 
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
-      [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6]
+      [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
 
-Prints one markdown row per (birth, keep) pair with the summed absolute count error, HOTA, IDF1
-and mAP50, best first.
+Prints one markdown row per setting (births decoded with or without the tracks, birth, keep and
+duplicate IoU thresholds) with the summed absolute count error, HOTA, IDF1 and mAP50, best first.
 """
 import argparse
+import itertools
 import os
 import sys
 
@@ -24,26 +25,30 @@ def main() -> None:
   parser.add_argument("--max_frames", type=int)
   parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
+  parser.add_argument("--duplicate_iou", default="0.7")
+  parser.add_argument("--detached_births", default="0", help="0 and/or 1: model.detached_births")
   args = parser.parse_args()
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
-  predictor = load_predictor(args.checkpoint)
+  grid = lambda text: [float(v) for v in text.split(",")]
   rows = []
-  for birth in map(float, args.birth.split(",")):
-    for keep in map(float, args.keep.split(",")):
+  for detached in (bool(int(v)) for v in args.detached_births.split(",")):
+    predictor = load_predictor(args.checkpoint, {"model.detached_births": detached})
+    for birth, keep, dup in itertools.product(grid(args.birth), grid(args.keep), grid(args.duplicate_iou)):
       if keep > birth:
         continue
-      settings = infer.TrackerSettings(birth_threshold=birth, keep_threshold=keep)
+      settings = infer.TrackerSettings(birth_threshold=birth, keep_threshold=keep, duplicate_iou=dup)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
                                       settings=settings)
       t = m["tracking"]["all"]
-      rows.append((m["counts"]["abs_error"], -t["HOTA"], birth, keep, t["HOTA"], t["IDF1"],
+      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), birth, keep, dup, t["HOTA"], t["IDF1"],
                    m["detection"]["all"]["mAP50"], m["counts"]["error"]))
-      print(f"birth={birth} keep={keep} count_error={m['counts']['error']} HOTA={t['HOTA']:.3f}", flush=True)
-  print("| birth | keep | abs count error | count error | HOTA | IDF1 | mAP50 |")
-  print("|---|---|---|---|---|---|---|")
-  for err, _, birth, keep, hota, idf1, ap50, per_class in sorted(rows):
-    print(f"| {birth} | {keep} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} |")
+      print(f"detached={int(detached)} birth={birth} keep={keep} dup={dup} count_error={m['counts']['error']} "
+            f"HOTA={t['HOTA']:.3f}", flush=True)
+  print("| detached births | birth | keep | duplicate IoU | abs count error | count error | HOTA | IDF1 | mAP50 |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for err, _, detached, birth, keep, dup, hota, idf1, ap50, per_class in sorted(rows):
+    print(f"| {detached} | {birth} | {keep} | {dup} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} |")
 
 
 if __name__ == "__main__":

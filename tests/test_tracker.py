@@ -84,6 +84,20 @@ def test_duplicate_birth_of_a_hit_track_is_suppressed():
   assert len(t2.live) == 1 and t2.suppressed_births == 1
 
 
+def test_birth_on_a_missed_track_is_suppressed_too():
+  t = tracker_lib.Tracker(NUM_SLOTS, duplicate_iou=0.3)
+  t.update(frame(detects=[(0.9, BOX_A)]), 0)
+  shifted = (BOX_A[0], BOX_A[1] + 0.03, BOX_A[2], BOX_A[3])  # IoU ~0.54 with BOX_A
+  # The track's query scores below keep_threshold (a miss) but its box still claims the object.
+  t.update(frame(slots=[(0.2, BOX_A)], detects=[(0.95, shifted)], valid=[True, False]), 1)
+  assert [tr.track_id for tr in t.live] == [1] and t.suppressed_births == 1
+  # A stricter overlap rule lets the same detection be born.
+  t2 = tracker_lib.Tracker(NUM_SLOTS, duplicate_iou=0.7)
+  t2.update(frame(detects=[(0.9, BOX_A)]), 0)
+  t2.update(frame(slots=[(0.2, BOX_A)], detects=[(0.95, shifted)], valid=[True, False]), 1)
+  assert [tr.track_id for tr in t2.live] == [1, 2]
+
+
 def test_births_beyond_free_slots_drop_the_lowest_scores():
   t = tracker_lib.Tracker(NUM_SLOTS)
   box_c = (0.5, 0.5, 0.1, 0.1)
