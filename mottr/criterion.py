@@ -3,8 +3,9 @@
 For each frame (clips are evenly spaced, `batch["gap"]` apart in 1/30 s): decode [track queries ;
 detect queries], assign targets tracklet-aware
 (`matching.tracklet_aware_assignment`), add focal + L1 + GIoU on every decoder layer and on the
-encoder proposals (and, with `model.denoise`, on the denoising queries of `mottr.denoising`), then pick the queries that go on (tracked objects, newly matched detections,
-with random track drop and false-positive insertion) and update them with QIM. The clip's summed
+encoder proposals (and, with `model.denoise`, on the denoising queries of `mottr.denoising`), then
+pick the queries that go on (tracked objects, newly matched detections, with random track drop and
+false-positive insertion) and update them with QIM. The clip's summed
 losses are divided once by the number of ground-truth boxes in the batch (collective average loss).
 """
 import jax

@@ -42,7 +42,8 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _FPS = flags.DEFINE_float(
     "fps", None, "Frame rate of the video timeline; default: the container's (30 for frames).")
 _NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write annotated.mp4.")
-_BIRTH = flags.DEFINE_float("birth_threshold", 0.9, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
+_BIRTH = flags.DEFINE_float(
+    "birth_threshold", 0.9, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
 _KEEP = flags.DEFINE_float("keep_threshold", 0.4, "Score for a track query to count as a hit (tuned on synthetic val: scripts/tune_tracker.py).")
 _MISS = flags.DEFINE_integer(
     "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
