@@ -131,8 +131,9 @@ class MOTR(nn.Module):
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
     memory = self.encode(images)
     b = images.shape[0]
-    dn = DenoiseQueries(jnp.zeros((b, 1), jnp.int32), jnp.full((b, 1, 4), 0.5), jnp.ones((b, 1), bool))
-    out = self.decode(memory, tracks, jnp.ones((b,), jnp.float32), dn if self.denoise else None)
+    dn = (DenoiseQueries(jnp.zeros((b, 1), jnp.int32), jnp.full((b, 1, 4), 0.5), jnp.ones((b, 1), bool))
+          if self.denoise else None)
+    out = self.decode(memory, tracks, jnp.ones((b,), jnp.float32), dn)
     slots = tracks.valid.shape[1]
     return memory, out, self.qim(out.hidden[:, :slots], tracks.valid)
 
