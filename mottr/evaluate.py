@@ -169,10 +169,12 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
 
 
 def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
+                       frames_dir: str | None = None,
                        settings: "infer.TrackerSettings | None" = None) -> dict:
-  """Tracks the first `max_frames` frames of a split's video and scores them against its annotations."""
+  """Tracks the first `max_frames` frames of a split's video (or of `frames_dir`, NNNN.jpg by
+  image_id) and scores them against its annotations on the frames processed."""
   gt = challenge.load_annotations(root, split)
-  source = infer.open_source(challenge.video_path(root, split))
+  source = infer.open_source(frames_dir or challenge.video_path(root, split))
   if max_frames is not None:
     source = dataclasses.replace(source, frames=itertools.islice(source.frames, max_frames),
                                  total=min(max_frames, source.total or max_frames))

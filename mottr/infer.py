@@ -33,6 +33,11 @@ from mottr import outputs
 from mottr import tracker as tracker_lib
 from mottr.errors import UserError, parse_flags, run_cli
 
+# Below this many processed frames per second of video (e.g. every 10th frame of a 30 FPS video),
+# births use TrackerSettings.sparse_birth_threshold: an object is seen in a few frames only.
+SPARSE_FPS = 10.0
+
+
 _VIDEO = flags.DEFINE_string(
     "video", None, "Video file, webcam index, stream URL or frames directory.")
 _CHECKPOINT = flags.DEFINE_string(
@@ -44,6 +49,8 @@ _FPS = flags.DEFINE_float(
 _NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write annotated.mp4.")
 _BIRTH = flags.DEFINE_float(
     "birth_threshold", 0.9, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
+_SPARSE_BIRTH = flags.DEFINE_float(
+    "sparse_birth_threshold", 0.6, f"--birth_threshold for sources under {SPARSE_FPS:g} frames per second of video, e.g. every 10th frame (tuned on half of the real val frames).")
 _KEEP = flags.DEFINE_float("keep_threshold", 0.4, "Score for a track query to count as a hit (tuned on synthetic val: scripts/tune_tracker.py).")
 _MISS = flags.DEFINE_integer(
     "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
@@ -176,10 +183,15 @@ def open_source(spec: str, fps: float | None = None) -> FrameSource:
 @dataclasses.dataclass
 class TrackerSettings:
   birth_threshold: float = 0.9
+  sparse_birth_threshold: float = 0.6
   keep_threshold: float = 0.4
   miss_tolerance: int = 5
   duplicate_iou: float = 0.7
   edge_tolerance: float = counting.EDGE_TOLERANCE
+
+  def birth_threshold_at(self, rate: float) -> float:
+    """The birth threshold for a source processed at `rate` frames per second of video."""
+    return self.sparse_birth_threshold if rate < SPARSE_FPS else self.birth_threshold
 
 
 @dataclasses.dataclass
@@ -237,10 +249,11 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
     on_frame: called per frame with (frame index, BGR frame, live tracks, running counts).
     progress: print a progress line with FPS on stderr.
   """
+  rate = source.fps / source.frame_step
   tracker = tracker_lib.Tracker(
-      predictor.num_slots, birth_threshold=settings.birth_threshold,
+      predictor.num_slots, birth_threshold=settings.birth_threshold_at(rate),
       keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
-      duplicate_iou=settings.duplicate_iou, fps=source.fps / source.frame_step,
+      duplicate_iou=settings.duplicate_iou, fps=rate,
       frame_size=(source.width, source.height))
   count = lambda tracks, final: counting.count_tracks(
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
@@ -359,7 +372,8 @@ def flags_parser(argv: list[str]) -> list[str]:
 
 
 def settings_from_flags() -> TrackerSettings:
-  return TrackerSettings(birth_threshold=_BIRTH.value, keep_threshold=_KEEP.value,
+  return TrackerSettings(birth_threshold=_BIRTH.value, sparse_birth_threshold=_SPARSE_BIRTH.value,
+                         keep_threshold=_KEEP.value,
                          miss_tolerance=_MISS.value, duplicate_iou=_DUP_IOU.value,
                          edge_tolerance=_EDGE.value)
 

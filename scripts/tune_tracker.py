@@ -1,10 +1,11 @@
 """Sweeps the runtime tracker's thresholds on a validation split (never a test split).
 
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
+      [--frames_dir ../shared/stroma/frames/val]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
 
 Prints one markdown row per setting (births decoded with or without the tracks, birth, keep and
-duplicate IoU thresholds) with the summed absolute count error, HOTA, IDF1 and mAP50, best first.
+duplicate IoU thresholds; the birth value is used whatever the source's frame rate) with the summed absolute count error, HOTA, IDF1 and mAP50, best first.
 """
 import argparse
 import itertools
@@ -23,6 +24,7 @@ def main() -> None:
   parser.add_argument("--split", default="val")
   parser.add_argument("--checkpoint")
   parser.add_argument("--max_frames", type=int)
+  parser.add_argument("--frames_dir", help="track these frames (NNNN.jpg by image_id), not the video")
   parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
@@ -37,9 +39,10 @@ def main() -> None:
     for birth, keep, dup in itertools.product(grid(args.birth), grid(args.keep), grid(args.duplicate_iou)):
       if keep > birth:
         continue
-      settings = infer.TrackerSettings(birth_threshold=birth, keep_threshold=keep, duplicate_iou=dup)
+      settings = infer.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
+                                       keep_threshold=keep, duplicate_iou=dup)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
-                                      settings=settings)
+                                      frames_dir=args.frames_dir, settings=settings)
       t = m["tracking"]["all"]
       rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), birth, keep, dup, t["HOTA"], t["IDF1"],
                    m["detection"]["all"]["mAP50"], m["counts"]["error"]))

@@ -171,6 +171,21 @@ def test_frames_directory_source(tmp_path):
   assert [i for i, _ in source.frames] == [10, 20, 30, 50]
 
 
+def test_sparse_sources_use_the_sparse_birth_threshold(video, tmp_path):
+  for t in range(NUM_FRAMES):  # every 10th frame of the same timeline: image_id 1, 11, ...
+    cv2.imwrite(str(tmp_path / f"{10 * t + 1:04d}.jpg"), np.zeros((32, 32, 3), np.uint8))
+  sparse = infer.open_source(str(tmp_path))
+  assert sparse.fps / sparse.frame_step < infer.SPARSE_FPS <= 30
+  strict_dense = infer.TrackerSettings(birth_threshold=0.95, sparse_birth_threshold=0.5)
+  strict_sparse = infer.TrackerSettings(birth_threshold=0.5, sparse_birth_threshold=0.95)
+  births = lambda source, settings: len(
+      infer.track_source(source, FakePredictor(), settings, progress=False).tracks)
+  assert births(infer.open_source(video), strict_dense) == 0  # scripted scores are 0.9
+  assert births(infer.open_source(str(tmp_path)), strict_dense) == 3
+  assert births(infer.open_source(video), strict_sparse) == 3
+  assert births(infer.open_source(str(tmp_path)), strict_sparse) == 0
+
+
 def test_config_overrides_are_parsed():
   rest, overrides = infer._parse_overrides(
       ["prog", "--config.model.num_slots=8", "--config.name=abc", "--video=x"])
