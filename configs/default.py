@@ -19,7 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
       anchor_size=0.1,
       velocity_prior=True,    # carried tracks move their reference by velocity x gap (train and inference)
       denoise=False,          # DN-DETR denoising queries in training (mottr/denoising.py)
-      detached_births=False))  # inference: detect queries decoded without the track queries (mottr/predictor.py)
+      detached_births=False,  # inference: detect queries decoded without the track queries (mottr/predictor.py)
+      snap_tracks=False))     # inference: track boxes snapped to the detections of that decode (mottr/predictor.py)
 
   c.loss = ml_collections.ConfigDict(dict(
       focal_alpha=0.25, focal_gamma=2.0, cost_class=2.0, cost_l1=5.0, cost_giou=2.0,

@@ -6,7 +6,10 @@ frame's track queries through QIM. With `model.detached_births` the frame is dec
 the same encoder memory: the track slots with the live tracks, the detect queries (births) with
 no tracks, so a detect query's confidence does not depend on the tracks around it (MOTR's
 tracklet-aware assignment trains detect queries to stay silent on tracked objects, which also
-damps them on objects nobody tracks yet). Checkpoints load from a training workdir (latest Orbax
+damps them on objects nobody tracks yet). With `model.snap_tracks` a track's box is replaced by
+the detection of that second decode it overlaps most (`snap_tracks`): detect queries localise
+better than track queries (synthetic val: IoU 0.79 at birth, 0.60 once carried), and the
+snapped box is also the reference the track is carried with. Checkpoints load from a training workdir (latest Orbax
 checkpoint) or from an exported directory (`config.json` + `params.msgpack`, as shipped).
 """
 import dataclasses
@@ -23,10 +26,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mottr import boxes as boxes_lib
 from mottr.errors import UserError
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
 
 SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
+SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
+SNAP_SCORE = 0.3  # detections that may replace a track's box (max class probability)
 
 
 @dataclasses.dataclass
@@ -57,9 +63,14 @@ class Predictor:
   def _forward(self, params, image, tracks, gap):
     memory = self.model.apply(params, image[None], method=MOTR.encode)
     out = self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
-    if not self.config.model.detached_births:
+    m = self.config.model
+    if not (m.detached_births or m.snap_tracks):
       return out
     alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
+    if m.snap_tracks:
+      out = snap_tracks(out, alone, self.num_slots)
+    if not m.detached_births:
+      return out
     take = lambda tracked, detached, axis: jnp.concatenate(
         [jax.lax.slice_in_dim(tracked, 0, self.num_slots, axis=axis),
          jax.lax.slice_in_dim(detached, self.num_slots, None, axis=axis)], axis=axis)
@@ -84,6 +95,19 @@ class Predictor:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
     self._tracks = self._carry(self.params, self._out, self._tracks, self._gap,
                                jnp.asarray(next_slots, jnp.int32)[None])
+
+
+def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int) -> DecoderOutput:
+  """`out` whose track slots' final boxes are replaced by the detect query of `detections` each
+  overlaps most, where that IoU is >= SNAP_IOU and the detection's score >= SNAP_SCORE."""
+  track = out.boxes[-1, :, :num_slots]  # [B, S, 4]
+  det = detections.boxes[-1, :, num_slots:]  # [B, Q, 4]
+  score = jax.nn.sigmoid(detections.logits[-1, :, num_slots:]).max(-1)  # [B, Q]
+  iou, _ = boxes_lib.pairwise_iou(boxes_lib.cxcywh_to_xyxy(track), boxes_lib.cxcywh_to_xyxy(det))
+  iou = jnp.where(score[:, None, :] >= SNAP_SCORE, iou, 0.0)
+  nearest = jnp.take_along_axis(det, iou.argmax(-1)[..., None], axis=1)
+  snapped = jnp.where((iou.max(-1) >= SNAP_IOU)[..., None], nearest, track)
+  return out._replace(boxes=out.boxes.at[-1, :, :num_slots].set(snapped))
 
 
 def export(config: ml_collections.ConfigDict, params, out_dir: str) -> None:

@@ -3,9 +3,11 @@
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
       [--frames_dir ../shared/stroma/frames/val]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
+      [--snap_tracks 0,1]
 
-Prints one markdown row per setting (births decoded with or without the tracks, birth, keep and
-duplicate IoU thresholds; the birth value is used whatever the source's frame rate) with the summed absolute count error, HOTA, IDF1 and mAP50, best first.
+Prints one markdown row per setting (births decoded with or without the tracks, track boxes snapped
+to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
+the source's frame rate) with the summed absolute count error, HOTA, IDF1, mAP50 and mAP, best first.
 """
 import argparse
 import itertools
@@ -29,13 +31,16 @@ def main() -> None:
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
   parser.add_argument("--detached_births", default="0", help="0 and/or 1: model.detached_births")
+  parser.add_argument("--snap_tracks", default="0", help="0 and/or 1: model.snap_tracks")
   args = parser.parse_args()
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
   grid = lambda text: [float(v) for v in text.split(",")]
   rows = []
-  for detached in (bool(int(v)) for v in args.detached_births.split(",")):
-    predictor = load_predictor(args.checkpoint, {"model.detached_births": detached})
+  flags01 = lambda text: [bool(int(v)) for v in text.split(",")]
+  for detached, snap in itertools.product(flags01(args.detached_births), flags01(args.snap_tracks)):
+    predictor = load_predictor(args.checkpoint, {"model.detached_births": detached,
+                                                 "model.snap_tracks": snap})
     for birth, keep, dup in itertools.product(grid(args.birth), grid(args.keep), grid(args.duplicate_iou)):
       if keep > birth:
         continue
@@ -44,14 +49,14 @@ def main() -> None:
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
                                       frames_dir=args.frames_dir, settings=settings)
       t = m["tracking"]["all"]
-      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), birth, keep, dup, t["HOTA"], t["IDF1"],
-                   m["detection"]["all"]["mAP50"], m["counts"]["error"]))
-      print(f"detached={int(detached)} birth={birth} keep={keep} dup={dup} count_error={m['counts']['error']} "
+      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), int(snap), birth, keep, dup, t["HOTA"], t["IDF1"],
+                   m["detection"]["all"]["mAP50"], m["detection"]["all"]["mAP"], m["counts"]["error"]))
+      print(f"detached={int(detached)} snap={int(snap)} birth={birth} keep={keep} dup={dup} count_error={m['counts']['error']} "
             f"HOTA={t['HOTA']:.3f}", flush=True)
-  print("| detached births | birth | keep | duplicate IoU | abs count error | count error | HOTA | IDF1 | mAP50 |")
-  print("|---|---|---|---|---|---|---|---|---|")
-  for err, _, detached, birth, keep, dup, hota, idf1, ap50, per_class in sorted(rows):
-    print(f"| {detached} | {birth} | {keep} | {dup} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} |")
+  print("| detached births | snapped tracks | birth | keep | duplicate IoU | abs count error | count error | HOTA | IDF1 | mAP50 | mAP |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  for err, _, detached, snap, birth, keep, dup, hota, idf1, ap50, ap, per_class in sorted(rows):
+    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} | {ap:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
 """The shipped model loads with this version of the code and runs frame by frame."""
-import numpy as np
+import collections
 
+import cv2
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data_prep import challenge, synth
 from mottr import predictor as predictor_lib
+from mottr.model.motr import DecoderOutput
 
 
 def test_shipped_model_loads_and_tracks_a_query():
@@ -50,3 +57,66 @@ def test_detached_births_decode_detect_queries_without_the_tracks():
   detached.carry(np.array([s] + [-1] * (s - 1), np.int32))
   assert detached.step(frames[0]).slot_valid[0]
   np.testing.assert_allclose(np.asarray(detached._tracks.ref[0, 0]), no_tracks.boxes[s], atol=1e-5)
+
+
+def _decoder_output(boxes, scores):
+  """One-layer, one-image DecoderOutput with the given [N, 4] boxes and [N] bolt scores."""
+  boxes, scores = np.asarray(boxes, np.float32), np.asarray(scores, np.float32)
+  logits = np.stack([np.log(scores / (1 - scores)), np.full_like(scores, -9.0)], -1)
+  return DecoderOutput(jnp.asarray(logits)[None, None], jnp.asarray(boxes)[None, None],
+                       jnp.zeros((1, len(boxes), 8)))
+
+
+def test_snap_tracks_takes_the_best_overlapping_confident_detection():
+  s = 3  # slots: near a confident detection, near only a faint one, far from all
+  track = [[0.30, 0.30, 0.10, 0.10], [0.70, 0.70, 0.10, 0.10], [0.50, 0.10, 0.10, 0.10]]
+  out = _decoder_output(track + [[0.5, 0.5, 0.1, 0.1]] * 3, [0.9] * 6)
+  detect = [[0.31, 0.31, 0.10, 0.10], [0.29, 0.30, 0.12, 0.10], [0.70, 0.71, 0.10, 0.10]]
+  detections = _decoder_output([[0.5, 0.5, 0.1, 0.1]] * s + detect, [0.1] * s + [0.95, 0.8, 0.2])
+  snapped = np.asarray(predictor_lib.snap_tracks(out, detections, s).boxes[-1, 0])
+  np.testing.assert_allclose(snapped[0], detect[1])  # IoU 0.83 (score 0.8) beats 0.68 (score 0.95)
+  np.testing.assert_allclose(snapped[1:s], track[1:], atol=1e-7)  # faint detection; nothing near
+  np.testing.assert_allclose(snapped[s:], np.asarray(out.boxes[-1, 0, s:]))  # detect queries kept
+
+
+@pytest.fixture(scope="module")
+def rendered_frames(tmp_path_factory):
+  """Two consecutive frames of a rendered synthetic clip with objects in view."""
+  root = str(tmp_path_factory.mktemp("synth"))
+  synth.generate_split(root, "val", 60, 3, rle=False, progress=False)
+  coco = challenge.load_annotations(root, "val")
+  busiest = collections.Counter(a["image_id"] for a in coco["annotations"]).most_common(1)[0][0]
+  index = min(busiest - 1, 58)  # image_id = frame index + 1
+  cap = cv2.VideoCapture(challenge.video_path(root, "val"))
+  cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+  frames = [cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB) for _ in range(2)]
+  cap.release()
+  return frames
+
+
+def test_snapped_tracks_report_and_carry_a_detection_box(rendered_frames):
+  plain = predictor_lib.load_predictor()
+  snap = predictor_lib.load_predictor(None, {"model.snap_tracks": True})
+  alone = predictor_lib.load_predictor()
+  size, s = plain.input_size, plain.num_slots
+  frames = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rendered_frames]
+  first = plain.step(frames[0])
+  next_slots = np.full(s, -1, np.int32)
+  next_slots[:4] = s + np.argsort(-first.scores[s:])[:4]  # the four best detections become tracks
+  plain.carry(next_slots)
+  snap.reset()
+  snap.step(frames[0])
+  snap.carry(next_slots)
+  joint, snapped = plain.step(frames[1]), snap.step(frames[1])
+  no_tracks = alone.step(frames[1])
+  np.testing.assert_allclose(snapped.scores, joint.scores, atol=1e-5)  # only track boxes change
+  np.testing.assert_allclose(snapped.boxes[s:], joint.boxes[s:], atol=1e-5)
+  taken = 0
+  for k in range(s):  # each slot keeps its own box or takes one detection of the decode without tracks
+    own = np.abs(snapped.boxes[k] - joint.boxes[k]).max() < 1e-5
+    took = np.abs(no_tracks.boxes[s:] - snapped.boxes[k]).max(-1).min() < 1e-5
+    assert own or took
+    taken += took and not own
+  assert taken >= 1  # the rendered objects are detected, so live tracks do snap
+  snap.carry(np.arange(s, dtype=np.int32))
+  np.testing.assert_allclose(np.asarray(snap._tracks.ref[0]), snapped.boxes[:s], atol=1e-5)
