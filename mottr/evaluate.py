@@ -151,7 +151,7 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
   """
   image_ids = sorted(set(image_ids))
   height = gt["images"][0].get("height", challenge.HEIGHT) if gt["images"] else challenge.HEIGHT
-  final = len(gt["images"]) - 1
+  final = max((im["id"] for im in gt["images"]), default=0) - 1  # the last annotated frame
   fps = fps or counting.video_fps(gt)
   true = counting.count_tracks(counting.tracks_from_coco(gt), height=height, final_frame=final,
                                frame_step=1, fps=fps, edge_tolerance=edge_tolerance)
@@ -169,18 +169,22 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
 
 
 def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
-                       frames_dir: str | None = None,
+                       image_ids: tuple[int, int] | None = None, frames_dir: str | None = None,
                        settings: "infer.TrackerSettings | None" = None) -> dict:
-  """Tracks the first `max_frames` frames of a split's video (or of `frames_dir`, NNNN.jpg by
-  image_id) and scores them against its annotations on the frames processed."""
+  """Tracks a split's video (or `frames_dir`, NNNN.jpg by image_id) and scores it against its
+  annotations on the frames processed: the frames whose image_id lies in `image_ids` (first,
+  last), or in (1, max_frames); default all."""
   gt = challenge.load_annotations(root, split)
   source = infer.open_source(frames_dir or challenge.video_path(root, split))
   if max_frames is not None:
-    source = dataclasses.replace(source, frames=itertools.islice(source.frames, max_frames),
-                                 total=min(max_frames, source.total or max_frames))
-    keep = {im["id"] for im in gt["images"] if im["id"] <= max_frames}
-    gt = dict(gt, images=[im for im in gt["images"] if im["id"] in keep],
-              annotations=[a for a in gt["annotations"] if a["image_id"] in keep])
+    image_ids = (1, max_frames)
+  if image_ids is not None:
+    first, last = image_ids
+    frames = itertools.takewhile(lambda item: item[0] < last, source.frames)
+    source = dataclasses.replace(source, frames=((i, f) for i, f in frames if i + 1 >= first),
+                                 total=None)
+    gt = dict(gt, images=[im for im in gt["images"] if first <= im["id"] <= last],
+              annotations=[a for a in gt["annotations"] if first <= a["image_id"] <= last])
   result = infer.track_source(source, predictor, settings or infer.TrackerSettings(), progress=False)
   metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames],
                         source.frame_step, fps=source.fps)

@@ -1,13 +1,15 @@
 """Sweeps the runtime tracker's thresholds on a validation split (never a test split).
 
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
-      [--frames_dir ../shared/stroma/frames/val]
+      [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
       [--snap_tracks 0,1]
 
 Prints one markdown row per setting (births decoded with or without the tracks, track boxes snapped
 to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate) with the summed absolute count error, HOTA, IDF1, mAP50 and mAP, best first.
+--image_ids keeps the frames (and annotations) whose image_id lies in FIRST-LAST: tune on one part of
+a split, check on another.
 """
 import argparse
 import itertools
@@ -27,6 +29,7 @@ def main() -> None:
   parser.add_argument("--checkpoint")
   parser.add_argument("--max_frames", type=int)
   parser.add_argument("--frames_dir", help="track these frames (NNNN.jpg by image_id), not the video")
+  parser.add_argument("--image_ids", help="FIRST-LAST: only the frames with these image_ids")
   parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
@@ -36,6 +39,7 @@ def main() -> None:
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
   grid = lambda text: [float(v) for v in text.split(",")]
+  image_ids = tuple(int(v) for v in args.image_ids.split("-")) if args.image_ids else None
   rows = []
   flags01 = lambda text: [bool(int(v)) for v in text.split(",")]
   for detached, snap in itertools.product(flags01(args.detached_births), flags01(args.snap_tracks)):
@@ -47,7 +51,8 @@ def main() -> None:
       settings = infer.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
                                        keep_threshold=keep, duplicate_iou=dup)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
-                                      frames_dir=args.frames_dir, settings=settings)
+                                      image_ids=image_ids, frames_dir=args.frames_dir,
+                                      settings=settings)
       t = m["tracking"]["all"]
       rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), int(snap), birth, keep, dup, t["HOTA"], t["IDF1"],
                    m["detection"]["all"]["mAP50"], m["detection"]["all"]["mAP"], m["counts"]["error"]))

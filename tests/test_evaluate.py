@@ -84,6 +84,21 @@ def test_missed_exit_is_a_count_error():
   assert c["predicted"] == {"bolt": 1, "nut": 0} and c["error"] == {"bolt": 0, "nut": -1}
 
 
+def test_evaluate_predictor_on_a_window_of_image_ids(tmp_path):
+  root = str(tmp_path)
+  os.makedirs(os.path.join(root, "annotations"))
+  os.makedirs(os.path.join(root, "images", "val"))
+  with open(challenge.annotation_path(root, "val"), "w") as f:
+    json.dump(script_coco(), f)
+  write_video(challenge.video_path(root, "val"))
+  whole = evaluate.evaluate_predictor(FakePredictor(), root, "val")
+  window = evaluate.evaluate_predictor(FakePredictor(), root, "val", image_ids=(1, 30))
+  assert whole["frames_evaluated"] == NUM_FRAMES and window["frames_evaluated"] == 30
+  assert whole["counts"]["true"] == whole["counts"]["predicted"] == {"bolt": 1, "nut": 1}
+  # The nut is still falling at image_id 30: in this window only the first bolt fell through.
+  assert window["counts"]["true"] == window["counts"]["predicted"] == {"bolt": 1, "nut": 0}
+
+
 def _main(args):
   flags.FLAGS(["evaluate", *args])
   try:
