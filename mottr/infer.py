@@ -48,9 +48,9 @@ _FPS = flags.DEFINE_float(
     "fps", None, "Frame rate of the video timeline; default: the container's (30 for frames).")
 _NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write annotated.mp4.")
 _BIRTH = flags.DEFINE_float(
-    "birth_threshold", 0.9, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
+    "birth_threshold", 0.8, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
 _SPARSE_BIRTH = flags.DEFINE_float(
-    "sparse_birth_threshold", 0.6, f"--birth_threshold for sources under {SPARSE_FPS:g} frames per second of video, e.g. every 10th frame (tuned on half of the real val frames).")
+    "sparse_birth_threshold", 0.5, f"--birth_threshold for sources under {SPARSE_FPS:g} frames per second of video, e.g. every 10th frame (tuned on half of the real val frames).")
 _KEEP = flags.DEFINE_float("keep_threshold", 0.4, "Score for a track query to count as a hit (tuned on synthetic val: scripts/tune_tracker.py).")
 _MISS = flags.DEFINE_integer(
     "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
@@ -182,8 +182,8 @@ def open_source(spec: str, fps: float | None = None) -> FrameSource:
 
 @dataclasses.dataclass
 class TrackerSettings:
-  birth_threshold: float = 0.9
-  sparse_birth_threshold: float = 0.6
+  birth_threshold: float = 0.8
+  sparse_birth_threshold: float = 0.5
   keep_threshold: float = 0.4
   miss_tolerance: int = 5
   duplicate_iou: float = 0.7

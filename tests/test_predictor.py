@@ -33,9 +33,9 @@ def test_shipped_model_loads_and_tracks_a_query():
 
 
 def test_detached_births_decode_detect_queries_without_the_tracks():
-  joint = predictor_lib.load_predictor()
-  detached = predictor_lib.load_predictor(None, {"model.detached_births": True})
-  alone = predictor_lib.load_predictor()
+  joint = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
+  detached = predictor_lib.load_predictor(None, {"model.detached_births": True, "model.snap_tracks": False})
+  alone = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
   size, s = joint.input_size, joint.num_slots
   rng = np.random.default_rng(0)
   frames = [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(2)]
@@ -95,9 +95,9 @@ def rendered_frames(tmp_path_factory):
 
 
 def test_snapped_tracks_report_and_carry_a_detection_box(rendered_frames):
-  plain = predictor_lib.load_predictor()
+  plain = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
   snap = predictor_lib.load_predictor(None, {"model.snap_tracks": True})
-  alone = predictor_lib.load_predictor()
+  alone = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
   size, s = plain.input_size, plain.num_slots
   frames = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in rendered_frames]
   first = plain.step(frames[0])

@@ -1,0 +1,133 @@
+"""Follows every ground-truth exit of a validation split and asks what the predicted tracks did there.
+
+  python scripts/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
+      [--birth 0.8] [--set model.snap_tracks=False ...]
+
+Prints (never on a test split):
+- each true exit's outcome: counted, counted with the wrong class, never tracked (no track box at
+  IoU > 0.3 in any frame of the object), or lost before its exit;
+- each predicted exit that is not a true one: on no object (a false positive track) or a second
+  count of the same object;
+- how well the track boxes fit: mean IoU with the best ground-truth box at birth and once carried,
+  and the share of ground-truth boxes that some track box covers at IoU >= 0.5.
+"""
+import argparse
+import ast
+import collections
+import dataclasses
+import itertools
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from data_prep import challenge  # noqa: E402
+from mottr import counting, infer  # noqa: E402
+from mottr.predictor import load_predictor  # noqa: E402
+from mottr.tracker import Track, iou_xywh  # noqa: E402
+
+MATCH_IOU = 0.3  # a track box on an object
+
+
+def _best(box: np.ndarray, others: list[tuple[int, np.ndarray]]) -> tuple[float, int | None]:
+  """Highest IoU of `box` with (id, box) pairs, and that id."""
+  return max(((float(iou_xywh(box, b)[0, 0]), i) for i, b in others), default=(0.0, None))
+
+
+def _by_frame(tracks: list[Track]) -> dict[int, list[tuple[int, np.ndarray]]]:
+  out = collections.defaultdict(list)
+  for t in tracks:
+    for f, b in zip(t.frames, t.boxes):
+      out[f].append((t.track_id, b))
+  return out
+
+
+def _cover(track: Track, others_at: dict[int, list[tuple[int, np.ndarray]]]) -> collections.Counter:
+  """How many of the track's frames each other track's box overlaps it best, at IoU > MATCH_IOU."""
+  cover = collections.Counter()
+  for f, b in zip(track.frames, track.boxes):
+    iou, other = _best(b, others_at.get(f, []))
+    if iou > MATCH_IOU:
+      cover[other] += 1
+  return cover
+
+
+def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Track],
+             predicted: counting.Counts) -> dict[str, collections.Counter | float]:
+  """Outcome counters of true and predicted exits, and box-fit numbers (see the module doc)."""
+  pred_at, gt_at = _by_frame(pred_tracks), _by_frame(gt_tracks)
+  counted = {e.track_id: e.category for e in predicted.events}
+  gt_by_id = {t.track_id: t for t in gt_tracks}
+  exits = collections.Counter()
+  for e in true.events:
+    cover = _cover(gt_by_id[e.track_id], pred_at)
+    on_exit = [counted[t] for t in cover if t in counted]
+    exits["counted" if e.category in on_exit else "counted, wrong class" if on_exit
+          else "never tracked" if not cover else "lost before its exit"] += 1
+  extra, per_object = collections.Counter(), collections.Counter()
+  tracks_by_id = {t.track_id: t for t in pred_tracks}
+  for e in predicted.events:
+    cover = _cover(tracks_by_id[e.track_id], gt_at)
+    if not cover:
+      extra["on no object"] += 1
+    else:
+      gid = cover.most_common(1)[0][0]
+      per_object[gid] += 1
+      if per_object[gid] > 1:
+        extra["same object again"] += 1
+  fit = {"birth": [], "carried": []}
+  for t in pred_tracks:
+    for k, (f, b) in enumerate(zip(t.frames, t.boxes)):
+      fit["carried" if k else "birth"].append(_best(b, gt_at.get(f, []))[0])
+  covered = [_best(b, pred_at.get(f, []))[0] >= 0.5 for g in gt_tracks for f, b in zip(g.frames, g.boxes)]
+  return {"exits": exits, "extra": extra,
+          "iou_birth": float(np.mean(fit["birth"])) if fit["birth"] else 0.0,
+          "iou_carried": float(np.mean(fit["carried"])) if fit["carried"] else 0.0,
+          "covered": float(np.mean(covered)) if covered else 0.0}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--root", required=True)
+  parser.add_argument("--split", default="val")
+  parser.add_argument("--max_frames", type=int)
+  parser.add_argument("--checkpoint", help="default: the shipped model")
+  parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="config override, e.g. model.snap_tracks=False")
+  args = parser.parse_args()
+  if args.split == "test":
+    raise SystemExit("error: diagnose a val split, never a test split")
+  overrides = {}
+  for item in args.set:
+    key, _, value = item.partition("=")
+    overrides[key] = ast.literal_eval(value)
+  predictor = load_predictor(args.checkpoint, overrides or None)
+  settings = infer.TrackerSettings()
+  if args.birth is not None:
+    settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
+  gt = challenge.load_annotations(args.root, args.split)
+  source = infer.open_source(challenge.video_path(args.root, args.split))
+  if args.max_frames:
+    source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames),
+                                 total=args.max_frames)
+    gt = dict(gt, images=[im for im in gt["images"] if im["id"] <= args.max_frames],
+              annotations=[a for a in gt["annotations"] if a["image_id"] <= args.max_frames])
+  result = infer.track_source(source, predictor, settings, progress=False)
+  gt_tracks = counting.tracks_from_coco(gt)
+  final = len(gt["images"]) - 1
+  true = counting.count_tracks(gt_tracks, final_frame=final, fps=source.fps)
+  d = diagnose(gt_tracks, true, result.tracks, result.counts)
+  print(f"true exits {len(true.events)} {true.counts}, predicted {len(result.counts.events)} "
+        f"{result.counts.counts}")
+  print("true exits: " + ", ".join(f"{k} {v}" for k, v in d["exits"].most_common()))
+  print("predicted exits that are not true ones: "
+        + (", ".join(f"{k} {v}" for k, v in d["extra"].most_common()) or "none"))
+  print(f"track boxes vs ground truth: mean best IoU {d['iou_birth']:.2f} at birth, "
+        f"{d['iou_carried']:.2f} carried; ground-truth boxes covered at IoU >= 0.5: {d['covered']:.2f}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,37 @@
+"""scripts/diagnose_tracks.py: outcome of every true exit and every extra predicted exit."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+
+import diagnose_tracks  # noqa: E402
+from mottr import counting  # noqa: E402
+from mottr.tracker import Track  # noqa: E402
+
+
+def _track(track_id, x, frames, label=0, dx=0.0):
+  t = Track(track_id)
+  for f in frames:
+    t.add(f, np.array([x + dx, 100.0 + 20 * f, 50.0, 50.0]), 0.9, label)
+  return t
+
+
+def test_outcomes_of_true_and_predicted_exits():
+  frames = range(10)
+  gt = [_track(1, 100, frames), _track(2, 300, frames), _track(3, 500, frames, label=1)]
+  true = counting.Counts({"bolt": 2, "nut": 1}, [counting.Event(9, 1, "bolt"),
+                                                 counting.Event(9, 2, "bolt"),
+                                                 counting.Event(9, 3, "nut")])
+  # Object 1 tracked (5 px off), object 2 never, object 3 tracked as a bolt; a track on nothing.
+  pred = [_track(7, 100, frames, dx=5), _track(8, 500, frames, label=0), _track(9, 10, frames)]
+  predicted = counting.Counts({"bolt": 3, "nut": 0}, [counting.Event(9, 7, "bolt"),
+                                                      counting.Event(9, 8, "bolt"),
+                                                      counting.Event(9, 9, "bolt")])
+  d = diagnose_tracks.diagnose(gt, true, pred, predicted)
+  assert d["exits"] == {"counted": 1, "never tracked": 1, "counted, wrong class": 1}
+  assert d["extra"] == {"on no object": 1}
+  iou = 45 * 50 / (2 * 2500 - 45 * 50)  # 5 px shift of a 50 px box
+  np.testing.assert_allclose(d["iou_birth"], (iou + 1 + 0) / 3)
+  np.testing.assert_allclose(d["covered"], 2 / 3)  # objects 1 and 3 in every frame, 2 never
