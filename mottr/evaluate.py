@@ -168,12 +168,13 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
   return metrics, {"true": true.events, "predicted": predicted.events}
 
 
-def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
-                       image_ids: tuple[int, int] | None = None, frames_dir: str | None = None,
-                       settings: "infer.TrackerSettings | None" = None) -> dict:
-  """Tracks a split's video (or `frames_dir`, NNNN.jpg by image_id) and scores it against its
-  annotations on the frames processed: the frames whose image_id lies in `image_ids` (first,
-  last), or in (1, max_frames); default all."""
+def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
+                image_ids: tuple[int, int] | None = None, frames_dir: str | None = None,
+                settings: "infer.TrackerSettings | None" = None
+                ) -> tuple[dict, "infer.FrameSource", "infer.Result"]:
+  """Tracks a split's video (or `frames_dir`, NNNN.jpg by image_id) on the frames whose image_id
+  lies in `image_ids` (first, last), or in (1, max_frames); default all. Returns its annotations
+  restricted to those frames, the source and the tracking result."""
   gt = challenge.load_annotations(root, split)
   source = infer.open_source(frames_dir or challenge.video_path(root, split))
   if max_frames is not None:
@@ -186,6 +187,12 @@ def evaluate_predictor(predictor: Any, root: str, split: str, *, max_frames: int
     gt = dict(gt, images=[im for im in gt["images"] if first <= im["id"] <= last],
               annotations=[a for a in gt["annotations"] if first <= a["image_id"] <= last])
   result = infer.track_source(source, predictor, settings or infer.TrackerSettings(), progress=False)
+  return gt, source, result
+
+
+def evaluate_predictor(predictor: Any, root: str, split: str, **window_and_settings) -> dict:
+  """Metrics of `track_split` (same arguments) against the annotations of the frames processed."""
+  gt, source, result = track_split(predictor, root, split, **window_and_settings)
   metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames],
                         source.frame_step, fps=source.fps)
   return metrics

@@ -345,7 +345,7 @@ def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
       source, load_predictor(), settings, on_frame=on_frame, progress=progress), write_video=write_video)
 
 
-def _parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
   """Splits `--config.a.b=v` arguments (values as Python literals, else strings) from the rest."""
   rest, overrides = [], {}
   for arg in argv:
@@ -366,7 +366,7 @@ _OVERRIDES: dict[str, Any] = {}
 
 def flags_parser(argv: list[str]) -> list[str]:
   """absl flags parser that also accepts `--config.a.b=v` model overrides."""
-  rest, overrides = _parse_overrides(argv)
+  rest, overrides = parse_overrides(argv)
   _OVERRIDES.update(overrides)
   return parse_flags(rest)
 

@@ -1,7 +1,7 @@
 """Follows every ground-truth exit of a validation split and asks what the predicted tracks did there.
 
   python scripts/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
-      [--birth 0.8] [--set model.snap_tracks=False ...]
+      [--birth 0.8] [--config.model.snap_tracks=False ...]
 
 Prints (never on a test split):
 - each true exit's outcome: counted, counted with the wrong class, never tracked (no track box at
@@ -12,10 +12,8 @@ Prints (never on a test split):
   and the share of ground-truth boxes that some track box covers at IoU >= 0.5.
 """
 import argparse
-import ast
 import collections
 import dataclasses
-import itertools
 import os
 import sys
 
@@ -23,8 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from data_prep import challenge  # noqa: E402
-from mottr import counting, infer  # noqa: E402
+from mottr import counting, evaluate, infer  # noqa: E402
 from mottr.predictor import load_predictor  # noqa: E402
 from mottr.tracker import Track, iou_xywh  # noqa: E402
 
@@ -95,27 +92,16 @@ def main() -> None:
   parser.add_argument("--max_frames", type=int)
   parser.add_argument("--checkpoint", help="default: the shipped model")
   parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
-  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="config override, e.g. model.snap_tracks=False")
-  args = parser.parse_args()
+  rest, overrides = infer.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
+  args = parser.parse_args(rest)
   if args.split == "test":
     raise SystemExit("error: diagnose a val split, never a test split")
-  overrides = {}
-  for item in args.set:
-    key, _, value = item.partition("=")
-    overrides[key] = ast.literal_eval(value)
-  predictor = load_predictor(args.checkpoint, overrides or None)
   settings = infer.TrackerSettings()
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
-  gt = challenge.load_annotations(args.root, args.split)
-  source = infer.open_source(challenge.video_path(args.root, args.split))
-  if args.max_frames:
-    source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames),
-                                 total=args.max_frames)
-    gt = dict(gt, images=[im for im in gt["images"] if im["id"] <= args.max_frames],
-              annotations=[a for a in gt["annotations"] if a["image_id"] <= args.max_frames])
-  result = infer.track_source(source, predictor, settings, progress=False)
+  gt, source, result = evaluate.track_split(load_predictor(args.checkpoint, overrides or None),
+                                            args.root, args.split, max_frames=args.max_frames,
+                                            settings=settings)
   gt_tracks = counting.tracks_from_coco(gt)
   final = len(gt["images"]) - 1
   true = counting.count_tracks(gt_tracks, final_frame=final, fps=source.fps)

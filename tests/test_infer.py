@@ -187,7 +187,7 @@ def test_sparse_sources_use_the_sparse_birth_threshold(video, tmp_path):
 
 
 def test_config_overrides_are_parsed():
-  rest, overrides = infer._parse_overrides(
+  rest, overrides = infer.parse_overrides(
       ["prog", "--config.model.num_slots=8", "--config.name=abc", "--video=x"])
   assert rest == ["prog", "--video=x"] and overrides == {"model.num_slots": 8, "name": "abc"}
 
