@@ -5,7 +5,9 @@
 Renders a synthetic clip with its ground truth (`data_prep.synth`, split "test"; the default seed
 is used neither for training nor for tuning), tracks and counts the objects that fall through
 with the shipped model (`mottr/assets/shipped/`, or --checkpoint: a training workdir or an
-exported model), and scores the result against the truth. Writes into --out_dir, all or nothing:
+exported model), and scores the result against the truth. Writes into --out_dir, all or nothing
+(other files there are never touched; an --out_dir that already holds any of these four entries,
+e.g. an earlier demo, is refused unless --overwrite, which replaces exactly these four):
   annotations/instances_test.json, images/test/test.mp4   the clip and its ground truth
   infer/  counts.json, tracks.txt, tracks.json, annotated.mp4, counts.png   (as mottr.infer)
   eval/   report.md, metrics.json, counts.png (predicted vs true)          (as mottr.evaluate)
@@ -29,13 +31,15 @@ from mottr import outputs
 from mottr.errors import UserError, run_cli
 
 _OUT_DIR = flags.DEFINE_string("out_dir", os.path.join("outputs", "demo"),
-                               "Where the clip and all outputs go (replaced as a whole).")
+                               "Where the clip and all outputs go (annotations/, images/, infer/, "
+                               "eval/; other files there are never touched).")
 _SEED = flags.DEFINE_integer("seed", 2026, "Seed of the synthetic clip (the training data uses 1).")
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", 450, "Length of the clip in frames (30 FPS).")
 flags.declare_key_flag("checkpoint")  # of mottr.infer, listed by --help
+flags.declare_key_flag("overwrite")
 
 SPLIT = "test"
-OUTPUT_ENTRIES = {"annotations", "images", "infer", "eval"}  # what a demo's out_dir holds
+OUTPUT_ENTRIES = ("annotations", "images", "infer", "eval")  # what a demo writes into out_dir
 
 
 @dataclasses.dataclass
@@ -56,29 +60,29 @@ class Demo:
     return os.path.join(self.out_dir, "eval", "report.md")
 
 
-def _check_out_dir(out_dir: str) -> None:
-  """Refuses to replace a directory that is not an earlier demo's output."""
-  if os.path.isdir(out_dir) and not set(os.listdir(out_dir)) <= OUTPUT_ENTRIES:
-    raise UserError(f"{out_dir}: exists and is not the output of an earlier demo; choose another "
-                    "--out_dir (its whole content is replaced)")
+def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+  """Refuses (before any work) an out_dir that already holds a demo's entries, unless overwrite."""
+  outputs.check_output_dir(out_dir, OUTPUT_ENTRIES, overwrite=overwrite, flag="--out_dir")
 
 
 def run_demo(out_dir: str, seed: int, num_frames: int, predictor: Any,
              settings: infer.TrackerSettings, *, title: str = "model",
-             progress: bool = True) -> Demo:
+             progress: bool = True, overwrite: bool = False) -> Demo:
   """Renders a clip into out_dir, tracks it with the predictor and evaluates the result.
 
   Args:
-    out_dir: replaced as a whole, and only when everything succeeded.
+    out_dir: receives OUTPUT_ENTRIES, only when everything succeeded; other files there are
+      kept; earlier OUTPUT_ENTRIES there are refused (UserError) unless `overwrite`.
     seed: seed of the synthetic clip.
     num_frames: length of the clip at 30 FPS.
     predictor: a loaded `mottr.predictor.Predictor`.
     settings: tracker and counting thresholds.
     title: names the model in report.md.
     progress: print mottr.infer's progress line on stderr.
+    overwrite: replace the entries of an earlier demo in out_dir.
   """
-  _check_out_dir(out_dir)
-  with outputs.atomic_output_dir(out_dir) as tmp:
+  with outputs.output_dir(out_dir, OUTPUT_ENTRIES, overwrite=overwrite,
+                          flag="--out_dir") as tmp:
     start = time.perf_counter()
     synth.generate_split(tmp, SPLIT, num_frames, seed, progress=False)
     render_seconds = time.perf_counter() - start
@@ -141,10 +145,11 @@ def main(argv: list[str]) -> None:
   checkpoint = flags.FLAGS.checkpoint
   check_model(checkpoint)
   out_dir = _OUT_DIR.value
-  _check_out_dir(out_dir)
+  _check_out_dir(out_dir, flags.FLAGS.overwrite)
   predictor = infer.load_predictor_from_flags()  # before rendering: a bad model fails fast
   demo = run_demo(out_dir, _SEED.value, _NUM_FRAMES.value, predictor,
-                  infer.settings_from_flags(), title=checkpoint or "shipped model")
+                  infer.settings_from_flags(), title=checkpoint or "shipped model",
+                  overwrite=flags.FLAGS.overwrite)
   sys.stderr.flush()
   print(summary(demo), flush=True)
 

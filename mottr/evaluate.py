@@ -13,7 +13,11 @@ the challenge schema (with a `score` per box for AP; 1.0 where missing), and com
   combined (detection-weighted), IoU similarity, on the evaluated frames only;
 - detection: COCO mAP and mAP50 (pycocotools) of the per-frame boxes.
 Writes report.md, metrics.json and counts.png (+ tracks.json when it ran inference) into
---output_dir (default outputs/eval_<split>/), all or nothing.
+--output_dir (default outputs/eval_<split>/), all or nothing. Other files in that folder are never
+touched (e.g. mottr.infer's annotated.mp4, or the --predictions file); a folder that already
+holds any of the files this run writes (an earlier run, or mottr.infer's counts.png) is refused
+before any work unless --overwrite, which replaces exactly those. A concurrent writer into the
+folder is refused.
 """
 import contextlib
 import dataclasses
@@ -45,6 +49,7 @@ _PREDICTIONS = flags.DEFINE_string(
 _FRAMES_DIR = flags.DEFINE_string(
     "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id), not the video.")
 
+OUTPUT_NAMES = ("report.md", "metrics.json", "counts.png")  # + tracks.json when it runs a model
 TRACKING_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN")
 
 
@@ -241,7 +246,8 @@ def main(argv: list[str]) -> None:
     raise UserError(f"{frames_dir}: not a directory; pass --frames_dir a folder of NNNN.jpg frames")
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"eval_{split}")
   gt_ids = sorted(im["id"] for im in gt["images"])
-  with outputs.atomic_output_dir(output_dir) as tmp:
+  names = OUTPUT_NAMES if _PREDICTIONS.value else OUTPUT_NAMES + ("tracks.json",)
+  with outputs.output_dir(output_dir, names, overwrite=flags.FLAGS.overwrite) as tmp:
     inference = {}
     if _PREDICTIONS.value:
       pred = _load_predictions(_PREDICTIONS.value)

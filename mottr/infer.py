@@ -6,10 +6,16 @@
 PATH is a video file, a webcam index (`0`), a stream URL, or a directory of frames named
 `NNNN.jpg` by image_id (frame index + 1; e.g. every 10th frame, as in ../shared/stroma/frames).
 The video is streamed frame by frame (constant memory). Prints progress with FPS on stderr and
-one line `bolt=<n> nut=<m>` on stdout; Ctrl-C stops early and still writes the outputs for the
-frames seen. Writes into --output_dir (default outputs/<video stem>/), all or nothing:
-counts.json, tracks.txt (MOTChallenge), tracks.json (challenge COCO schema + score),
-annotated.mp4 and counts.png.
+one line `bolt=<n> nut=<m>` on stdout. Ctrl-C or SIGTERM (timeout, docker stop, systemd) stops
+early, still writes the outputs for the frames seen with "interrupted": true in counts.json, and
+exits 130 (Ctrl-C) or 143 (SIGTERM).
+
+Writes into --output_dir (default outputs/<video stem>/), all or nothing: counts.json, tracks.txt
+(MOTChallenge), tracks.json (challenge COCO schema + score), annotated.mp4 and counts.png. Other
+files in that folder are never touched. A folder that already holds any of these five (an
+earlier run, e.g. another val.mp4) is refused before any work unless --overwrite, which replaces
+exactly these five. A second run writing into the same folder at the same time is refused (lock
+file .mottr.lock); hidden .mottr.tmp-* folders left by a killed run are removed by the next run.
 """
 import ast
 import contextlib
@@ -17,6 +23,7 @@ import dataclasses
 import glob
 import os
 import re
+import signal
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -43,10 +50,14 @@ _VIDEO = flags.DEFINE_string(
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Exported model or training workdir; default: the shipped model.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Output directory; default outputs/<video stem>/.")
+    "output_dir", None, "Output directory; default outputs/<video stem>/. Our files are added to "
+    "it; other files in it are never touched.")
 _FPS = flags.DEFINE_float(
     "fps", None, "Frame rate of the video timeline; default: the container's (30 for frames).")
 _NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write annotated.mp4.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace the outputs of an earlier run in --output_dir (only the files "
+    "this command writes; other files are never touched). Without it such a folder is refused.")
 _BIRTH = flags.DEFINE_float(
     "birth_threshold", 0.8, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
 _SPARSE_BIRTH = flags.DEFINE_float(
@@ -60,6 +71,7 @@ _EDGE = flags.DEFINE_float("edge_tolerance", counting.EDGE_TOLERANCE,
                            "Fraction of the frame height that counts as the bottom edge.")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+OUTPUT_NAMES = ("counts.json", "tracks.txt", "tracks.json", "annotated.mp4", "counts.png")
 WARMUP_FRAMES = 2  # frames left out of the steady FPS: the first steps compile the model
 
 
@@ -307,7 +319,8 @@ def write_outputs(result: Result, directory: str) -> None:
   s = result.source
   coco = result_coco(result)
   outputs.write_json(os.path.join(directory, "counts.json"), outputs.counts_record(
-      s.name, len(result.frames), s.fps, s.frame_step, result.counts))
+      s.name, len(result.frames), s.fps, s.frame_step, result.counts,
+      interrupted=result.interrupted))
   outputs.write_json(os.path.join(directory, "tracks.json"), coco)
   outputs.write_mot_txt(os.path.join(directory, "tracks.txt"), coco)
   end = (result.frames[-1] + 1) if result.frames else 0
@@ -316,9 +329,13 @@ def write_outputs(result: Result, directory: str) -> None:
 
 
 def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None], Result], *,
-           write_video: bool = True) -> Result:
-  """Runs `track(on_frame)` and writes all outputs (annotated video too) into output_dir atomically."""
-  with outputs.atomic_output_dir(output_dir) as tmp:
+           write_video: bool = True, overwrite: bool = False) -> Result:
+  """Runs `track(on_frame)` and writes all outputs (annotated video too) into output_dir.
+
+  `outputs.output_dir` rules: other files there are kept, an earlier run's OUTPUT_NAMES are
+  refused (UserError, before `track` runs) unless `overwrite`, a concurrent writer is refused.
+  """
+  with outputs.output_dir(output_dir, OUTPUT_NAMES, overwrite=overwrite) as tmp:
     video = None
     if write_video:
       video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
@@ -329,6 +346,8 @@ def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None
       if video is not None:
         video.close()
     if not result.frames:
+      if result.interrupted:
+        raise KeyboardInterrupt  # before the first frame: nothing to write
       raise UserError(f"{source.name}: stopped before the first frame was processed; "
                       "nothing written")
     write_outputs(result, tmp)
@@ -336,13 +355,15 @@ def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None
 
 
 def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
-        settings: TrackerSettings, *, write_video: bool = True, progress: bool = True) -> Result:
-  """Tracks a source with MOTR and writes all outputs into output_dir atomically.
+        settings: TrackerSettings, *, write_video: bool = True, progress: bool = True,
+        overwrite: bool = False) -> Result:
+  """Tracks a source with MOTR and writes all outputs into output_dir (see `record`).
 
   The predictor is loaded (`load_predictor()`) only after the output directory proved writable.
   """
   return record(source, output_dir, lambda on_frame: track_source(
-      source, load_predictor(), settings, on_frame=on_frame, progress=progress), write_video=write_video)
+      source, load_predictor(), settings, on_frame=on_frame, progress=progress),
+      write_video=write_video, overwrite=overwrite)
 
 
 def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -409,12 +430,42 @@ def report(result: Result, output_dir: str) -> None:
   print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
 
 
+_STOP_SIGNAL: list[int] = []  # the signal that stopped the run, when SIGTERM
+
+
+def interrupt_on_sigterm() -> None:
+  """Makes SIGTERM (timeout, docker stop, systemd) act like Ctrl-C: a KeyboardInterrupt, so that
+  tracking stops and the outputs of the frames seen are written. A second SIGTERM is ignored,
+  so that it cannot cut the writing short (SIGKILL still ends the process)."""
+
+  def handler(signum: int, frame: Any) -> None:
+    del frame
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _STOP_SIGNAL.append(signum)
+    raise KeyboardInterrupt
+
+  signal.signal(signal.SIGTERM, handler)
+
+
+def interrupted_status() -> int:
+  """Exit status of an interrupted run: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+  return 128 + (_STOP_SIGNAL[0] if _STOP_SIGNAL else signal.SIGINT)
+
+
 def main(argv: list[str]) -> None:
+  interrupt_on_sigterm()
   source = source_from_flags(argv)
   output_dir = _OUTPUT_DIR.value or os.path.join("outputs", source.name)
-  result = run(source, load_predictor_from_flags, output_dir, settings_from_flags(),
-               write_video=not _NO_VIDEO.value)
+  try:
+    result = run(source, load_predictor_from_flags, output_dir, settings_from_flags(),
+                 write_video=not _NO_VIDEO.value, overwrite=_OVERWRITE.value)
+  except KeyboardInterrupt:
+    print("error: interrupted before the first frame was tracked; nothing written",
+          file=sys.stderr)
+    sys.exit(interrupted_status())
   report(result, output_dir)
+  if result.interrupted:
+    sys.exit(interrupted_status())
 
 
 if __name__ == "__main__":

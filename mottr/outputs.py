@@ -1,16 +1,19 @@
 """Writers of the user-facing files: counts.json, tracks.txt, tracks.json, annotated.mp4 and
 counts.png.
 
-Everything goes into one output directory that appears atomically (`atomic_output_dir`): files
-are written into a temporary sibling directory that is renamed into place only on success.
+Everything goes into one output directory through `output_dir`: files are written into a hidden
+staging folder inside it and moved into place (os.replace) only on success; files that are not
+ours are never touched, an earlier run's outputs are replaced only with --overwrite, and a lock
+refuses a second concurrent writer.
 """
 import colorsys
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import cv2
 import matplotlib
@@ -27,41 +30,150 @@ from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 TRAIL_SECONDS = 0.5
 
 
-@contextlib.contextmanager
-def atomic_output_dir(path: str) -> Iterator[str]:
-  """Yields a temporary directory that replaces `path` when the block succeeds.
+LOCK_NAME = ".mottr.lock"  # held (flock) by the run writing into a directory
+STAGING_PREFIX = ".mottr.tmp-"  # a run's files before they are moved into place
 
-  On any exception the temporary directory is removed, along with parent directories this
-  created, so a failed run leaves nothing behind. An existing `path` is replaced as a whole.
-  """
+
+def _lock(path: str, flag: str) -> int:
+  """An exclusive flock on path/LOCK_NAME, refused (UserError) while another run holds it."""
+  lock_path = os.path.join(path, LOCK_NAME)
+  for _ in range(10):  # the holder unlinks the file when done: lock the file that is in place
+    try:
+      fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise UserError(f"{path}: cannot write into the output directory ({e.strerror}); choose "
+                      f"a writable {flag}") from None
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      raise UserError(f"{path}: another mottr run is writing into it ({lock_path} is locked); "
+                      f"wait for it to finish or choose another {flag}") from None
+    try:
+      if os.path.samestat(os.fstat(fd), os.stat(lock_path)):
+        return fd
+    except FileNotFoundError:
+      pass
+    os.close(fd)
+  raise UserError(f"{path}: cannot lock {lock_path} (it keeps changing); retry, or choose "
+                  f"another {flag}")
+
+
+def _clean_stale(path: str, names: Collection[str]) -> None:
+  """Removes the temporary files of runs that were killed (SIGKILL, power loss) in path, and
+  the `.NAME.tmp-*` folders that earlier versions left beside it. Call with the lock held."""
+  for entry in os.listdir(path):
+    if entry.startswith(STAGING_PREFIX):
+      _remove(os.path.join(path, entry))
+  parent, base = os.path.split(path)
+  with contextlib.suppress(OSError):
+    for entry in os.listdir(parent):
+      old = os.path.join(parent, entry)
+      if (entry.startswith(f".{base}.tmp-") and os.path.isdir(old) and not os.path.islink(old)
+          and set(os.listdir(old)) <= set(names)):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove(path: str) -> None:
+  if os.path.isdir(path) and not os.path.islink(path):
+    shutil.rmtree(path, ignore_errors=True)
+  else:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)
+
+
+def _earlier(path: str, names: Collection[str]) -> list[str]:
+  return sorted(n for n in names if os.path.lexists(os.path.join(path, n)))
+
+
+def _refusal(path: str, earlier: list[str], flag: str) -> UserError:
+  return UserError(f"{path}: already holds {', '.join(earlier)} (an earlier run's outputs?); "
+                   f"pass --overwrite to replace them (other files are kept), or choose another "
+                   f"{flag}")
+
+
+def check_output_dir(path: str, names: Collection[str], *, overwrite: bool = False,
+                     flag: str = "--output_dir") -> None:
+  """The refusals of `output_dir` before any work (it changes nothing): path is not a
+  directory, or already holds some of `names` and not `overwrite`."""
   path = os.path.abspath(path)
-  parent = os.path.dirname(path)
+  if os.path.lexists(path) and not os.path.isdir(path):
+    raise UserError(f"{path}: exists and is not a directory; choose another {flag}")
+  if os.path.isdir(path) and not overwrite and _earlier(path, names):
+    raise _refusal(path, _earlier(path, names), flag)
+
+
+@contextlib.contextmanager
+def output_dir(path: str, names: Collection[str], *, overwrite: bool = False,
+               flag: str = "--output_dir") -> Iterator[str]:
+  """Yields a staging directory whose entries are moved into `path` when the block succeeds.
+
+  Never deletes what we did not write:
+  - `path` may hold other files; they are never touched;
+  - `names` are all the entries (files or folders) the caller may write; when `path` already
+    holds some of them (an earlier run's outputs) this refuses (UserError) unless `overwrite`,
+    and then it replaces them: each entry written is moved into place with os.replace (atomic
+    per file), and those of `names` this run did not write are removed, so that `path` never
+    mixes two runs;
+  - a second writer into `path` is refused while the first runs (flock on path/.mottr.lock);
+  - on any exception nothing is moved and what this created (staging, `path` and its parents
+    when they were created here and are empty) is removed;
+  - staging directories of killed runs (path/.mottr.tmp-*) are removed on the next run.
+  """
+  check_output_dir(path, names, overwrite=overwrite, flag=flag)
+  path = os.path.abspath(path)
   created = []
-  probe = parent
+  probe = path
   while not os.path.exists(probe):
     created.append(probe)
     probe = os.path.dirname(probe)
   try:
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    os.makedirs(path, exist_ok=True)
   except OSError as e:
     _remove_empty(created)
     why = f"{probe} is not a directory" if not os.path.isdir(probe) else e.strerror
     raise UserError(f"{path}: cannot create the output directory ({why}); "
-                    "choose a writable --output_dir") from None
+                    f"choose a writable {flag}") from None
+  lock = None
+  staging = None
   try:
-    yield tmp
-    if os.path.isdir(path):
-      old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
-      os.replace(path, os.path.join(old, "previous"))
-      os.replace(tmp, path)
-      shutil.rmtree(old)
-    else:
-      os.replace(tmp, path)
+    lock = _lock(path, flag)
+    check_output_dir(path, names, overwrite=overwrite, flag=flag)  # now under the lock
+    _clean_stale(path, names)
+    try:
+      staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path)
+    except OSError as e:
+      raise UserError(f"{path}: cannot write into the output directory ({e.strerror}); choose "
+                      f"a writable {flag}") from None
+    yield staging
+    written = sorted(os.listdir(staging))
+    unknown = set(written) - set(names)
+    if unknown:
+      raise ValueError(f"wrote {sorted(unknown)}, not among the declared outputs {sorted(names)}")
+    for name in written:
+      target = os.path.join(path, name)
+      if os.path.isdir(target) and not os.path.islink(target):  # a folder: moved aside first
+        os.replace(target, os.path.join(staging, f".old-{name}"))
+      os.replace(os.path.join(staging, name), target)
+    for name in set(names) - set(written):
+      _remove(os.path.join(path, name))
+    shutil.rmtree(staging, ignore_errors=True)
   except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
+    if staging is not None:
+      shutil.rmtree(staging, ignore_errors=True)
+    _unlock(path, lock)
     _remove_empty(created)
     raise
+  _unlock(path, lock)
+
+
+def _unlock(path: str, lock: int | None) -> None:
+  """Removes the lock file while it is still held (a run that opened it meanwhile sees it gone:
+  see `_lock`), then releases it."""
+  if lock is not None:
+    with contextlib.suppress(OSError):
+      os.remove(os.path.join(path, LOCK_NAME))
+    os.close(lock)
 
 
 def _remove_empty(dirs: list[str]) -> None:
@@ -76,11 +188,14 @@ def write_json(path: str, obj: Any) -> None:
     f.write("\n")
 
 
-def counts_record(video: str, frames: int, fps: float, frame_step: int, counts: Counts) -> dict:
-  """The content of counts.json; event frames are 1-based like image_id."""
+def counts_record(video: str, frames: int, fps: float, frame_step: int, counts: Counts, *,
+                  interrupted: bool = False) -> dict:
+  """The content of counts.json; event frames are 1-based like image_id. `interrupted`: the run
+  was stopped (Ctrl-C, SIGTERM) before the end of the video; counts cover the frames seen."""
   return {
       "video": video,
       "frames": frames,
+      "interrupted": interrupted,
       "fps": fps,
       "frame_step": frame_step,
       "counts": dict(counts.counts),

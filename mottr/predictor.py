@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 import sys
 
 import flax
@@ -111,17 +110,20 @@ def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int) -
   return out._replace(boxes=out.boxes.at[-1, :, :num_slots].set(snapped))
 
 
-def export(config: ml_collections.ConfigDict, params, out_dir: str) -> None:
-  """Writes `config.json` + `params.msgpack` (no pickle) atomically into out_dir."""
-  tmp = out_dir.rstrip("/") + ".tmp"
-  os.makedirs(tmp, exist_ok=True)
-  with open(os.path.join(tmp, "config.json"), "w") as f:
-    json.dump(config.to_dict(), f, indent=1)
-  with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
-    f.write(flax.serialization.to_bytes(params))
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
-  os.replace(tmp, out_dir)
+EXPORT_NAMES = ("config.json", "params.msgpack")
+
+
+def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
+           overwrite: bool = False) -> None:
+  """Writes `config.json` + `params.msgpack` (no pickle) into out_dir, each moved into place
+  atomically. Other files in out_dir are never touched; an out_dir that already holds either
+  file (an earlier export) is refused (UserError) unless `overwrite`."""
+  from mottr import outputs  # pylint: disable=g-import-not-at-top
+  with outputs.output_dir(out_dir, EXPORT_NAMES, overwrite=overwrite, flag="--out") as tmp:
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+      json.dump(config.to_dict(), f, indent=1)
+    with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
+      f.write(flax.serialization.to_bytes(params))
 
 
 def _config_from_dict(d: dict) -> ml_collections.ConfigDict:

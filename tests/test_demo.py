@@ -77,7 +77,7 @@ def test_missing_shipped_model_is_one_clear_error(tmp_path, monkeypatch):
 def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
   (tmp_path / "mine.txt").write_text("keep me\n")
   cases = [("--checkpoint", str(tmp_path / "nope"), "--out_dir", str(tmp_path / "demo")),
-           ("--checkpoint", str(tmp_path), "--out_dir", str(tmp_path))]  # not a demo's out_dir
+           ("--checkpoint", str(tmp_path), "--out_dir", str(tmp_path))]  # not a checkpoint
   if not os.path.isfile(os.path.join(predictor.SHIPPED_CHECKPOINT, "config.json")):
     cases.append(("--out_dir", str(tmp_path / "demo")))
   for args in cases:
@@ -90,3 +90,16 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
 def test_default_seed_is_not_the_training_seed():
   assert demo._SEED.default not in (default.get_config().data.synth_seed,
                                     tiny.get_config().data.synth_seed)
+
+
+def test_cli_refuses_an_earlier_demo_without_overwrite(tmp_path):
+  out = tmp_path / "demo"
+  (out / "infer").mkdir(parents=True)
+  (out / "infer" / "counts.json").write_text("earlier")
+  (out / "mine.txt").write_text("keep me")
+  proc = _cli("--checkpoint", str(tmp_path / "nope"), "--out_dir", str(out), cwd=str(tmp_path))
+  assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+  assert "already holds infer " in proc.stderr and "--overwrite" in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+  assert sorted(os.listdir(out)) == ["infer", "mine.txt"]
+  assert (out / "infer" / "counts.json").read_text() == "earlier"

@@ -161,3 +161,30 @@ def test_real_val_sparse_frames_ground_truth_is_perfect(tmp_path):
   assert m["counts"]["true"] == {"bolt": 72, "nut": 19} and m["counts"]["abs_error"] == 0
   assert m["tracking"]["all"]["HOTA"] == pytest.approx(1)
   assert m["detection"]["all"]["mAP"] == pytest.approx(1)
+
+
+def test_cli_keeps_inference_outputs_and_refuses_to_replace_silently(tmp_path):
+  """evaluate --output_dir outputs/val after mottr.infer wrote there: infer's annotated.mp4, the
+  --predictions file and the user's files survive; the shared counts.png needs --overwrite."""
+  root = tmp_path / "root"
+  os.makedirs(root / "annotations")
+  with open(challenge.annotation_path(str(root), "val"), "w") as f:
+    json.dump(script_coco(), f)
+  out = tmp_path / "outputs" / "val"
+  os.makedirs(out)
+  for name in ("annotated.mp4", "counts.png", "notes.txt"):
+    (out / name).write_text(name)
+  with open(out / "tracks.json", "w") as f:
+    json.dump(script_coco(), f)
+  args = [f"--root={root}", f"--predictions={out / 'tracks.json'}", f"--output_dir={out}"]
+  with pytest.raises(UserError, match="already holds counts.png .*--overwrite"):
+    _main(args)
+  assert (out / "counts.png").read_text() == "counts.png" and not (out / "report.md").exists()
+  _main(args + ["--overwrite"])
+  assert sorted(os.listdir(out)) == ["annotated.mp4", "counts.png", "metrics.json", "notes.txt",
+                                     "report.md", "tracks.json"]
+  assert (out / "annotated.mp4").read_text() == "annotated.mp4"
+  assert (out / "notes.txt").read_text() == "notes.txt"
+  assert open(out / "counts.png", "rb").read(4) == b"\x89PNG"
+  with open(out / "tracks.json") as f:
+    assert json.load(f) == script_coco()

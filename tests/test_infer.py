@@ -1,8 +1,11 @@
 """End-to-end inference on a tiny video with a scripted predictor, and the CLI's bad inputs."""
+import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from absl import flags
 import cv2
@@ -11,6 +14,8 @@ import pytest
 
 from data_prep import challenge
 from mottr import infer
+from mottr import outputs
+from mottr.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_FRAMES = 40
@@ -103,6 +108,7 @@ def test_end_to_end_writes_five_consistent_files(video, tmp_path):
   with open(os.path.join(out, "counts.json")) as f:
     counts = json.load(f)
   assert counts["frames"] == NUM_FRAMES and counts["fps"] == 30 and counts["video"] == "tiny"
+  assert counts["interrupted"] is False
   assert counts["counts"] == {"bolt": 1, "nut": 1}
   assert [(e["track_id"], e["category"]) for e in counts["events"]] == [(1, "bolt"), (2, "nut")]
   for e in counts["events"]:
@@ -149,7 +155,8 @@ def test_interrupt_keeps_the_frames_seen(video, tmp_path):
                      infer.TrackerSettings(), write_video=False, progress=False)
   assert result.interrupted and result.frames == list(range(20))
   with open(os.path.join(out, "counts.json")) as f:
-    assert json.load(f)["frames"] == 20
+    counts = json.load(f)
+  assert counts["frames"] == 20 and counts["interrupted"] is True
   with open(os.path.join(out, "tracks.json")) as f:
     coco = json.load(f)
   assert len(coco["images"]) == 20 and max(a["image_id"] for a in coco["annotations"]) <= 20
@@ -218,3 +225,95 @@ def test_bad_input_exits_with_one_line_and_no_output(case, tmp_path, video):
   assert proc.stdout == ""
   assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
   assert not out.exists() and sorted(os.listdir(tmp_path)) == before
+
+
+def _main(args):
+  flags.FLAGS(["infer", *args])
+  try:
+    infer.main(["infer"])
+  finally:
+    flags.FLAGS.unparse_flags()
+
+
+def test_default_output_dir_refuses_an_earlier_run_and_keeps_other_files(
+    video, tmp_path, monkeypatch, capsys):
+  """Two videos named tiny.mp4 share the default outputs/tiny: the second run must not silently
+  replace the first one's results, nor ever touch the user's files."""
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  monkeypatch.chdir(tmp_path)
+  out = tmp_path / "outputs" / "tiny"
+  _main([f"--video={video}"])
+  assert sorted(os.listdir(out)) == sorted(infer.OUTPUT_NAMES)
+  (out / "notes.txt").write_text("mine")
+  (out / "counts.json").write_text("earlier")
+  monkeypatch.setattr(infer, "load_predictor_from_flags", lambda: pytest.fail("model loaded"))
+  with pytest.raises(UserError, match=r"outputs/tiny: already holds annotated.mp4, counts.json, "
+                                      r".*pass --overwrite .*or choose another --output_dir"):
+    _main([f"--video={video}"])
+  assert (out / "counts.json").read_text() == "earlier"
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  capsys.readouterr()
+  _main([f"--video={video}", "--overwrite", "--no_video"])
+  assert capsys.readouterr().out == "bolt=1 nut=1\n"
+  assert sorted(os.listdir(out)) == ["counts.json", "counts.png", "notes.txt", "tracks.json",
+                                     "tracks.txt"]  # the earlier run's annotated.mp4 is gone
+  assert (out / "notes.txt").read_text() == "mine"
+  assert json.loads((out / "counts.json").read_text())["counts"] == {"bolt": 1, "nut": 1}
+
+
+def test_cli_refuses_an_output_dir_another_run_is_writing(video, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  with open(out / outputs.LOCK_NAME, "w") as held:  # as a running mottr.infer holds it
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    proc = _cli(["--video", video, "--output_dir", str(out)], cwd=str(tmp_path))
+  assert proc.returncode == 2 and proc.stdout == ""
+  assert proc.stderr.startswith("error: ") and "another mottr run is writing into it" in proc.stderr
+  assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+  assert os.listdir(out) == [outputs.LOCK_NAME]
+
+
+# mottr.infer's CLI with a FakePredictor that takes 0.1 s a frame and says when frame 5 started.
+_SLOW_CLI = """
+import os, time
+from absl import app
+import test_infer
+from mottr import infer
+from mottr.errors import run_cli
+
+class Slow(test_infer.FakePredictor):
+  def step(self, frame_rgb):
+    if self.t == 5:
+      open(os.environ["READY"], "w").close()
+    time.sleep(0.1)
+    return super().step(frame_rgb)
+
+infer.load_predictor_from_flags = Slow
+app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
+"""
+
+
+def test_sigterm_writes_the_counts_so_far_and_exits_nonzero(video, tmp_path):
+  out, ready = tmp_path / "out", tmp_path / "ready"
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
+             READY=str(ready))
+  proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLI, "--video", video, "--output_dir",
+                           str(out), "--no_video"], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.monotonic() + 120
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert ready.exists(), proc.communicate(timeout=10)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 128 + signal.SIGTERM, stderr
+  assert "Traceback" not in stderr and "(interrupted)" in stderr
+  assert stdout.startswith("bolt=")
+  with open(out / "counts.json") as f:
+    counts = json.load(f)
+  assert counts["interrupted"] is True and 5 <= counts["frames"] < NUM_FRAMES
+  assert sorted(os.listdir(out)) == ["counts.json", "counts.png", "tracks.json", "tracks.txt"]

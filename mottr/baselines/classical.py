@@ -220,12 +220,12 @@ def finisher(settings: ClassicalSettings, height: float) -> sort.FinishTrack:
 
 def run(source: infer.FrameSource, output_dir: str, settings: ClassicalSettings,
         tracking: sort.SortSettings, *, write_video: bool = True,
-        progress: bool = True) -> infer.Result:
-  """Runs the classical pipeline over a source; writes mottr.infer's outputs atomically."""
+        progress: bool = True, overwrite: bool = False) -> infer.Result:
+  """Runs the classical pipeline over a source; writes mottr.infer's outputs (`infer.record`)."""
   size = (source.width, source.height)
   return sort.run(source, lambda: BackgroundDetector(settings, size, source.frame_step),
                   output_dir, tracking, finish_track=finisher(settings, source.height),
-                  write_video=write_video, progress=progress)
+                  write_video=write_video, progress=progress, overwrite=overwrite)
 
 
 def track_source(source: infer.FrameSource, settings: ClassicalSettings,
@@ -247,7 +247,8 @@ def main(argv: list[str]) -> None:
   sort.check_settings(tracking)
   source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_classical")
-  result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video)
+  result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video,
+               overwrite=flags.FLAGS.overwrite)
   infer.report(result, output_dir)
 
 

@@ -328,14 +328,14 @@ def track_detections(source: infer.FrameSource, detector: Detector, settings: So
 
 def run(source: infer.FrameSource, make_detector: Callable[[], Detector], output_dir: str,
         settings: SortSettings, *, finish_track: FinishTrack | None = None,
-        write_video: bool = True, progress: bool = True) -> infer.Result:
-  """Tracks a source and writes mottr.infer's outputs into output_dir atomically.
+        write_video: bool = True, progress: bool = True, overwrite: bool = False) -> infer.Result:
+  """Tracks a source and writes mottr.infer's outputs into output_dir (see `infer.record`).
 
   The detector is made (`make_detector()`) only after the output directory proved writable.
   """
   return infer.record(source, output_dir, lambda on_frame: track_detections(
       source, make_detector(), settings, finish_track=finish_track, on_frame=on_frame,
-      progress=progress), write_video=write_video)
+      progress=progress), write_video=write_video, overwrite=overwrite)
 
 
 class ModelDetector:
@@ -392,7 +392,8 @@ def main(argv: list[str]) -> None:
   source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_sort")
   result = run(source, lambda: model_detector_from_flags((source.width, source.height)),
-               output_dir, settings, write_video=not flags.FLAGS.no_video)
+               output_dir, settings, write_video=not flags.FLAGS.no_video,
+               overwrite=flags.FLAGS.overwrite)
   infer.report(result, output_dir)
 
 
