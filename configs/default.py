@@ -35,7 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
       real_weight=0.25,        # sampling weight of real clips vs synthetic ones
       max_objects=12,
       strides=(1, 2, 3),       # random frame stride of synthetic clips
-      augment=True))
+      augment=True,
+      workers=0))              # grain worker processes making batches ahead of the step (0: in the loop)
 
   # (steps, clip length): single-frame detection pre-training, then a clip-length curriculum.
   c.curriculum = ((20000, 1), (10000, 2), (10000, 3), (20000, 5))

@@ -1,4 +1,4 @@
-"""MOTR's clip objective: frames in order, track queries carried, collective average loss.
+"""MOTR's clip objective: frames in order (one `lax.scan`), track queries carried, collective average loss.
 
 For each frame (clips are evenly spaced, `batch["gap"]` apart in 1/30 s): decode [track queries ;
 detect queries], assign targets tracklet-aware
@@ -84,20 +84,20 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
   focal_kw = dict(alpha=lc.focal_alpha, gamma=lc.focal_gamma)
   cost_kw = dict(w_class=lc.cost_class, w_l1=lc.cost_l1, w_giou=lc.cost_giou, **focal_kw)
   gap = batch["gap"].astype(jnp.float32)
-  tracks = empty_tracks(b, mc.num_slots, mc.d_model)
-  slot_obj = jnp.full((b, mc.num_slots), -1, jnp.int32)
   terms = TERMS + (DENOISE_TERMS if mc.denoise else ())
-  sums = {k: jnp.zeros(()) for k in terms}
   layer_loss = jax.vmap(jax.vmap(_query_losses, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
                         in_axes=(0, 0, None, None, None, None, None, None))
-  for t in range(t_len):
-    gt_boxes, gt_labels, gt_mask = batch["boxes"][:, t], batch["labels"][:, t], batch["mask"][:, t]
+
+  def frame(carry, xs):
+    """One frame of every clip: losses added to `sums`, then the queries that go on carried."""
+    tracks, slot_obj, sums = carry
+    t, feat, p_logits, p_boxes, gt_boxes, gt_labels, gt_mask = xs
+    sums = dict(sums)
     dn = None
     if mc.denoise:
       dn = noised_queries(jax.random.fold_in(rng, DENOISE_SEED + t), gt_boxes, gt_labels, gt_mask,
                           mc.num_classes, lc.dn_box_noise, lc.dn_label_noise)
-    out = model.apply(params, Memory(feats[:, t], memory.pos, prop_logits[:, t], prop_boxes[:, t]), tracks,
-                      gap, dn, method=MOTR.decode)
+    out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes), tracks, gap, dn, method=MOTR.decode)
     if dn is not None:
       n = mc.num_slots + mc.num_queries
       dn_target = jnp.where(dn.valid, jnp.arange(dn.valid.shape[1]), -1)
@@ -118,16 +118,24 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     sums["giou"] += giou.sum()
     p_cls, p_box, p_w = jax.vmap(proposal_targets, in_axes=(0, 0, 0, None, None))(
         gt_boxes, gt_labels, gt_mask, grid, mc.num_classes)
-    sums["prop_focal"] += losses.sigmoid_focal_loss(prop_logits[:, t], p_cls, **focal_kw)
-    p_l1, p_giou = losses.box_losses(prop_boxes[:, t], p_box, p_w)
+    sums["prop_focal"] += losses.sigmoid_focal_loss(p_logits, p_cls, **focal_kw)
+    p_l1, p_giou = losses.box_losses(p_boxes, p_box, p_w)
     sums["prop_l1"] += p_l1
     sums["prop_giou"] += p_giou
-    if t + 1 < t_len:
-      scores = jax.nn.sigmoid(out.logits[-1]).max(-1)
-      rngs = jax.random.split(jax.random.fold_in(rng, t), b)
-      next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
-          target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
-      tracks = carry_tracks(model, params, out, tracks, gap, next_slots, bool(mc.velocity_prior))
+    # The last frame's carry is computed too (scan's body is one program) and discarded.
+    scores = jax.nn.sigmoid(out.logits[-1]).max(-1)
+    rngs = jax.random.split(jax.random.fold_in(rng, t), b)
+    next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
+        target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
+    tracks = carry_tracks(model, params, out, tracks, gap, next_slots, bool(mc.velocity_prior))
+    return (tracks, slot_obj, sums), None
+
+  time_major = lambda x: jnp.swapaxes(x, 0, 1)
+  xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes, batch["boxes"], batch["labels"],
+                                             batch["mask"])))
+  init = (empty_tracks(b, mc.num_slots, mc.d_model), jnp.full((b, mc.num_slots), -1, jnp.int32),
+          {k: jnp.zeros(()) for k in terms})
+  (_, _, sums), _ = jax.lax.scan(frame, init, xs)
   num_boxes = jnp.maximum(batch["mask"].sum(), 1).astype(jnp.float32)
   metrics = {k: v / num_boxes for k, v in sums.items()}
   weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou}

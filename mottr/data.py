@@ -7,7 +7,9 @@ The real sparse frames (`config.data.real_root`, stride 10) join with weight
 (`batch(step)`), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 import os
+from typing import Iterator
 
+from absl import flags
 import grain
 import numpy as np
 
@@ -87,5 +89,26 @@ class TrainData:
 
   def batch(self, step: int) -> dict[str, np.ndarray]:
     index, clip_len, start = stage_at(self.config, step)
-    batch = self._stage(index, clip_len)[step - start]
-    return {k: batch[k] for k in ("image", "boxes", "labels", "mask", "gap")}
+    return _model_inputs(self._stage(index, clip_len)[step - start])
+
+  def batches(self, start: int, stop: int, workers: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """`batch(step)` for step = start .. stop-1, made ahead by `workers` grain processes (0: here,
+    on demand). The same batches either way: each is still a function of its step alone."""
+    step = start
+    while step < stop:
+      index, clip_len, first = stage_at(self.config, step)
+      end = min(stop, first + int(self.config.curriculum[index][0]))
+      if workers <= 0:
+        for s in range(step, end):
+          yield self.batch(s)
+      else:
+        ds = self._stage(index, clip_len).slice(slice(step - first, end - first)).map(_model_inputs)
+        if not flags.FLAGS.is_parsed():  # grain's workers read its absl flags (defaults outside an absl app)
+          flags.FLAGS.mark_as_parsed()
+        options = grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=4)
+        yield from ds.to_iter_dataset().mp_prefetch(options)
+      step = end
+
+
+def _model_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {k: batch[k] for k in ("image", "boxes", "labels", "mask", "gap")}

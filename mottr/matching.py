@@ -1,7 +1,14 @@
-"""Hungarian matching of predictions to ground truth, inside jit (optax's solver)."""
+"""Hungarian matching of predictions to ground truth, called from jit.
+
+The assignment itself runs on the host (scipy's `linear_sum_assignment`) through
+`jax.pure_callback`, one call for a whole vmapped batch: a jitted solver (optax's) is a chain of
+~100 data-dependent `while_loop` iterations per problem, which serialises an accelerator, while
+scipy solves a batch of 32 such problems in ~0.2 ms.
+"""
 import jax
 import jax.numpy as jnp
-import optax
+import numpy as np
+from scipy import optimize
 
 from mottr import boxes as box_lib
 
@@ -36,9 +43,20 @@ def hungarian_match(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, ja
     raise ValueError(f"need at least as many predictions ({n}) as ground-truth slots ({m})")
   cost = jnp.where(gt_valid[None, :], cost, 0.0)
   cost = jnp.where(jnp.isfinite(cost), cost, _INF)
-  rows, cols = optax.assignment.hungarian_algorithm(cost)
-  pred_index = jnp.zeros((m,), jnp.int32).at[cols].set(rows.astype(jnp.int32))
+  pred_index = jax.pure_callback(_host_assignment, jax.ShapeDtypeStruct((m,), jnp.int32),
+                                 jax.lax.stop_gradient(cost), vmap_method="expand_dims")
   return pred_index, gt_valid
+
+
+def _host_assignment(cost: np.ndarray) -> np.ndarray:
+  """Row matched to each column of cost [..., N, M] (N >= M), per leading index: int32 [..., M]."""
+  cost = np.asarray(cost, np.float64)
+  flat = cost.reshape(-1, *cost.shape[-2:])
+  out = np.empty((flat.shape[0], cost.shape[-1]), np.int32)
+  for k, c in enumerate(flat):
+    rows, cols = optimize.linear_sum_assignment(c)
+    out[k, cols] = rows
+  return out.reshape(*cost.shape[:-2], cost.shape[-1])
 
 
 def tracklet_aware_assignment(logits: jax.Array, boxes: jax.Array, slot_obj: jax.Array, slot_valid: jax.Array,

@@ -5,6 +5,7 @@ detection pre-training, then longer clips), data-parallel over `jax.devices()`, 
 checkpoints (atomic, last K kept, automatic resume) and TensorBoard scalars in `workdir`.
 Batches and random keys are functions of the step, so a resumed run equals an uninterrupted one.
 """
+import importlib.util
 import json
 import os
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mottr import criterion, data, predictor
+from mottr import compile_cache, criterion, data, predictor
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -29,6 +30,18 @@ from mottr.model.motr import MOTR, build_model, empty_tracks
 
 class TrainState(train_state.TrainState):
   pass
+
+
+def load_config(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file (e.g. configs/cpu.py) with flattened `a.b` overrides."""
+  spec = importlib.util.spec_from_file_location("mottr_config", path)
+  if spec is None or not os.path.isfile(path):
+    raise UserError(f"{path}: no such config file")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.update_from_flattened_dict(overrides or {})
+  return config
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -42,8 +55,8 @@ def make_optimizer(config) -> optax.GradientTransformation:
 def create_state(config, model: MOTR) -> TrainState:
   size = config.model.image_size
   images = jnp.zeros((1, size, size, 3), jnp.uint8)
-  params = model.init(jax.random.key(config.seed), images,
-                      empty_tracks(1, config.model.num_slots, config.model.d_model))
+  params = jax.jit(model.init)(jax.random.key(config.seed), images,
+                               empty_tracks(1, config.model.num_slots, config.model.d_model))
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
 
 
@@ -112,10 +125,30 @@ def validate(config, root: str, params) -> dict[str, float]:
   return out
 
 
-def _progress(step: int, end: int, rate: float, metrics: dict[str, float]) -> str:
+class _Window:
+  """Metrics and wall time since the last log line: rates cover this window only, never a
+  compilation or a validation."""
+
+  def __init__(self, step: int):
+    self.restart(step)
+    self.pending: list[dict] = []
+
+  def restart(self, step: int) -> None:
+    self.t0, self.s0 = time.perf_counter(), step
+
+  def flush(self, step: int) -> tuple[dict[str, float], float]:
+    """(mean of each metric over the pending steps, steps/s since the window started)."""
+    means = {k: float(np.mean([m[k] for m in self.pending])) for k in self.pending[0]} if self.pending else {}
+    rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
+    self.pending = []
+    self.restart(step)
+    return means, rate
+
+
+def _progress(step: int, end: int, rate: float, frames_per_s: float, metrics: dict[str, float]) -> str:
   eta = (end - step) / max(rate, 1e-9)
   terms = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-  return f"step {step}/{end} {rate:.2f} steps/s eta {eta / 60:.1f} min | {terms}"
+  return f"step {step}/{end} {rate:.2f} steps/s {frames_per_s:.0f} frames/s eta {eta / 60:.1f} min | {terms}"
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None) -> TrainState:
@@ -148,27 +181,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
   writer = SummaryWriter(os.path.join(workdir, "tb"))
   end = total_steps(config)
   stop = end if stop_at is None else min(stop_at, end)
-  step = int(state.step)
-  t0, s0, pending = time.time(), step, []
-  while step < stop:
-    batch = jax.device_put(loader.batch(step), split)
+  step = first = int(state.step)
+  window = _Window(step)
+  for host_batch in loader.batches(step, stop, int(config.data.workers)):
+    stage_start = step in (first, stage_at(config, step)[2])
+    t_step = time.perf_counter()
+    batch = jax.device_put(host_batch, split)
     state, metrics = train_step(state, batch, step_rng(config, step))
     step += 1
-    pending.append(metrics)
+    if stage_start:  # the first step of a clip length compiles it: timed apart, outside the window
+      jax.block_until_ready(metrics)
+      clip_len = stage_at(config, step - 1)[1]
+      compile_s = time.perf_counter() - t_step
+      print(f"clip length {clip_len}: first step (compilation) {compile_s:.1f} s", flush=True)
+      writer.add_scalar(f"compile/clip_len_{clip_len}_s", compile_s, step)
+      window.restart(step)
+    window.pending.append(metrics)
     if step % config.log_every == 0 or step == stop:
-      means = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
-      pending = []
-      rate = (step - s0) / (time.time() - t0)
-      print(_progress(step, end, rate, means), flush=True)
+      means, rate = window.flush(step)
+      frames_per_s = rate * config.batch_size * stage_at(config, step - 1)[1]
+      print(_progress(step, end, rate, frames_per_s, means), flush=True)
       for k, v in means.items():
         writer.add_scalar(f"train/{k}", v, step)
       writer.add_scalar("train/steps_per_s", rate, step)
+      writer.add_scalar("train/frames_per_s", frames_per_s, step)
       writer.add_scalar("train/clip_len", stage_at(config, step - 1)[1], step)
     if step % config.checkpoint_every == 0 or step == stop:
       save_checkpoint(mngr, step, state, config)
     if config.eval_every and (step % config.eval_every == 0 or step == end):
       for k, v in validate(config, data.synth_root(config, workdir), state.params).items():
         writer.add_scalar(f"val/{k}", v, step)
+      window.restart(step)
   mngr.wait_until_finished()
   writer.close()
   return state
@@ -185,6 +228,7 @@ def main(argv: list[str]) -> None:
     raise UserError(f"unexpected arguments {argv[1:]}; use --config.x=v for overrides")
   config = flags.FLAGS.config
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
+  compile_cache.enable()
   if config.distributed:
     jax.distributed.initialize()
   train_and_evaluate(config, flags.FLAGS.workdir)

@@ -1,13 +1,19 @@
-"""Benchmarks the training step of a config: step time, frames/s, peak memory.
+"""Benchmarks training on whatever JAX devices this machine has: input pipeline, model step, compilation.
 
-  python scripts/bench_train.py [--config=configs/cpu.py] [--steps 10]
+  python scripts/bench_train.py [--config=configs/cpu.py] [--steps 10] [--input_batches 20]
+      [--no_input | --no_step] [--workdir DIR] [--config.a.b=v ...]
 
-For every clip length of the config's curriculum it compiles the jitted update once, runs
-WARMUP_STEPS untimed steps, then times `--steps` steps on batches of the config's shape (random
-frames, 3 objects per frame): the model cost alone. `scripts/bench_train.py --with_data` also times the grain pipeline on a generated root.
+1. The input pipeline alone: `TrainData.batches` with the config's `data.workers`, on the config's
+   data (`data.synth_root`, else 600 generated frames; `data.real_root` joins as in training), at
+   the config's batch size and first clip length; the first batches (worker start-up) untimed.
+   Prepared data goes to a temporary workdir, or to --workdir (a training workdir reuses it).
+2. The model step alone, for every clip length of the curriculum: the first call (compilation) timed
+   apart, WARMUP_STEPS untimed, then `--steps` timed steps on batches of the config's shape (random
+   frames, 3 objects per frame).
+Ends with one line: `summary: input_fps=.. step_fps=.. compile_s_max=.. compile_s_min=..`
+(step_fps: frames/s of the curriculum's longest clips).
 """
 import argparse
-import importlib
 import os
 import resource
 import sys
@@ -19,11 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mottr import data, train  # noqa: E402
+from mottr import compile_cache, data, infer, train  # noqa: E402
 from mottr.model.motr import build_model  # noqa: E402
 
-
 WARMUP_STEPS = 2
+WARMUP_BATCHES = 3
 
 
 def _batch(config, clip_len: int, rng: np.random.Generator) -> dict:
@@ -36,50 +42,79 @@ def _batch(config, clip_len: int, rng: np.random.Generator) -> dict:
           "gap": np.ones(b, np.float32)}
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/cpu.py")
-  parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--with_data", action="store_true", help="also time the input pipeline")
-  args = parser.parse_args()
-  config = importlib.import_module(args.config.removesuffix(".py").replace("/", ".")).get_config()
+def bench_input(config, batches: int, workdir: str | None) -> float:
+  """Frames/s of the input pipeline alone at the config's first clip length."""
+  with tempfile.TemporaryDirectory() as tmp:
+    if not config.data.synth_root:
+      config.data.synth_frames = 600
+    loader = data.TrainData(config, workdir or tmp)
+    warmup = max(WARMUP_BATCHES, 2 * int(config.data.workers))  # every worker started and busy
+    it = loader.batches(0, warmup + batches, int(config.data.workers))
+    for _ in range(warmup):
+      next(it)
+    t0 = time.perf_counter()
+    frames = sum(b["image"].shape[0] * b["image"].shape[1] for b in it)
+    fps = frames / (time.perf_counter() - t0)
+  print(f"input pipeline: {fps:.0f} frames/s (batch {config.batch_size}, clip length {config.curriculum[0][1]}, "
+        f"{config.data.workers} workers, augment={config.data.augment})", flush=True)
+  return fps
+
+
+def bench_steps(config, steps: int) -> tuple[float, list[float]]:
+  """(frames/s of the longest clip length's step, compile seconds per clip length)."""
   model = build_model(config)
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
   step = train.make_train_step(config, model, mesh)
+  t0 = time.perf_counter()
   state = train.create_state(config, model)
+  jax.block_until_ready(state)
+  print(f"init: {time.perf_counter() - t0:.1f} s", flush=True)
   rng = np.random.default_rng(0)
-  print(f"{args.config}: batch {config.batch_size}, {config.model.image_size}px, {len(jax.devices())} "
-        f"{jax.devices()[0].platform} device(s), {os.cpu_count()} cores")
   print("| clip length | compile s | step s | frames/s | steps/hour |")
   print("|---|---|---|---|---|")
-  total_s = 0.0
-  for steps, clip_len in config.curriculum:
+  total_s, compiles, longest = 0.0, [], (0, 0.0)
+  for n, clip_len in config.curriculum:
     batch = _batch(config, clip_len, rng)
     t0 = time.perf_counter()
     state, metrics = step(state, batch, train.step_rng(config, 0))
     jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - t0
+    compiles.append(time.perf_counter() - t0)
     for i in range(WARMUP_STEPS):  # first executions pay one-time allocation costs
       state, metrics = step(state, batch, train.step_rng(config, i))
     jax.block_until_ready(metrics)
     t0 = time.perf_counter()
-    for i in range(args.steps):
+    for i in range(steps):
       state, metrics = step(state, batch, train.step_rng(config, i))
     jax.block_until_ready(metrics)
-    dt = (time.perf_counter() - t0) / args.steps
-    total_s += dt * steps
+    dt = (time.perf_counter() - t0) / steps
+    total_s += dt * n
     frames = config.batch_size * clip_len / dt
-    print(f"| {clip_len} | {compile_s:.1f} | {dt:.3f} | {frames:.1f} | {3600 / dt:.0f} |")
+    longest = max(longest, (clip_len, frames))
+    print(f"| {clip_len} | {compiles[-1]:.1f} | {dt:.3f} | {frames:.1f} | {3600 / dt:.0f} |", flush=True)
   print(f"whole curriculum ({data.total_steps(config)} steps): {total_s / 3600:.2f} h of model steps")
-  if args.with_data:
-    with tempfile.TemporaryDirectory() as workdir:
-      config.data.synth_frames = 300
-      loader = data.TrainData(config, workdir)
-      t0 = time.perf_counter()
-      for i in range(args.steps):
-        loader.batch(i)
-      print(f"input pipeline: {(time.perf_counter() - t0) / args.steps:.3f} s per batch (one thread)")
+  return longest[1], compiles
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--config", default="configs/cpu.py")
+  parser.add_argument("--steps", type=int, default=10)
+  parser.add_argument("--input_batches", type=int, default=20)
+  parser.add_argument("--no_input", action="store_true", help="skip the input pipeline")
+  parser.add_argument("--no_step", action="store_true", help="skip the model step")
+  parser.add_argument("--workdir", help="prepare the input data here (default: a temporary folder)")
+  rest, overrides = infer.parse_overrides(sys.argv[1:])
+  args = parser.parse_args(rest)
+  config = train.load_config(args.config, overrides)
+  compile_cache.enable()
+  print(f"{args.config}: batch {config.batch_size}, {config.model.image_size}px, {len(jax.devices())} "
+        f"{jax.devices()[0].platform} device(s), {os.cpu_count()} cores", flush=True)
+  input_fps = float("nan") if args.no_input else bench_input(config.copy_and_resolve_references(),
+                                                              args.input_batches, args.workdir)
+  step_fps, compiles = (float("nan"), [float("nan")]) if args.no_step else bench_steps(config, args.steps)
   print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+  print(f"summary: input_fps={input_fps:.0f} step_fps={step_fps:.0f} compile_s_max={max(compiles):.1f} "
+        f"compile_s_min={min(compiles):.1f}")
 
 
 if __name__ == "__main__":

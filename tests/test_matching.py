@@ -56,3 +56,19 @@ def test_tracklet_aware_assignment_three_frames():
   target = matching.tracklet_aware_assignment(logits, boxes, jnp.array([-1, 0]), jnp.array([True, True]),
                                               *_frame([True, False, False]))
   np.testing.assert_array_equal(np.asarray(target), [-1, 0, -1, -1, -1, -1])
+
+
+def test_hungarian_batched_under_vmap_and_grad_matches_scipy():
+  rng = np.random.default_rng(7)
+  cost = rng.normal(size=(2, 3, 9, 5)).astype(np.float32)  # two vmapped batch axes
+  valid = np.ones(5, bool)
+  match = jax.vmap(jax.vmap(matching.hungarian_match, in_axes=(0, None)), in_axes=(0, None))
+  pred_index, _ = jax.jit(match)(jnp.asarray(cost), jnp.asarray(valid))
+  for i in range(2):
+    for j in range(3):
+      rows, cols = linear_sum_assignment(cost[i, j])
+      np.testing.assert_array_equal(np.asarray(pred_index[i, j])[cols], rows)
+  # Differentiating through a loss that indexes with the matching: gradients flow to the cost only.
+  loss = lambda c: jnp.take_along_axis(c, matching.hungarian_match(c, jnp.asarray(valid))[0][None], 0).sum()
+  grad = jax.jit(jax.grad(loss))(jnp.asarray(cost[0, 0]))
+  assert float(grad.sum()) == 5.0

@@ -120,3 +120,18 @@ def test_unknown_config_key_fails_cleanly(tmp_path):
   assert proc.returncode != 0
   assert "no_such_key" in proc.stderr and "Traceback" not in proc.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_worker_batches_equal_in_process_batches(synth_workdir, tmp_path):
+  """grain worker processes make the same batches, in step order across a stage change, as `batch(step)`."""
+  config = _config(synth_workdir)
+  config.curriculum = ((3, 1), (3, 2))
+  loader = data.TrainData(config, str(tmp_path))
+  want = [loader.batch(s) for s in range(1, 6)]
+  for workers in (0, 2):
+    got = list(loader.batches(1, 6, workers))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+      assert g.keys() == w.keys()
+      for k in w:
+        np.testing.assert_array_equal(g[k], w[k])

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# One accelerator session, as it ran on an H200 lent through the device tool: benchmark training,
+# fine-tune configs/gpu_finetune.py for as many steps as fit TRAIN_BUDGET_S, export the model.
+#   scripts/h200_finetune.sh      (repo root; .whl/ = carried wheels, gpu_carry/stroma/frames/train = real frames)
+# Env: OUT (results, default outputs/h200), TRAIN_BUDGET_S (default 240), EXTRA (more --config overrides;
+# the CPU rehearsal shrinks the batch with it). Writes bench_*.txt, train.log and model/ under OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-outputs/h200}
+BUDGET=${TRAIN_BUDGET_S:-240}
+CONFIG=configs/gpu_finetune.py
+WORKDIR=workdirs/gpu_finetune
+DATA="--config.data.synth_root=data/synth --config.data.real_root=gpu_carry/stroma"
+EXTRA=${EXTRA:-}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ ! -x .venv/bin/python ]; then  # the device machine: its python3 has jax (CUDA); the rest comes as wheels
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+  mkdir -p .venv/bin && printf '#!/bin/sh\nexec python3 "$@"\n' > .venv/bin/python && chmod +x .venv/bin/python
+fi
+PY=.venv/bin/python
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
+t0=$(date +%s)
+[ -f data/synth/annotations/instances_train.json ] || \
+  $PY -m data_prep.synth --out_dir data/synth --splits train --seed 1 > "$OUT/synth.log" 2>&1 &
+$PY scripts/bench_train.py --config=$CONFIG --no_input --steps 10 $EXTRA 2>&1 | grep --line-buffered -v Warn | tee "$OUT/bench_step.txt"
+wait
+echo "data + step bench: $(( $(date +%s) - t0 )) s"
+$PY scripts/bench_train.py --config=$CONFIG --no_step --input_batches 30 --workdir $WORKDIR $DATA $EXTRA 2>&1 \
+  | grep --line-buffered -v -E "Warn|examples|Shuffling" | tee "$OUT/bench_input.txt"
+STEPS=$($PY - "$OUT" "$BUDGET" $EXTRA <<'PY'
+import re, sys
+sys.path.insert(0, ".")
+from mottr import infer, train
+out, budget, extra = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+config = train.load_config("configs/gpu_finetune.py", infer.parse_overrides(extra)[1])
+rate = lambda f: float(re.search(r"summary: input_fps=(\S+) step_fps=(\S+)", open(f).read()).groups()[0 if "input" in f else 1])
+fps = min(rate(f"{out}/bench_input.txt"), rate(f"{out}/bench_step.txt"))
+print(max(20, min(20000, int(budget * fps / (config.batch_size * config.curriculum[0][1])))))
+PY
+)
+echo "training steps: $STEPS (budget ${BUDGET} s)" | tee -a "$OUT/device.txt"
+timeout $((BUDGET + 150)) scripts/train.sh --config=$CONFIG --workdir=$WORKDIR $DATA "--config.curriculum=(($STEPS, 5),)" $EXTRA \
+  2>&1 | grep -v -E "Warn|examples|Shuffling" > "$OUT/train.log"
+grep -E "compil|steps/s" "$OUT/train.log" | tail -4
+$PY scripts/export_model.py --workdir $WORKDIR --out "$OUT/model" --set model.snap_tracks=True 2>&1 | tail -2
+echo "total: $(( $(date +%s) - t0 )) s"
