@@ -67,6 +67,18 @@ _MISS = flags.DEFINE_integer(
     "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
 _DUP_IOU = flags.DEFINE_float(
     "duplicate_iou", 0.7, "A birth overlapping a hit track by more IoU is dropped.")
+_MIN_DESCENT = flags.DEFINE_float(
+    "min_descent", 20.0, "Motion plausibility: a new track is reported only once its box centre has "
+    "moved down this many px (objects fall, scene structure does not); 0 turns the rule off.")
+_CONFIRM_WINDOW = flags.DEFINE_float(
+    "confirm_window", 8.0, "Frames (at 30 FPS) a new track has to descend --min_descent; after "
+    "that it is rejected, never reported, and its slot only suppresses births on its box.")
+_STALL_WINDOW = flags.DEFINE_float(
+    "stall_window", 0.0, "A reported track that descends less than --min_descent over this many "
+    "frames (at 30 FPS) is ended where it stopped; 0: never.")
+_NUT_WEIGHT = flags.DEFINE_float(
+    "nut_weight", 2.5, "A track is a nut when this x its mean nut probability over its hits beats "
+    "its mean bolt probability (1: plain argmax of the mean class probabilities).")
 _EDGE = flags.DEFINE_float("edge_tolerance", counting.EDGE_TOLERANCE,
                            "Fraction of the frame height that counts as the bottom edge.")
 
@@ -199,6 +211,10 @@ class TrackerSettings:
   keep_threshold: float = 0.4
   miss_tolerance: int = 5
   duplicate_iou: float = 0.7
+  min_descent: float = 20.0  # px; 0: no motion-plausibility rule (see mottr.tracker)
+  confirm_window: float = 8.0  # frames at 30 FPS
+  stall_window: float = 0.0  # frames at 30 FPS; 0: off
+  nut_weight: float = 2.5  # a track is a nut when nut_weight x its mean nut probability wins
   edge_tolerance: float = counting.EDGE_TOLERANCE
 
   def birth_threshold_at(self, rate: float) -> float:
@@ -265,8 +281,10 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
   tracker = tracker_lib.Tracker(
       predictor.num_slots, birth_threshold=settings.birth_threshold_at(rate),
       keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
-      duplicate_iou=settings.duplicate_iou, fps=rate,
-      frame_size=(source.width, source.height))
+      duplicate_iou=settings.duplicate_iou, min_descent=settings.min_descent,
+      confirm_window=settings.confirm_window, stall_window=settings.stall_window,
+      class_weights=(1.0, settings.nut_weight), fps=rate,
+      frame_step=source.frame_step, frame_size=(source.width, source.height))
   count = lambda tracks, final: counting.count_tracks(
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
       fps=source.fps, edge_tolerance=settings.edge_tolerance)
@@ -396,6 +414,8 @@ def settings_from_flags() -> TrackerSettings:
   return TrackerSettings(birth_threshold=_BIRTH.value, sparse_birth_threshold=_SPARSE_BIRTH.value,
                          keep_threshold=_KEEP.value,
                          miss_tolerance=_MISS.value, duplicate_iou=_DUP_IOU.value,
+                         min_descent=_MIN_DESCENT.value, confirm_window=_CONFIRM_WINDOW.value,
+                         stall_window=_STALL_WINDOW.value, nut_weight=_NUT_WEIGHT.value,
                          edge_tolerance=_EDGE.value)
 
 

@@ -5,6 +5,22 @@ from the previous frame) followed by its detect queries; `Tracker.update` decide
 live on and which detections are born, and returns the slot layout of the next frame for
 `Predictor.carry`. Boxes are stored as COCO `xywh` pixels clipped to the frame, the same form as
 the challenge's annotations, so tracks and ground truth go through the same counting and writers.
+
+Two rules use a track's whole life rather than one frame:
+- class: a track's category is the argmax of its class evidence, the mean per-class probability
+  of its hits (`FrameOutput.class_scores`) times `class_weights`, not a vote of per-frame argmax
+  labels. On the real dense clip the carried track queries of nuts drift towards "bolt" (mean
+  nut probability 0.35-0.45 of the two), while bolts stay below 0.06, hence a nut weight > 1;
+- motion plausibility (`min_descent` > 0): objects fall, scene structure does not. A new track is
+  tentative until its box centre has moved down `min_descent` px (of a 640 px high frame); one
+  that has not within `confirm_window` frames (at 30 FPS) of its birth is rejected and never
+  reported. A rejected track keeps its slot (its query is carried, unreported) so the structure
+  it sits on does not re-spawn a track every frame, until it dies, until a birth finds no other
+  free slot, or until its box itself moves down `min_descent` px within `confirm_window` frames
+  (its query slid onto a falling object, or hallucinates a fall: it is dropped, so that the
+  object, if any, is born as a track of its own and judged afresh). A confirmed track that stops
+  falling (less than `min_descent` px over `stall_window` frames) is retired, reported up to
+  where it stopped.
 """
 import collections
 import dataclasses
@@ -21,6 +37,8 @@ class FrameOutput(Protocol):
   """What the tracker reads of one frame of model output (see `mottr.predictor.FrameOutput`)."""
   scores: np.ndarray  # float32 [N]
   labels: np.ndarray  # int32 [N], class index = category_id - 1
+  # Optional float32 [N, C] per-class probabilities (class evidence); None: only labels are known.
+  class_scores: np.ndarray | None
   boxes: np.ndarray  # float32 [N, 4], normalised cxcywh
   num_slots: int
   slot_valid: np.ndarray  # bool [num_slots]
@@ -28,22 +46,44 @@ class FrameOutput(Protocol):
 
 @dataclasses.dataclass
 class Track:
-  """One object's life: its hit frames (0-based indices) with box, score and class index."""
+  """One object's life: its hit frames (0-based indices) with box, score and class index, and
+  per-class probabilities where the model gave them (ground-truth tracks have none)."""
   track_id: int
   frames: list[int] = dataclasses.field(default_factory=list)
   boxes: list[np.ndarray] = dataclasses.field(default_factory=list)  # xywh pixels, float [4]
   scores: list[float] = dataclasses.field(default_factory=list)
   labels: list[int] = dataclasses.field(default_factory=list)  # class index = category_id - 1
+  class_probs: list[np.ndarray] = dataclasses.field(default_factory=list)  # float [C] per hit
+  # Per-class weights of the evidence (e.g. (1, 2.5): a nut needs 1/2.5 of a bolt's mean
+  # probability); None: all 1.
+  class_weights: tuple[float, ...] | None = None
 
-  def add(self, frame: int, box: np.ndarray, score: float, label: int) -> None:
+  def add(self, frame: int, box: np.ndarray, score: float, label: int,
+          class_probs: np.ndarray | None = None) -> None:
     self.frames.append(int(frame))
     self.boxes.append(np.asarray(box, np.float64))
     self.scores.append(float(score))
     self.labels.append(int(label))
+    if class_probs is not None:
+      self.class_probs.append(np.asarray(class_probs, np.float64).reshape(-1))
+
+  @property
+  def class_evidence(self) -> np.ndarray | None:
+    """Mean per-class probability over the track's hits [C]; None when not every hit has them."""
+    if not self.class_probs or len(self.class_probs) != len(self.frames):
+      return None
+    return np.mean(self.class_probs, axis=0)
 
   @property
   def category_id(self) -> int:
-    """Majority vote of the per-frame classes (ties go to the larger summed score)."""
+    """Argmax of the (weighted) class evidence over the track's life; where the hits carry no
+    class probabilities (e.g. ground truth), the majority vote of the per-frame classes (ties go
+    to the larger summed score)."""
+    evidence = self.class_evidence
+    if evidence is not None:
+      if self.class_weights is not None:
+        evidence = evidence * np.asarray(self.class_weights, np.float64)
+      return int(np.argmax(evidence)) + 1
     votes = collections.Counter(self.labels)
     score_sum = collections.defaultdict(float)
     for label, score in zip(self.labels, self.scores):
@@ -73,6 +113,8 @@ class _Live:
   track: Track
   slot: int
   misses: int = 0
+  state: str = "confirmed"  # "tentative" (not yet seen falling), "confirmed" or "rejected"
+  recent: list | None = None  # a rejected track's (frame, box) hits of the last confirm_window frames
 
 
 class Tracker:
@@ -82,29 +124,94 @@ class Tracker:
   after more than `miss_tolerance` consecutive misses (frames at 30 FPS, scaled to `fps`) it
   dies and frees its slot. Its query is carried while it is missing. A detect query scoring
   >= birth_threshold starts a new track (ids 1, 2, ... in order of birth) in a free slot unless
-  its box overlaps this frame's box of a live track (hit or missed) or of a stronger birth of the
-  same frame by IoU > duplicate_iou.
+  its box overlaps this frame's box of a live track (hit or missed, tentative or rejected too) or
+  of a stronger birth of the same frame by IoU > duplicate_iou.
+
+  Motion plausibility (on when min_descent > 0; see the module doc): `confirm_window` and
+  `stall_window` are frames at 30 FPS of the video timeline; frame indices advance by
+  `frame_step` per processed frame, which runs at `fps` processed frames per second (so every
+  10th frame of a 30 FPS video is fps=3, frame_step=10). A decision is taken at hits only.
+  Tracks that are not confirmed when they die are dropped (`rejected_tracks` counts them).
   """
 
-  def __init__(self, num_slots: int, *, birth_threshold: float = 0.7, keep_threshold: float = 0.6,
-               miss_tolerance: int = 5, duplicate_iou: float = 0.7, fps: float = challenge.FPS,
+  def __init__(self, num_slots: int, *, birth_threshold: float = 0.8, keep_threshold: float = 0.4,
+               miss_tolerance: int = 5, duplicate_iou: float = 0.7, min_descent: float = 20.0,
+               confirm_window: float = 8.0, stall_window: float = 0.0,
+               class_weights: tuple[float, ...] | None = (1.0, 2.5),
+               fps: float = challenge.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (challenge.WIDTH, challenge.HEIGHT)):
     self.num_slots = num_slots
     self.birth_threshold = birth_threshold
     self.keep_threshold = keep_threshold
     self.max_misses = max(1, math.ceil(miss_tolerance * fps / challenge.FPS - 1e-9))
     self.duplicate_iou = duplicate_iou
+    self.min_descent = min_descent
+    # px of this frame: min_descent is given for the challenge's 640 px high frames.
+    self.descent_px = min_descent * frame_size[1] / challenge.HEIGHT
+    self.confirm_window = confirm_window
+    self.stall_window = stall_window
+    self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+    # Frames at 30 FPS per unit of frame index.
+    self.frames_30_per_index = challenge.FPS / (fps * frame_step)
     self.width, self.height = frame_size
     self.dropped_births = 0  # births lost because every slot was taken
     self.suppressed_births = 0  # births dropped as duplicates
+    self.rejected_tracks = 0  # tracks never seen falling (not reported)
+    self.retired_tracks = 0  # confirmed tracks that stopped falling (reported up to there)
+    self.released_tracks = 0  # rejected tracks dropped when their box started falling
     self._live: list[_Live] = []
     self._finished: list[Track] = []
     self._next_id = 1
 
   @property
+  def motion_check(self) -> bool:
+    return self.min_descent > 0
+
+  @property
   def live(self) -> list[Track]:
-    """Tracks alive after the last update (hit or missing), in id order."""
-    return [l.track for l in self._live]
+    """Reportable tracks alive after the last update (hit or missing; tentative and rejected
+    ones are not), in id order."""
+    return [l.track for l in self._live if l.state == "confirmed"]
+
+  def _elapsed(self, first: int, last: int) -> float:
+    """Frames at 30 FPS between two frame indices."""
+    return (last - first) * self.frames_30_per_index
+
+  def _moved_off(self, live: _Live, frame: int, box: np.ndarray) -> bool:
+    """Whether a rejected track's box has moved down min_descent px within confirm_window
+    frames: its query left the structure (it may be following, or hiding, a falling object), so
+    it is dropped and the object can be born as a track of its own."""
+    live.recent = [(f, b) for f, b in (live.recent or [])
+                   if self._elapsed(f, frame) <= self.confirm_window + 1e-9] + [(frame, box)]
+    centre = lambda b: b[1] + b[3] / 2
+    return centre(live.recent[-1][1]) - centre(live.recent[0][1]) >= self.descent_px
+
+  def _judge(self, live: _Live) -> None:
+    """Motion plausibility after a hit: confirms, rejects or retires the track."""
+    t = live.track
+    centre = lambda k: t.boxes[k][1] + t.boxes[k][3] / 2
+    if live.state == "tentative":
+      if centre(-1) - centre(0) >= self.descent_px:
+        live.state = "confirmed"
+      elif self._elapsed(t.frames[0], t.frames[-1]) >= self.confirm_window:
+        live.state = "rejected"
+        self.rejected_tracks += 1
+    elif live.state == "confirmed" and self.stall_window > 0:
+      start = t.frames[-1] - self.stall_window / self.frames_30_per_index
+      k = next(i for i, f in enumerate(t.frames) if f >= start - 1e-9)
+      if k > 0 and centre(-1) - centre(k - 1) < self.descent_px:
+        # No real descent since hit k - 1, at least stall_window frames ago: it stopped there.
+        self._finished.append(dataclasses.replace(
+            t, frames=t.frames[:k], boxes=t.boxes[:k], scores=t.scores[:k], labels=t.labels[:k],
+            class_probs=t.class_probs[:k]))
+        live.state = "rejected"
+        self.retired_tracks += 1
+
+  def _end(self, live: _Live) -> None:
+    if live.state == "confirmed":
+      self._finished.append(live.track)
+    elif live.state == "tentative":
+      self.rejected_tracks += 1
 
   def update(self, out: FrameOutput, frame_index: int) -> np.ndarray:
     """Consumes one frame's output; returns next_slots (int32 [num_slots]) for `Predictor.carry`."""
@@ -114,6 +221,9 @@ class Tracker:
         boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes, np.float64), self.width, self.height),
         self.width, self.height)
     visible = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    class_scores = getattr(out, "class_scores", None)
+    probs = (lambda q: None) if class_scores is None else (lambda q: class_scores[q])
+    detect = np.arange(self.num_slots, len(out.scores))
 
     slot_boxes = []  # this frame's box of every live track, hit or missed
     survivors = []
@@ -121,20 +231,26 @@ class Tracker:
       s = live.slot
       if not out.slot_valid[s]:
         raise ValueError(f"track slot {s} holds track {live.track.track_id} but is not valid")
-      if visible[s]:
-        slot_boxes.append(boxes[s])
       if out.scores[s] >= self.keep_threshold and visible[s]:
-        live.track.add(frame_index, boxes[s], out.scores[s], out.labels[s])
+        if live.state == "rejected":
+          if self._moved_off(live, frame_index, boxes[s]):
+            self.released_tracks += 1
+            continue  # dropped: its slot is free and its box no longer suppresses births
+        else:
+          live.track.add(frame_index, boxes[s], out.scores[s], out.labels[s], probs(s))
+          if self.motion_check:
+            self._judge(live)
         live.misses = 0
       else:
         live.misses += 1
+      if visible[s]:
+        slot_boxes.append(boxes[s])
       if live.misses > self.max_misses:
-        self._finished.append(live.track)
+        self._end(live)
       else:
         survivors.append(live)
     self._live = survivors
 
-    detect = np.arange(self.num_slots, len(out.scores))
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
     accepted = []
@@ -147,27 +263,35 @@ class Tracker:
 
     used = {l.slot for l in self._live}
     free = [s for s in range(self.num_slots) if s not in used]
+    # Births that find no free slot evict rejected tracks, the longest-lived first.
+    evictable = sorted((l for l in self._live if l.state == "rejected"),
+                       key=lambda l: l.track.track_id)
+    while len(free) < len(accepted) and evictable:
+      gone = evictable.pop(0)
+      self._live.remove(gone)
+      free.append(gone.slot)
     next_slots = np.full(self.num_slots, -1, np.int32)
     for live in self._live:
       next_slots[live.slot] = live.slot
     self.dropped_births += max(0, len(accepted) - len(free))
     for q, slot in zip(accepted, free):
-      track = Track(self._next_id)
+      track = Track(self._next_id, class_weights=self.class_weights)
       self._next_id += 1
-      track.add(frame_index, boxes[q], out.scores[q], out.labels[q])
-      self._live.append(_Live(track, slot))
+      track.add(frame_index, boxes[q], out.scores[q], out.labels[q], probs(q))
+      self._live.append(_Live(track, slot, state="tentative" if self.motion_check else "confirmed"))
       next_slots[slot] = q
     self._live.sort(key=lambda l: l.track.track_id)
     return next_slots
 
   def pop_finished(self) -> list[Track]:
-    """Tracks that died since the last call, in id order."""
+    """Tracks that died (or were retired) since the last call, in id order."""
     finished = sorted(self._finished, key=lambda t: t.track_id)
     self._finished = []
     return finished
 
   def finish(self) -> list[Track]:
     """Ends every live track (end of video); returns them with any unpopped dead ones, by id."""
-    self._finished.extend(l.track for l in self._live)
+    for live in self._live:
+      self._end(live)
     self._live = []
     return self.pop_finished()

@@ -1,13 +1,20 @@
 """Follows every ground-truth exit of a validation split and asks what the predicted tracks did there.
 
   python scripts/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
-      [--birth 0.8] [--config.model.snap_tracks=False ...]
+      [--frames_dir ../shared/stroma/dense] [--birth 0.8] [--min_descent 20] [--confirm_window 8]
+      [--stall_window 0] [--nut_weight 2.5] [--config.model.snap_tracks=False ...]
+
+e.g. the dense real clip: --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense
 
 Prints (never on a test split):
 - each true exit's outcome: counted, counted with the wrong class, never tracked (no track box at
   IoU > 0.3 in any frame of the object), or lost before its exit;
 - each predicted exit that is not a true one: on no object (a false positive track) or a second
   count of the same object;
+- the confusion table of counted exits: true class (or "none": a count with no true exit) vs
+  counted class (or "none": a true exit never counted);
+- false tracks: predicted tracks whose boxes lie on no ground-truth object (IoU > 0.3) in most of
+  their hits, how many live longer than `FALSE_TRACK_FRAMES` frames of the video, and the longest;
 - how well the track boxes fit: mean IoU with the best ground-truth box at birth and once carried,
   and the share of ground-truth boxes that some track box covers at IoU >= 0.5.
 """
@@ -21,11 +28,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from data_prep import challenge  # noqa: E402
 from mottr import counting, evaluate, infer  # noqa: E402
 from mottr.predictor import load_predictor  # noqa: E402
 from mottr.tracker import Track, iou_xywh  # noqa: E402
 
 MATCH_IOU = 0.3  # a track box on an object
+FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the video) is reported
+NONE = "none"
 
 
 def _best(box: np.ndarray, others: list[tuple[int, np.ndarray]]) -> tuple[float, int | None]:
@@ -57,32 +67,55 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
   pred_at, gt_at = _by_frame(pred_tracks), _by_frame(gt_tracks)
   counted = {e.track_id: e.category for e in predicted.events}
   gt_by_id = {t.track_id: t for t in gt_tracks}
-  exits = collections.Counter()
+  exits, confusion = collections.Counter(), collections.Counter()
   for e in true.events:
     cover = _cover(gt_by_id[e.track_id], pred_at)
     on_exit = [counted[t] for t in cover if t in counted]
     exits["counted" if e.category in on_exit else "counted, wrong class" if on_exit
           else "never tracked" if not cover else "lost before its exit"] += 1
+    confusion[(e.category, e.category if e.category in on_exit else on_exit[0] if on_exit
+               else NONE)] += 1
   extra, per_object = collections.Counter(), collections.Counter()
   tracks_by_id = {t.track_id: t for t in pred_tracks}
   for e in predicted.events:
     cover = _cover(tracks_by_id[e.track_id], gt_at)
     if not cover:
       extra["on no object"] += 1
+      confusion[(NONE, e.category)] += 1
     else:
       gid = cover.most_common(1)[0][0]
       per_object[gid] += 1
       if per_object[gid] > 1:
         extra["same object again"] += 1
+        confusion[(NONE, e.category)] += 1
+  false_tracks = []  # (frames lived, track) of tracks mostly on no object
+  for t in pred_tracks:
+    if sum(_cover(t, gt_at).values()) * 2 < len(t.frames):
+      false_tracks.append((t.frames[-1] - t.frames[0] + 1, t))
+  false_tracks.sort(key=lambda lt: (-lt[0], lt[1].track_id))
+  long_false = [(life, t) for life, t in false_tracks if life > FALSE_TRACK_FRAMES]
   fit = {"birth": [], "carried": []}
   for t in pred_tracks:
     for k, (f, b) in enumerate(zip(t.frames, t.boxes)):
       fit["carried" if k else "birth"].append(_best(b, gt_at.get(f, []))[0])
   covered = [_best(b, pred_at.get(f, []))[0] >= 0.5 for g in gt_tracks for f, b in zip(g.frames, g.boxes)]
-  return {"exits": exits, "extra": extra,
+  return {"exits": exits, "extra": extra, "confusion": confusion,
+          "false_tracks": len(false_tracks), "long_false_tracks": len(long_false),
+          "longest_false_track": long_false[0][1] if long_false else None,
           "iou_birth": float(np.mean(fit["birth"])) if fit["birth"] else 0.0,
           "iou_carried": float(np.mean(fit["carried"])) if fit["carried"] else 0.0,
           "covered": float(np.mean(covered)) if covered else 0.0}
+
+
+def confusion_markdown(confusion: collections.Counter) -> str:
+  """Counted exits as a markdown table: rows true class, columns counted class ("none" = absent)."""
+  names = list(challenge.CATEGORY_NAMES.values()) + [NONE]
+  lines = ["| true \\ counted | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+  for true_name in names:
+    lines.append(f"| {true_name} | " + " | ".join(
+        "-" if true_name == NONE and counted == NONE else str(confusion[(true_name, counted)])
+        for counted in names) + " |")
+  return "\n".join(lines)
 
 
 def main() -> None:
@@ -90,8 +123,11 @@ def main() -> None:
   parser.add_argument("--root", required=True)
   parser.add_argument("--split", default="val")
   parser.add_argument("--max_frames", type=int)
+  parser.add_argument("--frames_dir", help="track these frames (NNNN.jpg by image_id), not the video")
   parser.add_argument("--checkpoint", help="default: the shipped model")
   parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
+  for name in ("keep_threshold", "min_descent", "confirm_window", "stall_window", "nut_weight"):
+    parser.add_argument(f"--{name}", type=float, help="default mottr.infer's")
   rest, overrides = infer.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
   args = parser.parse_args(rest)
   if args.split == "test":
@@ -99,11 +135,14 @@ def main() -> None:
   settings = infer.TrackerSettings()
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
+  for name in ("keep_threshold", "min_descent", "confirm_window", "stall_window", "nut_weight"):
+    if getattr(args, name) is not None:
+      settings = dataclasses.replace(settings, **{name: getattr(args, name)})
   gt, source, result = evaluate.track_split(load_predictor(args.checkpoint, overrides or None),
                                             args.root, args.split, max_frames=args.max_frames,
-                                            settings=settings)
+                                            frames_dir=args.frames_dir, settings=settings)
   gt_tracks = counting.tracks_from_coco(gt)
-  final = len(gt["images"]) - 1
+  final = max(im["id"] for im in gt["images"]) - 1
   true = counting.count_tracks(gt_tracks, final_frame=final, fps=source.fps)
   d = diagnose(gt_tracks, true, result.tracks, result.counts)
   print(f"true exits {len(true.events)} {true.counts}, predicted {len(result.counts.events)} "
@@ -111,6 +150,16 @@ def main() -> None:
   print("true exits: " + ", ".join(f"{k} {v}" for k, v in d["exits"].most_common()))
   print("predicted exits that are not true ones: "
         + (", ".join(f"{k} {v}" for k, v in d["extra"].most_common()) or "none"))
+  print(confusion_markdown(d["confusion"]))
+  line = (f"false tracks (most hits on no object): {d['false_tracks']}, living > "
+          f"{FALSE_TRACK_FRAMES} frames: {d['long_false_tracks']}")
+  t = d["longest_false_track"]
+  if t is not None:
+    cy = lambda b: b[1] + b[3] / 2
+    line += (f"; longest: track {t.track_id} ({challenge.CATEGORY_NAMES[t.category_id]}), frames "
+             f"{t.frames[0]}-{t.frames[-1]} ({len(t.frames)} hits), centre y {cy(t.boxes[0]):.0f} -> "
+             f"{cy(t.boxes[-1]):.0f}")
+  print(line)
   print(f"track boxes vs ground truth: mean best IoU {d['iou_birth']:.2f} at birth, "
         f"{d['iou_carried']:.2f} carried; ground-truth boxes covered at IoU >= 0.5: {d['covered']:.2f}")
 

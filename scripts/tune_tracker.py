@@ -3,11 +3,14 @@
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
-      [--snap_tracks 0,1]
+      [--snap_tracks 0,1] [--min_descent 0,10,20,30] [--confirm_window 8] [--nut_weight 1,2.5]
 
 Prints one markdown row per setting (births decoded with or without the tracks, track boxes snapped
 to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
-the source's frame rate) with the summed absolute count error, HOTA, IDF1, mAP50 and mAP, best first.
+the source's frame rate; the motion-plausibility rule's min_descent (0: off) and confirm_window;
+the nut weight of the class evidence) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
+mAP50 and mAP, best first. E.g. the dense real clip (tuning and diagnosis only, never training):
+--root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense.
 --image_ids keeps the frames (and annotations) whose image_id lies in FIRST-LAST: tune on one part of
 a split, check on another.
 """
@@ -35,6 +38,10 @@ def main() -> None:
   parser.add_argument("--duplicate_iou", default="0.7")
   parser.add_argument("--detached_births", default="0", help="0 and/or 1: model.detached_births")
   parser.add_argument("--snap_tracks", default="0", help="0 and/or 1: model.snap_tracks")
+  defaults = infer.TrackerSettings()
+  parser.add_argument("--min_descent", default=str(defaults.min_descent), help="0: rule off")
+  parser.add_argument("--confirm_window", default=str(defaults.confirm_window))
+  parser.add_argument("--nut_weight", default=str(defaults.nut_weight))
   args = parser.parse_args()
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
@@ -45,23 +52,31 @@ def main() -> None:
   for detached, snap in itertools.product(flags01(args.detached_births), flags01(args.snap_tracks)):
     predictor = load_predictor(args.checkpoint, {"model.detached_births": detached,
                                                  "model.snap_tracks": snap})
-    for birth, keep, dup in itertools.product(grid(args.birth), grid(args.keep), grid(args.duplicate_iou)):
+    for birth, keep, dup, descent, window, nut in itertools.product(
+        grid(args.birth), grid(args.keep), grid(args.duplicate_iou), grid(args.min_descent),
+        grid(args.confirm_window), grid(args.nut_weight)):
       if keep > birth:
         continue
       settings = infer.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
-                                       keep_threshold=keep, duplicate_iou=dup)
+                                       keep_threshold=keep, duplicate_iou=dup, min_descent=descent,
+                                       confirm_window=window, nut_weight=nut)
+      motion = (descent, window, nut)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
                                       image_ids=image_ids, frames_dir=args.frames_dir,
                                       settings=settings)
       t = m["tracking"]["all"]
-      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), int(snap), birth, keep, dup, t["HOTA"], t["IDF1"],
+      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), int(snap), birth, keep, dup, motion,
+                   t["HOTA"], t["MOTA"], t["IDF1"], t["FP"],
                    m["detection"]["all"]["mAP50"], m["detection"]["all"]["mAP"], m["counts"]["error"]))
-      print(f"detached={int(detached)} snap={int(snap)} birth={birth} keep={keep} dup={dup} count_error={m['counts']['error']} "
-            f"HOTA={t['HOTA']:.3f}", flush=True)
-  print("| detached births | snapped tracks | birth | keep | duplicate IoU | abs count error | count error | HOTA | IDF1 | mAP50 | mAP |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|")
-  for err, _, detached, snap, birth, keep, dup, hota, idf1, ap50, ap, per_class in sorted(rows):
-    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {err} | {per_class} | {hota:.3f} | {idf1:.3f} | {ap50:.3f} | {ap:.3f} |")
+      print(f"detached={int(detached)} snap={int(snap)} birth={birth} keep={keep} dup={dup} "
+            f"min_descent={descent} confirm_window={window} nut_weight={nut} "
+            f"count_error={m['counts']['error']} HOTA={t['HOTA']:.3f}", flush=True)
+  print("| detached births | snapped tracks | birth | keep | duplicate IoU | min descent | confirm window | nut weight | abs count error | count error | HOTA | MOTA | IDF1 | FP | mAP50 | mAP |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  for (err, _, detached, snap, birth, keep, dup, (descent, window, nut), hota, mota, idf1, fp, ap50, ap,
+       per_class) in sorted(rows, key=lambda r: r[:2]):
+    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {descent} | {window} | {nut} | {err} | {per_class} | "
+          f"{hota:.3f} | {mota:.3f} | {idf1:.3f} | {fp} | {ap50:.3f} | {ap:.3f} |")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,41 @@ def test_outcomes_of_true_and_predicted_exits():
   iou = 45 * 50 / (2 * 2500 - 45 * 50)  # 5 px shift of a 50 px box
   np.testing.assert_allclose(d["iou_birth"], (iou + 1 + 0) / 3)
   np.testing.assert_allclose(d["covered"], 2 / 3)  # objects 1 and 3 in every frame, 2 never
+
+
+def _static(track_id, x, frames, y=300.0):
+  t = Track(track_id)
+  for f in frames:
+    t.add(f, np.array([x, y, 50.0, 50.0]), 0.9, 0)
+  return t
+
+
+def test_confusion_table_and_false_tracks():
+  frames = range(10)
+  gt = [_track(1, 100, frames), _track(3, 500, frames, label=1)]
+  true = counting.Counts({"bolt": 1, "nut": 1}, [counting.Event(9, 1, "bolt"),
+                                                 counting.Event(9, 3, "nut")])
+  # Bolt counted as a bolt, the nut counted as a bolt, one count on nothing; two static false
+  # tracks on scene structure: 40 and 12 frames long.
+  pred = [_track(7, 100, frames), _track(8, 500, frames), _track(9, 300, frames, label=1),
+          _static(10, 20, range(100, 140)), _static(11, 20, range(200, 212))]
+  predicted = counting.Counts({"bolt": 2, "nut": 1}, [counting.Event(9, 7, "bolt"),
+                                                      counting.Event(9, 8, "bolt"),
+                                                      counting.Event(9, 9, "nut")])
+  d = diagnose_tracks.diagnose(gt, true, pred, predicted)
+  assert d["confusion"] == {("bolt", "bolt"): 1, ("nut", "bolt"): 1, ("none", "nut"): 1}
+  assert d["false_tracks"] == 3  # tracks 9, 10, 11
+  assert d["long_false_tracks"] == 1 and d["longest_false_track"].track_id == 10
+  table = diagnose_tracks.confusion_markdown(d["confusion"])
+  assert "| bolt | 1 | 0 | 0 |" in table and "| nut | 1 | 0 | 0 |" in table
+  assert "| none | 0 | 1 | - |" in table
+
+
+def test_a_never_counted_exit_is_in_the_none_column():
+  frames = range(10)
+  gt = [_track(1, 100, frames)]
+  true = counting.Counts({"bolt": 1, "nut": 0}, [counting.Event(9, 1, "bolt")])
+  d = diagnose_tracks.diagnose(gt, true, [], counting.Counts({"bolt": 0, "nut": 0}, []))
+  assert d["confusion"] == {("bolt", "none"): 1}
+  assert d["false_tracks"] == 0 and d["longest_false_track"] is None
+

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from mottr import counting
 from mottr import tracker as tracker_lib
 
 NUM_SLOTS = 2
@@ -19,6 +20,12 @@ class Out:
   boxes: np.ndarray
   num_slots: int
   slot_valid: np.ndarray
+  class_scores: np.ndarray | None = None
+
+
+def static_tracker(*args, **kwargs):
+  """A tracker for births and deaths of scripted boxes that do not move: no motion rule."""
+  return tracker_lib.Tracker(*args, **dict({"min_descent": 0}, **kwargs))
 
 
 def frame(slots=(), detects=(), valid=None):
@@ -34,7 +41,7 @@ def frame(slots=(), detects=(), valid=None):
 
 
 def test_birth_needs_birth_threshold_and_carries_the_detect_query():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+  t = static_tracker(NUM_SLOTS, birth_threshold=0.7)
   assert list(t.update(frame(detects=[(0.69, BOX_A)]), 0)) == [-1, -1]
   assert t.live == []
   next_slots = t.update(frame(detects=[None, (0.7, BOX_A, 1)]), 1)
@@ -48,7 +55,7 @@ def test_birth_needs_birth_threshold_and_carries_the_detect_query():
 
 
 def test_track_survives_five_misses_and_dies_at_the_sixth():
-  t = tracker_lib.Tracker(NUM_SLOTS, fps=30)
+  t = static_tracker(NUM_SLOTS, keep_threshold=0.6, fps=30)
   t.update(frame(detects=[(0.8, BOX_A)]), 0)
   live = [True, False]
   t.update(frame(slots=[(0.59, BOX_A)], valid=live), 1)  # below keep_threshold 0.6: a miss
@@ -64,13 +71,13 @@ def test_track_survives_five_misses_and_dies_at_the_sixth():
 
 
 def test_miss_tolerance_scales_with_fps():
-  assert tracker_lib.Tracker(NUM_SLOTS, fps=15).max_misses == 3
-  assert tracker_lib.Tracker(NUM_SLOTS, fps=3).max_misses == 1  # at least one miss is tolerated
-  assert tracker_lib.Tracker(NUM_SLOTS, fps=60).max_misses == 10
+  assert static_tracker(NUM_SLOTS, fps=15).max_misses == 3
+  assert static_tracker(NUM_SLOTS, fps=3).max_misses == 1  # at least one miss is tolerated
+  assert static_tracker(NUM_SLOTS, fps=60).max_misses == 10
 
 
 def test_duplicate_birth_of_a_hit_track_is_suppressed():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+  t = static_tracker(NUM_SLOTS)
   t.update(frame(detects=[(0.9, BOX_A)]), 0)
   shifted = (BOX_A[0] + 0.005, BOX_A[1], BOX_A[2], BOX_A[3])  # IoU ~0.9 with BOX_A
   next_slots = t.update(frame(slots=[(0.9, BOX_A)], detects=[(0.95, shifted), (0.8, BOX_B)],
@@ -79,27 +86,27 @@ def test_duplicate_birth_of_a_hit_track_is_suppressed():
   assert list(next_slots) == [0, NUM_SLOTS + 1]
   assert t.suppressed_births == 1
   # Two detect queries on one new object give one track (the stronger one).
-  t2 = tracker_lib.Tracker(NUM_SLOTS)
+  t2 = static_tracker(NUM_SLOTS)
   assert list(t2.update(frame(detects=[(0.8, BOX_A), (0.9, shifted)]), 0)) == [NUM_SLOTS + 1, -1]
   assert len(t2.live) == 1 and t2.suppressed_births == 1
 
 
 def test_birth_on_a_missed_track_is_suppressed_too():
-  t = tracker_lib.Tracker(NUM_SLOTS, duplicate_iou=0.3)
+  t = static_tracker(NUM_SLOTS, duplicate_iou=0.3)
   t.update(frame(detects=[(0.9, BOX_A)]), 0)
   shifted = (BOX_A[0], BOX_A[1] + 0.03, BOX_A[2], BOX_A[3])  # IoU ~0.54 with BOX_A
   # The track's query scores below keep_threshold (a miss) but its box still claims the object.
   t.update(frame(slots=[(0.2, BOX_A)], detects=[(0.95, shifted)], valid=[True, False]), 1)
   assert [tr.track_id for tr in t.live] == [1] and t.suppressed_births == 1
   # A stricter overlap rule lets the same detection be born.
-  t2 = tracker_lib.Tracker(NUM_SLOTS, duplicate_iou=0.7)
+  t2 = static_tracker(NUM_SLOTS, duplicate_iou=0.7)
   t2.update(frame(detects=[(0.9, BOX_A)]), 0)
   t2.update(frame(slots=[(0.2, BOX_A)], detects=[(0.95, shifted)], valid=[True, False]), 1)
   assert [tr.track_id for tr in t2.live] == [1, 2]
 
 
 def test_births_beyond_free_slots_drop_the_lowest_scores():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+  t = static_tracker(NUM_SLOTS, birth_threshold=0.7)
   box_c = (0.5, 0.5, 0.1, 0.1)
   next_slots = t.update(frame(detects=[(0.75, BOX_A), (0.95, BOX_B), (0.85, box_c)]), 0)
   assert list(next_slots) == [NUM_SLOTS + 1, NUM_SLOTS + 2]
@@ -107,8 +114,8 @@ def test_births_beyond_free_slots_drop_the_lowest_scores():
   assert t.dropped_births == 1
 
 
-def test_finish_ends_live_tracks_and_class_is_the_majority_vote():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+def test_finish_ends_live_tracks_and_class_without_probabilities_is_the_majority_vote():
+  t = static_tracker(NUM_SLOTS)
   t.update(frame(detects=[(0.9, BOX_A, 1)]), 0)
   for f, label in zip(range(1, 4), (0, 0, 1)):
     t.update(frame(slots=[(0.7, BOX_A, label)], valid=[True, False]), f)
@@ -119,14 +126,14 @@ def test_finish_ends_live_tracks_and_class_is_the_majority_vote():
 
 
 def test_slot_without_track_query_is_an_error():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+  t = static_tracker(NUM_SLOTS)
   t.update(frame(detects=[(0.9, BOX_A)]), 0)
   with pytest.raises(ValueError, match="not valid"):
     t.update(frame(slots=[(0.9, BOX_A)], valid=[False, False]), 1)
 
 
 def test_boxes_outside_the_frame_are_clipped_or_missed():
-  t = tracker_lib.Tracker(NUM_SLOTS)
+  t = static_tracker(NUM_SLOTS)
   t.update(frame(detects=[(0.9, (0.5, 0.98, 0.1, 0.1))]), 0)
   np.testing.assert_allclose(t.live[0].boxes[0], [288, 595.2, 64, 44.8], atol=1e-4)
   t.update(frame(slots=[(0.9, (0.5, 1.2, 0.1, 0.1))], valid=[True, False]), 1)  # wholly below
@@ -137,3 +144,165 @@ def test_iou_xywh():
   others = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
   iou = tracker_lib.iou_xywh(np.array([[0, 0, 10, 10]]), others)
   np.testing.assert_allclose(iou, [[1, 1 / 3, 0]], atol=1e-6)
+
+
+# --- class evidence over a track's life ---------------------------------------------------------
+
+
+def _track_with(probs, labels=None):
+  t = tracker_lib.Track(1)
+  for f, p in enumerate(probs):
+    label = int(np.argmax(p)) if labels is None else labels[f]
+    t.add(f, np.array([0, 0, 10, 10.0]), max(p), label, np.array(p))
+  return t
+
+
+def test_class_evidence_beats_the_per_frame_majority_vote():
+  # Three frames lean bolt a little, two are clearly nut: the vote says bolt, the evidence nut.
+  probs = [(0.55, 0.45), (0.55, 0.45), (0.55, 0.45), (0.05, 0.95), (0.05, 0.95)]
+  t = _track_with(probs)
+  assert t.labels == [0, 0, 0, 1, 1]
+  np.testing.assert_allclose(t.class_evidence, [0.35, 0.65])
+  assert t.category_id == 2
+  # Without class probabilities (ground truth, COCO tracks) the vote decides as before.
+  t.class_probs = []
+  assert t.class_evidence is None and t.category_id == 1
+
+
+def test_class_weights_scale_the_evidence():
+  t = _track_with([(0.6, 0.3)] * 4)
+  assert t.category_id == 1
+  t.class_weights = (1.0, 2.5)  # a nut needs 1/2.5 of the bolt probability
+  assert t.category_id == 2
+
+
+def test_tracker_accumulates_class_scores_of_every_hit():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=0)
+  nutty, boltish = np.float32([0.1, 0.9]), np.float32([0.55, 0.45])
+  out = frame(detects=[(0.9, BOX_A, 1)])
+  out.class_scores = np.zeros((NUM_SLOTS + NUM_DETECT, 2), np.float32)
+  out.class_scores[NUM_SLOTS] = nutty
+  t.update(out, 0)
+  for f in range(1, 3):
+    out = frame(slots=[(0.55, BOX_A, 0)], valid=[True, False])
+    out.class_scores = np.tile(boltish, (NUM_SLOTS + NUM_DETECT, 1))
+    t.update(out, f)
+  (track,) = t.finish()
+  assert track.labels == [1, 0, 0]  # the vote would say bolt
+  np.testing.assert_allclose(track.class_evidence, [(0.1 + 1.1) / 3, (0.9 + 0.9) / 3], atol=1e-6)
+  assert track.category_id == 2
+
+
+# --- motion plausibility --------------------------------------------------------------------------
+
+
+def _box_at(cy_px, cx_px=320.0, size=50.0):
+  return (cx_px / 640, cy_px / 640, size / 640, size / 640)
+
+
+def _run(tracker, centres, frames=None, score=0.9, extra_detects=()):
+  """Feeds one object whose box centre takes `centres` (px), born from a detect query."""
+  frames = list(range(len(centres))) if frames is None else frames
+  slot = None
+  for k, (f, cy) in enumerate(zip(frames, centres)):
+    valid = [False] * NUM_SLOTS
+    slots = [None] * NUM_SLOTS
+    detects = [(score, _box_at(cy))] if slot is None else []
+    if slot is not None:
+      valid[slot] = True
+      slots[slot] = (score, _box_at(cy))
+    next_slots = tracker.update(frame(slots=slots, detects=detects + list(extra_detects), valid=valid), f)
+    held = [s for s in range(NUM_SLOTS) if next_slots[s] >= 0]
+    slot = held[0] if held else None
+  return tracker.finish()
+
+
+def test_a_static_track_is_never_reported_nor_counted_a_falling_one_is():
+  static = _run(tracker_lib.Tracker(NUM_SLOTS, min_descent=20), [300.0] * 40)
+  assert static == []
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20)
+  fall = [30 + 4 * k + 0.205 * k * k for k in range(45) if 30 + 4 * k + 0.205 * k * k < 640]
+  (track,) = _run(t, fall)
+  assert track.frames == list(range(len(fall)))  # reported with its whole history from birth
+  assert counting.count_tracks([track], final_frame=100).counts == {"bolt": 1, "nut": 0}
+  assert t.rejected_tracks == 0
+
+
+def test_the_rule_off_restores_the_old_behaviour():
+  (static,) = _run(tracker_lib.Tracker(NUM_SLOTS, min_descent=0), [300.0] * 40)
+  assert static.frames == list(range(40))
+  assert counting.count_tracks([static], final_frame=100).counts == {"bolt": 0, "nut": 0}
+
+
+def test_a_tentative_track_is_not_live_until_it_falls():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8)
+  t.update(frame(detects=[(0.9, _box_at(100))]), 0)
+  assert t.live == []  # tentative
+  t.update(frame(slots=[(0.9, _box_at(110))], valid=[True, False]), 1)
+  assert t.live == []
+  t.update(frame(slots=[(0.9, _box_at(125))], valid=[True, False]), 2)  # 25 px down: an object
+  assert [tr.frames for tr in t.live] == [[0, 1, 2]]
+
+
+def test_a_rejected_track_holds_its_box_against_rebirths_until_a_birth_needs_its_slot():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8)
+  box = _box_at(300)
+  t.update(frame(detects=[(0.9, box)]), 0)
+  for f in range(1, 12):  # rejected at frame 8; its query stays in slot 0
+    next_slots = t.update(frame(slots=[(0.9, box)], detects=[(0.9, box)], valid=[True, False]), f)
+    assert list(next_slots) == [0, -1] and t.live == []
+  assert t.rejected_tracks == 1 and t.suppressed_births == 11  # the detect query is not reborn
+  # Two new objects elsewhere: one takes the free slot, the other evicts the rejected track.
+  next_slots = t.update(frame(slots=[(0.9, box)], detects=[(0.9, BOX_A), (0.85, BOX_B)],
+                              valid=[True, False]), 12)
+  assert sorted(next_slots) == [NUM_SLOTS, NUM_SLOTS + 1] and t.dropped_births == 0
+  assert t.finish() == []  # both still tentative: nothing reported
+
+
+def test_a_rejected_track_whose_box_starts_falling_is_released_for_the_object():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8)
+  t.update(frame(detects=[(0.9, _box_at(300))]), 0)
+  for f in range(1, 10):
+    t.update(frame(slots=[(0.9, _box_at(300))], valid=[True, False]), f)
+  assert t.rejected_tracks == 1
+  # Its query slides down with a falling object (25 px in 2 frames): the slot is let go and the
+  # detect query on the object is born as a track of its own.
+  t.update(frame(slots=[(0.9, _box_at(312))], valid=[True, False]), 10)
+  next_slots = t.update(frame(slots=[(0.9, _box_at(325))], detects=[(0.9, _box_at(326))],
+                              valid=[True, False]), 11)
+  assert t.released_tracks == 1 and list(next_slots) == [NUM_SLOTS, -1]
+
+
+def test_motion_rule_at_every_tenth_frame():
+  """Every 10th frame of a 30 FPS video (3 processed frames per second, index step 10): one step
+  is 10 frames, so a new track is judged at its second hit."""
+  sparse = lambda: tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8, fps=3,
+                                       frame_step=10)
+  t = sparse()
+  fall = [40.0, 120.0, 240.0, 400.0, 600.0]  # a fall seen every 10th frame
+  (track,) = _run(t, fall, frames=[0, 10, 20, 30, 40])
+  assert track.frames == [0, 10, 20, 30, 40]
+  assert counting.count_tracks([track], final_frame=100, frame_step=10, fps=30).counts["bolt"] == 1
+  t = sparse()
+  assert _run(t, [300.0, 301.0, 302.0], frames=[0, 10, 20]) == [] and t.rejected_tracks == 1
+
+
+def test_a_confirmed_track_that_stops_falling_is_retired_where_it_stopped():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8, stall_window=15)
+  centres = [100.0 + 10 * k for k in range(10)] + [190.0] * 30
+  (track,) = _run(t, centres)
+  assert t.retired_tracks == 1
+  assert track.frames[0] == 0 and track.frames[-1] in (8, 9)  # reported up to where it stopped
+
+
+def test_tracker_defaults_agree_with_the_inference_settings():
+  from mottr import infer  # pylint: disable=g-import-not-at-top
+  s, t = infer.TrackerSettings(), tracker_lib.Tracker(NUM_SLOTS)
+  assert (t.birth_threshold, t.keep_threshold, t.duplicate_iou) == (
+      s.birth_threshold, s.keep_threshold, s.duplicate_iou)
+  assert (t.min_descent, t.confirm_window, t.stall_window) == (
+      s.min_descent, s.confirm_window, s.stall_window)
+  assert t.class_weights == (1.0, s.nut_weight)
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  for name in ("min_descent", "confirm_window", "stall_window", "nut_weight"):
+    assert flags.FLAGS[name].default == getattr(s, name), name
