@@ -59,7 +59,7 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace the outputs of an earlier run in --output_dir (only the files "
     "this command writes; other files are never touched). Without it such a folder is refused.")
 _BIRTH = flags.DEFINE_float(
-    "birth_threshold", 0.8, "Score for a detect query to start a track (tuned on synthetic val: scripts/tune_tracker.py).")
+    "birth_threshold", 0.7, "Score for a detect query to start a track (tuned with the motion rule on the dense real clip and synthetic val: docs/tracker_dense.md).")
 _SPARSE_BIRTH = flags.DEFINE_float(
     "sparse_birth_threshold", 0.5, f"--birth_threshold for sources under {SPARSE_FPS:g} frames per second of video, e.g. every 10th frame (tuned on half of the real val frames).")
 _KEEP = flags.DEFINE_float("keep_threshold", 0.4, "Score for a track query to count as a hit (tuned on synthetic val: scripts/tune_tracker.py).")
@@ -73,6 +73,10 @@ _MIN_DESCENT = flags.DEFINE_float(
 _CONFIRM_WINDOW = flags.DEFINE_float(
     "confirm_window", 8.0, "Frames (at 30 FPS) a new track has to descend --min_descent; after "
     "that it is rejected, never reported, and its slot only suppresses births on its box.")
+_FALL_SLACK = flags.DEFINE_float(
+    "fall_slack", 3.0, "A track born low in the frame, where objects already fall fast, has at most "
+    "this x the time a fall from rest takes there to descend --min_descent (less than "
+    "--confirm_window); 0: --confirm_window everywhere.")
 _STALL_WINDOW = flags.DEFINE_float(
     "stall_window", 0.0, "A reported track that descends less than --min_descent over this many "
     "frames (at 30 FPS) is ended where it stopped; 0: never.")
@@ -206,13 +210,14 @@ def open_source(spec: str, fps: float | None = None) -> FrameSource:
 
 @dataclasses.dataclass
 class TrackerSettings:
-  birth_threshold: float = 0.8
+  birth_threshold: float = 0.7
   sparse_birth_threshold: float = 0.5
   keep_threshold: float = 0.4
   miss_tolerance: int = 5
   duplicate_iou: float = 0.7
   min_descent: float = 20.0  # px; 0: no motion-plausibility rule (see mottr.tracker)
   confirm_window: float = 8.0  # frames at 30 FPS
+  fall_slack: float = 3.0  # 0: confirm_window wherever a track is born (see mottr.tracker)
   stall_window: float = 0.0  # frames at 30 FPS; 0: off
   nut_weight: float = 2.5  # a track is a nut when nut_weight x its mean nut probability wins
   edge_tolerance: float = counting.EDGE_TOLERANCE
@@ -282,7 +287,8 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
       predictor.num_slots, birth_threshold=settings.birth_threshold_at(rate),
       keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
       duplicate_iou=settings.duplicate_iou, min_descent=settings.min_descent,
-      confirm_window=settings.confirm_window, stall_window=settings.stall_window,
+      confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
+      stall_window=settings.stall_window,
       class_weights=(1.0, settings.nut_weight), fps=rate,
       frame_step=source.frame_step, frame_size=(source.width, source.height))
   count = lambda tracks, final: counting.count_tracks(
@@ -415,6 +421,7 @@ def settings_from_flags() -> TrackerSettings:
                          keep_threshold=_KEEP.value,
                          miss_tolerance=_MISS.value, duplicate_iou=_DUP_IOU.value,
                          min_descent=_MIN_DESCENT.value, confirm_window=_CONFIRM_WINDOW.value,
+                         fall_slack=_FALL_SLACK.value,
                          stall_window=_STALL_WINDOW.value, nut_weight=_NUT_WEIGHT.value,
                          edge_tolerance=_EDGE.value)
 

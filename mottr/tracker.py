@@ -13,8 +13,10 @@ Two rules use a track's whole life rather than one frame:
   nut probability 0.35-0.45 of the two), while bolts stay below 0.06, hence a nut weight > 1;
 - motion plausibility (`min_descent` > 0): objects fall, scene structure does not. A new track is
   tentative until its box centre has moved down `min_descent` px (of a 640 px high frame); one
-  that has not within `confirm_window` frames (at 30 FPS) of its birth is rejected and never
-  reported. A rejected track keeps its slot (its query is carried, unreported) so the structure
+  that has not within `confirm_window` frames (at 30 FPS) of its birth, or (`fall_slack` > 0)
+  within `fall_slack` x the time that a fall from rest takes to cover `min_descent` px at the
+  height where it was born (objects enter falling, so one first seen low in the frame is fast,
+  while a query hallucinating a fall sits still first), is rejected and never reported. A rejected track keeps its slot (its query is carried, unreported) so the structure
   it sits on does not re-spawn a track every frame, until it dies, until a birth finds no other
   free slot, or until its box itself moves down `min_descent` px within `confirm_window` frames
   (its query slid onto a falling object, or hallucinates a fall: it is dropped, so that the
@@ -108,6 +110,10 @@ def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray
   return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
 
 
+GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest with this acceleration
+REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
+
+
 @dataclasses.dataclass
 class _Live:
   track: Track
@@ -134,9 +140,9 @@ class Tracker:
   Tracks that are not confirmed when they die are dropped (`rejected_tracks` counts them).
   """
 
-  def __init__(self, num_slots: int, *, birth_threshold: float = 0.8, keep_threshold: float = 0.4,
+  def __init__(self, num_slots: int, *, birth_threshold: float = 0.7, keep_threshold: float = 0.4,
                miss_tolerance: int = 5, duplicate_iou: float = 0.7, min_descent: float = 20.0,
-               confirm_window: float = 8.0, stall_window: float = 0.0,
+               confirm_window: float = 8.0, fall_slack: float = 3.0, stall_window: float = 0.0,
                class_weights: tuple[float, ...] | None = (1.0, 2.5),
                fps: float = challenge.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (challenge.WIDTH, challenge.HEIGHT)):
@@ -149,6 +155,7 @@ class Tracker:
     # px of this frame: min_descent is given for the challenge's 640 px high frames.
     self.descent_px = min_descent * frame_size[1] / challenge.HEIGHT
     self.confirm_window = confirm_window
+    self.fall_slack = fall_slack
     self.stall_window = stall_window
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
@@ -186,6 +193,17 @@ class Tracker:
     centre = lambda b: b[1] + b[3] / 2
     return centre(live.recent[-1][1]) - centre(live.recent[0][1]) >= self.descent_px
 
+  def _window(self, box: np.ndarray) -> float:
+    """Frames (at 30 FPS) a track born with this box has to descend min_descent px: confirm_window,
+    or with fall_slack > 0 at most fall_slack x the time an object there takes to fall that far at
+    the speed of a fall from rest (objects enter falling, so one born low in the frame must be fast)."""
+    if self.fall_slack <= 0:
+      return self.confirm_window
+    scale = challenge.HEIGHT / self.height  # to px of a 640 px high frame
+    bottom = (box[1] + box[3]) * scale
+    speed = math.sqrt(2 * GRAVITY * max(bottom - REST_BOTTOM, 1.0))
+    return min(self.confirm_window, self.fall_slack * self.min_descent / speed)
+
   def _judge(self, live: _Live) -> None:
     """Motion plausibility after a hit: confirms, rejects or retires the track."""
     t = live.track
@@ -193,7 +211,7 @@ class Tracker:
     if live.state == "tentative":
       if centre(-1) - centre(0) >= self.descent_px:
         live.state = "confirmed"
-      elif self._elapsed(t.frames[0], t.frames[-1]) >= self.confirm_window:
+      elif self._elapsed(t.frames[0], t.frames[-1]) >= self._window(t.boxes[0]):
         live.state = "rejected"
         self.rejected_tracks += 1
     elif live.state == "confirmed" and self.stall_window > 0:

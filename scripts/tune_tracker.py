@@ -3,11 +3,12 @@
   python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
-      [--snap_tracks 0,1] [--min_descent 0,10,20,30] [--confirm_window 8] [--nut_weight 1,2.5]
+      [--snap_tracks 0,1] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--nut_weight 1,2.5]
 
 Prints one markdown row per setting (births decoded with or without the tracks, track boxes snapped
 to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
-the source's frame rate; the motion-plausibility rule's min_descent (0: off) and confirm_window;
+the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window and
+fall_slack;
 the nut weight of the class evidence) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
 mAP50 and mAP, best first. E.g. the dense real clip (tuning and diagnosis only, never training):
 --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense.
@@ -41,6 +42,7 @@ def main() -> None:
   defaults = infer.TrackerSettings()
   parser.add_argument("--min_descent", default=str(defaults.min_descent), help="0: rule off")
   parser.add_argument("--confirm_window", default=str(defaults.confirm_window))
+  parser.add_argument("--fall_slack", default=str(defaults.fall_slack))
   parser.add_argument("--nut_weight", default=str(defaults.nut_weight))
   args = parser.parse_args()
   if args.split == "test":
@@ -52,15 +54,15 @@ def main() -> None:
   for detached, snap in itertools.product(flags01(args.detached_births), flags01(args.snap_tracks)):
     predictor = load_predictor(args.checkpoint, {"model.detached_births": detached,
                                                  "model.snap_tracks": snap})
-    for birth, keep, dup, descent, window, nut in itertools.product(
+    for birth, keep, dup, descent, window, slack, nut in itertools.product(
         grid(args.birth), grid(args.keep), grid(args.duplicate_iou), grid(args.min_descent),
-        grid(args.confirm_window), grid(args.nut_weight)):
+        grid(args.confirm_window), grid(args.fall_slack), grid(args.nut_weight)):
       if keep > birth:
         continue
       settings = infer.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
                                        keep_threshold=keep, duplicate_iou=dup, min_descent=descent,
-                                       confirm_window=window, nut_weight=nut)
-      motion = (descent, window, nut)
+                                       confirm_window=window, fall_slack=slack, nut_weight=nut)
+      motion = (descent, window, slack, nut)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
                                       image_ids=image_ids, frames_dir=args.frames_dir,
                                       settings=settings)
@@ -69,13 +71,13 @@ def main() -> None:
                    t["HOTA"], t["MOTA"], t["IDF1"], t["FP"],
                    m["detection"]["all"]["mAP50"], m["detection"]["all"]["mAP"], m["counts"]["error"]))
       print(f"detached={int(detached)} snap={int(snap)} birth={birth} keep={keep} dup={dup} "
-            f"min_descent={descent} confirm_window={window} nut_weight={nut} "
+            f"min_descent={descent} confirm_window={window} fall_slack={slack} nut_weight={nut} "
             f"count_error={m['counts']['error']} HOTA={t['HOTA']:.3f}", flush=True)
-  print("| detached births | snapped tracks | birth | keep | duplicate IoU | min descent | confirm window | nut weight | abs count error | count error | HOTA | MOTA | IDF1 | FP | mAP50 | mAP |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-  for (err, _, detached, snap, birth, keep, dup, (descent, window, nut), hota, mota, idf1, fp, ap50, ap,
+  print("| detached births | snapped tracks | birth | keep | duplicate IoU | min descent | confirm window | fall slack | nut weight | abs count error | count error | HOTA | MOTA | IDF1 | FP | mAP50 | mAP |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  for (err, _, detached, snap, birth, keep, dup, (descent, window, slack, nut), hota, mota, idf1, fp, ap50, ap,
        per_class) in sorted(rows, key=lambda r: r[:2]):
-    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {descent} | {window} | {nut} | {err} | {per_class} | "
+    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {descent} | {window} | {slack} | {nut} | {err} | {per_class} | "
           f"{hota:.3f} | {mota:.3f} | {idf1:.3f} | {fp} | {ap50:.3f} | {ap:.3f} |")
 
 

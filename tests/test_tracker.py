@@ -300,9 +300,25 @@ def test_tracker_defaults_agree_with_the_inference_settings():
   s, t = infer.TrackerSettings(), tracker_lib.Tracker(NUM_SLOTS)
   assert (t.birth_threshold, t.keep_threshold, t.duplicate_iou) == (
       s.birth_threshold, s.keep_threshold, s.duplicate_iou)
-  assert (t.min_descent, t.confirm_window, t.stall_window) == (
-      s.min_descent, s.confirm_window, s.stall_window)
+  assert (t.min_descent, t.confirm_window, t.fall_slack, t.stall_window) == (
+      s.min_descent, s.confirm_window, s.fall_slack, s.stall_window)
   assert t.class_weights == (1.0, s.nut_weight)
   from absl import flags  # pylint: disable=g-import-not-at-top
-  for name in ("min_descent", "confirm_window", "stall_window", "nut_weight"):
+  for name in ("birth_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window",
+               "nut_weight"):
     assert flags.FLAGS[name].default == getattr(s, name), name
+
+
+def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():
+  # A box born mid-frame sits still for 5 frames, then "falls" (a query hallucinating a fall):
+  # real objects there are already fast. With fall_slack its window is ~3 frames, not 8.
+  late = [300.0] * 5 + [300.0 + 12 * k for k in range(1, 25) if 300 + 12 * k < 640]
+  assert len(_run(tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8), late)) == 1
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, confirm_window=8, fall_slack=3)
+  assert t._window(np.array([0, 275.0, 50, 50])) < 4
+  reported = _run(t, late)
+  assert t.rejected_tracks == 1 and all(tr.track_id != 1 for tr in reported)
+  # An object entering at the top (its clipped centre moves ~4 px per frame) keeps the full window.
+  assert t._window(np.array([0, 0, 50, 20.0])) == 8
+  entering = [10 + 3.5 * k + 0.2 * k * k for k in range(40) if 10 + 3.5 * k + 0.2 * k * k < 640]
+  assert len(_run(t, entering)) == 1
