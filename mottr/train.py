@@ -4,10 +4,25 @@
 detection pre-training, then longer clips), data-parallel over `jax.devices()`, with Orbax
 checkpoints (atomic, last K kept, automatic resume) and TensorBoard scalars in `workdir`.
 Batches and random keys are functions of the step, so a resumed run equals an uninterrupted one.
+
+Interruption: Ctrl-C or SIGTERM lets the current step finish, saves a checkpoint, prints one line
+(the step and the checkpoint folder) and exits 130 or 143; a second Ctrl-C stops at once. Every exit,
+an exception included, first waits for the checkpoint being written. A newest checkpoint that does not
+restore (a torn or corrupt write) is moved to `workdir/corrupt_checkpoints/` with one warning line,
+and the run resumes from the newest one that does.
+
+Multi-host: every process runs the same command with `--coordinator_address=HOST:PORT
+--num_processes=N --process_id=I` (or `--config.distributed=True` where JAX detects the cluster);
+the batch of each step is split over the devices of all processes, process 0 writes the logs.
 """
+import contextlib
 import importlib.util
 import json
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 
 from absl import app, flags, logging
@@ -15,6 +30,7 @@ import flax
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 from ml_collections import config_flags
@@ -22,6 +38,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from data_prep import challenge
 from mottr import compile_cache, criterion, data, predictor
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
@@ -91,13 +108,67 @@ def save_checkpoint(mngr: ocp.CheckpointManager, step: int, state: TrainState, c
       config=ocp.args.JsonSave(config.to_dict())))
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+  """Orbax's own ERROR log lines silenced (a failed restore is reported by us, in one line)."""
+  level = logging.get_verbosity()
+  logging.set_verbosity(logging.FATAL)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(level)
+
+
+def _first_line(e: BaseException, limit: int = 160) -> str:
+  text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+  return f"{type(e).__name__}: {text[:limit]}" if text else type(e).__name__
+
+
 def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainState:
-  """The latest checkpoint restored into `state`'s structure (no pickle anywhere)."""
-  step = mngr.latest_step()
+  """The newest checkpoint that restores, in `state`'s structure and shardings (no pickle anywhere).
+
+  Newer checkpoints that fail to restore (torn or garbled files) are moved out of the checkpoint
+  folder, to `../corrupt_checkpoints/STEP`, so that they count neither as latest nor against
+  `keep_checkpoints`; one warning line names them. When none restores (e.g. the config changed
+  the architecture), nothing is moved and the error is one line.
+  """
   target = flax.serialization.to_state_dict(state)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-  return flax.serialization.from_state_dict(state, restored["state"])
+  failed: list[tuple[int, BaseException]] = []
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      with _quiet_absl():
+        restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
+    except Exception as e:  # anything a torn write can raise: JSON, tensorstore, shape, missing file
+      failed.append((step, e))
+      continue
+    if failed:
+      _move_aside(mngr, [s for s, _ in failed])
+      names = ", ".join(str(s) for s, _ in failed)
+      print(f"warning: checkpoint {names} in {mngr.directory} does not restore ({_first_line(failed[0][1])}); "
+            f"moved to {_corrupt_dir(mngr)}; resuming from checkpoint {step}", file=sys.stderr, flush=True)
+    return flax.serialization.from_state_dict(state, restored["state"])
+  raise UserError(f"{mngr.directory}: no checkpoint restores into this config (newest, {failed[0][0]}: "
+                  f"{_first_line(failed[0][1])}); use the config it was trained with, or move {mngr.directory} "
+                  "away to start afresh")
+
+
+def _corrupt_dir(mngr: ocp.CheckpointManager) -> str:
+  return os.path.join(os.path.dirname(str(mngr.directory)), "corrupt_checkpoints")
+
+
+def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
+  """Moves the folders of `steps` out of the checkpoint folder (process 0 of a multi-host run)."""
+  if jax.process_index() == 0:
+    for step in steps:
+      dest = os.path.join(_corrupt_dir(mngr), str(step))
+      while os.path.exists(dest):
+        dest += "_"
+      os.makedirs(os.path.dirname(dest), exist_ok=True)
+      shutil.move(os.path.join(str(mngr.directory), str(step)), dest)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("mottr: corrupt checkpoints moved")
+  mngr.reload()
 
 
 def warm_start(state: TrainState, workdir: str) -> TrainState:
@@ -114,14 +185,14 @@ def warm_start(state: TrainState, workdir: str) -> TrainState:
   return state.replace(params=params)
 
 
-def validate(config, root: str, params) -> dict[str, float]:
+def validate(config, root: str, params, log=print) -> dict[str, float]:
   """Count error per class and detection AP on the first `config.eval_frames` frames of `root`'s val split."""
   from mottr import evaluate  # deferred: TrackEval and pycocotools are only needed here
   metrics = evaluate.evaluate_predictor(predictor.Predictor(config, params), root, "val", max_frames=config.eval_frames)
   out = {f"count_error_{k}": float(v) for k, v in metrics["counts"]["error"].items()}
   out.update(mAP=metrics["detection"]["all"]["mAP"], mAP50=metrics["detection"]["all"]["mAP50"],
              HOTA=metrics["tracking"]["all"]["HOTA"], IDF1=metrics["tracking"]["all"]["IDF1"])
-  print("val " + " ".join(f"{k}={v:.3f}" for k, v in out.items()), flush=True)
+  log("val " + " ".join(f"{k}={v:.3f}" for k, v in out.items()), flush=True)
   return out
 
 
@@ -151,76 +222,251 @@ def _progress(step: int, end: int, rate: float, frames_per_s: float, metrics: di
   return f"step {step}/{end} {rate:.2f} steps/s {frames_per_s:.0f} frames/s eta {eta / 60:.1f} min | {terms}"
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None) -> TrainState:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the final state.
+class TrainingInterrupted(KeyboardInterrupt):
+  """Raised by `train_and_evaluate` after Ctrl-C or SIGTERM stopped it at `step`, its checkpoint saved.
+  The CLI exits with `exit_code`: 130 (SIGINT) or 143 (SIGTERM)."""
 
-  `stop_at` ends the run early at that step with a checkpoint, as a preemption would.
+  def __init__(self, signum: int, step: int, message: str):
+    super().__init__(message)
+    self.signum, self.step = signum, step
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum
+
+
+class _StopRequest:
+  """SIGINT and SIGTERM set a flag that the loop reads after each step (so that no exception ever
+  lands inside JAX or Orbax); a second SIGINT raises KeyboardInterrupt at once. Installed only in the
+  main thread; the previous handlers come back on exit. In a multi-host run SIGTERM stays with JAX's
+  preemption service, which makes every process stop at the same step."""
+
+  def __init__(self, multi_host: bool):
+    self.signum: int | None = None
+    self._signals = (signal.SIGINT,) if multi_host else (signal.SIGINT, signal.SIGTERM)
+    self._previous: dict[int, object] = {}
+
+  def _handle(self, signum: int, frame) -> None:
+    del frame
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if self.signum is None:
+      self.signum = signum
+
+  def __enter__(self) -> "_StopRequest":
+    if threading.current_thread() is threading.main_thread():
+      for s in self._signals:
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+def check_config(config, workdir: str) -> None:
+  """Fails in one line (UserError), before any work, on what would otherwise fail mid-run."""
+  for key in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
+    if int(config[key]) < 1:
+      raise UserError(f"config.{key} is {config[key]}; it must be at least 1")
+  if config.eval_every < 0:
+    raise UserError(f"config.eval_every is {config.eval_every}; use 0 for no periodic validation")
+  if not config.curriculum or any(int(n) < 1 or int(t) < 1 for n, t in config.curriculum):
+    raise UserError(f"config.curriculum {tuple(config.curriculum)}: give (steps, clip length) pairs, both at least 1")
+  n = jax.device_count()
+  if config.batch_size % n:
+    raise UserError(f"batch_size {config.batch_size} is not divisible by the {n} devices; "
+                    "set --config.batch_size to a multiple")
+  root = config.data.synth_root
+  if root:
+    if not os.path.isdir(root):
+      raise UserError(f"config.data.synth_root {root}: no such folder")
+    if not os.path.isfile(challenge.annotation_path(root, "train")):
+      raise UserError(f"{root}: no annotations/instances_train.json; generate one with "
+                      "python -m data_prep.synth --out_dir DIR or pass the real challenge root")
+    if config.eval_every:
+      for path in (challenge.annotation_path(root, "val"), challenge.video_path(root, "val")):
+        if not os.path.isfile(path):
+          raise UserError(f"{path}: missing; config.eval_every={config.eval_every} validates on the val split "
+                          f"of {root}; add one or set --config.eval_every=0")
+  real = config.data.real_root
+  if real and not os.path.isdir(os.path.join(real, "frames", "train")):
+    raise UserError(f"config.data.real_root {real}: no frames/train/ folder of real sparse frames")
+  if config.init_from and not os.path.isdir(config.init_from):
+    raise UserError(f"config.init_from {config.init_from}: no such folder")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"--workdir {workdir}: cannot create it ({e.strerror})") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise UserError(f"--workdir {workdir}: not writable")
+
+
+class _NoWriter:
+  """The SummaryWriter of processes other than 0 in a multi-host run."""
+
+  def add_scalar(self, *args, **kwargs) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
+def _preempted(step: int) -> bool:
+  """Multi-host: whether every process is to stop after `step` (JAX's preemption service caught a
+  SIGTERM on some process and picked this step for all)."""
+  try:
+    return multihost_utils.reached_preemption_sync_point(step)
+  except RuntimeError:  # the preemption service is off (jax_enable_preemption_service=False)
+    return False
+
+
+def _global_batch(host_batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
+  """The step's batch (the same on every process: a function of the step) as arrays split over the
+  mesh; each process places only the rows of its own devices."""
+  if jax.process_count() == 1:
+    return jax.device_put(host_batch, sharding)
+  return {k: jax.make_array_from_callback(v.shape, sharding, lambda index, v=v: v[index])
+          for k, v in host_batch.items()}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None) -> TrainState:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint that restores; returns the final state.
+
+  `stop_at` ends the run early at that step with a checkpoint, as a preemption would. Ctrl-C or
+  SIGTERM ends it after the current step with a checkpoint and raises `TrainingInterrupted`.
+  Every exit waits for the checkpoint being written.
   """
   from tensorboardX import SummaryWriter  # deferred: only training needs it
 
-  os.makedirs(workdir, exist_ok=True)
-  devices = jax.devices()
-  if config.batch_size % len(devices):
-    raise UserError(f"batch_size {config.batch_size} is not divisible by the {len(devices)} devices; "
-                    "set --config.batch_size to a multiple")
-  mesh = Mesh(np.array(devices), ("data",))
+  check_config(config, workdir)
+  primary = jax.process_index() == 0
+  multi_host = jax.process_count() > 1
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  replicated = NamedSharding(mesh, P())
   model = build_model(config)
-  state = create_state(config, model)
-  mngr = checkpoint_manager(workdir, config)
-  if mngr.latest_step() is not None:
-    state = restore_checkpoint(mngr, state)
-    print(f"resumed from step {int(state.step)}", flush=True)
-  elif config.init_from:
-    state = warm_start(state, config.init_from)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(config.to_dict(), f, indent=1)
+  state = jax.device_put(create_state(config, model), replicated)
+  with _quiet_absl():  # a garbled checkpoint's metadata is reported by restore_checkpoint, in one line
+    mngr = checkpoint_manager(workdir, config)
+  writer = None
+  try:
+    if mngr.latest_step() is not None:
+      state = restore_checkpoint(mngr, state)
+      if primary:
+        print(f"resumed from step {int(state.step)}", flush=True)
+    elif config.init_from:
+      state = warm_start(state, config.init_from)
+    if primary:
+      with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f, indent=1)
 
-  loader = data.TrainData(config, workdir)
-  train_step = make_train_step(config, model, mesh)
-  split = NamedSharding(mesh, P("data"))
-  writer = SummaryWriter(os.path.join(workdir, "tb"))
-  end = total_steps(config)
-  stop = end if stop_at is None else min(stop_at, end)
-  step = first = int(state.step)
-  window = _Window(step)
-  for host_batch in loader.batches(step, stop, int(config.data.workers)):
-    stage_start = step in (first, stage_at(config, step)[2])
-    t_step = time.perf_counter()
-    batch = jax.device_put(host_batch, split)
-    state, metrics = train_step(state, batch, step_rng(config, step))
-    step += 1
-    if stage_start:  # the first step of a clip length compiles it: timed apart, outside the window
-      jax.block_until_ready(metrics)
-      clip_len = stage_at(config, step - 1)[1]
-      compile_s = time.perf_counter() - t_step
-      print(f"clip length {clip_len}: first step (compilation) {compile_s:.1f} s", flush=True)
-      writer.add_scalar(f"compile/clip_len_{clip_len}_s", compile_s, step)
-      window.restart(step)
-    window.pending.append(metrics)
-    if step % config.log_every == 0 or step == stop:
-      means, rate = window.flush(step)
-      frames_per_s = rate * config.batch_size * stage_at(config, step - 1)[1]
-      print(_progress(step, end, rate, frames_per_s, means), flush=True)
-      for k, v in means.items():
-        writer.add_scalar(f"train/{k}", v, step)
-      writer.add_scalar("train/steps_per_s", rate, step)
-      writer.add_scalar("train/frames_per_s", frames_per_s, step)
-      writer.add_scalar("train/clip_len", stage_at(config, step - 1)[1], step)
-    if step % config.checkpoint_every == 0 or step == stop:
-      save_checkpoint(mngr, step, state, config)
-    if config.eval_every and (step % config.eval_every == 0 or step == end):
-      for k, v in validate(config, data.synth_root(config, workdir), state.params).items():
-        writer.add_scalar(f"val/{k}", v, step)
-      window.restart(step)
-  mngr.wait_until_finished()
-  writer.close()
+    if multi_host:  # process 0 prepares the data first: processes sharing a workdir must not race on it
+      if primary:
+        loader = data.TrainData(config, workdir)
+      multihost_utils.sync_global_devices("mottr: training data prepared")
+      if not primary:
+        loader = data.TrainData(config, workdir)
+    else:
+      loader = data.TrainData(config, workdir)
+    train_step = make_train_step(config, model, mesh)
+    split = NamedSharding(mesh, P("data"))
+    writer = SummaryWriter(os.path.join(workdir, "tb")) if primary else _NoWriter()
+    log = print if primary else (lambda *a, **k: None)
+    end = total_steps(config)
+    stop = end if stop_at is None else min(stop_at, end)
+    step = first = int(state.step)
+    saved = mngr.latest_step()
+    window = _Window(step)
+    with _StopRequest(multi_host) as request:
+      for host_batch in loader.batches(step, stop, int(config.data.workers)):
+        stage_start = step in (first, stage_at(config, step)[2])
+        t_step = time.perf_counter()
+        batch = _global_batch(host_batch, split)
+        state, metrics = train_step(state, batch, step_rng(config, step))
+        step += 1
+        if stage_start:  # the first step of a clip length compiles it: timed apart, outside the window
+          jax.block_until_ready(metrics)
+          clip_len = stage_at(config, step - 1)[1]
+          compile_s = time.perf_counter() - t_step
+          log(f"clip length {clip_len}: first step (compilation) {compile_s:.1f} s", flush=True)
+          writer.add_scalar(f"compile/clip_len_{clip_len}_s", compile_s, step)
+          window.restart(step)
+        window.pending.append(metrics)
+        if step % config.log_every == 0 or step == stop:
+          means, rate = window.flush(step)
+          frames_per_s = rate * config.batch_size * stage_at(config, step - 1)[1]
+          log(_progress(step, end, rate, frames_per_s, means), flush=True)
+          for k, v in means.items():
+            writer.add_scalar(f"train/{k}", v, step)
+          writer.add_scalar("train/steps_per_s", rate, step)
+          writer.add_scalar("train/frames_per_s", frames_per_s, step)
+          writer.add_scalar("train/clip_len", stage_at(config, step - 1)[1], step)
+        if multi_host and request.signum is None and _preempted(step):
+          request.signum = signal.SIGTERM
+        if step % config.checkpoint_every == 0 or step == stop:
+          save_checkpoint(mngr, step, state, config)
+          saved = step
+        if request.signum is None and config.eval_every and (step % config.eval_every == 0 or step == end):
+          params = jax.tree.map(np.asarray, state.params) if multi_host else state.params  # local programs
+          for k, v in validate(config, data.synth_root(config, workdir), params, log).items():
+            writer.add_scalar(f"val/{k}", v, step)
+          window.restart(step)
+        if request.signum is not None:  # Ctrl-C / SIGTERM during this step (or its validation)
+          if saved != step:
+            save_checkpoint(mngr, step, state, config)
+            saved = step
+          break
+    mngr.wait_until_finished()
+    if request.signum is not None:
+      name = signal.Signals(request.signum).name
+      where = (f"checkpoint {os.path.join(str(mngr.directory), str(saved))} saved; run the same command to resume"
+               if saved is not None else "nothing to save yet")
+      message = f"{name}: training stopped at step {step} of {end}; {where}"
+      log(message, file=sys.stderr, flush=True)
+      raise TrainingInterrupted(request.signum, step, message)
+  except BaseException as e:
+    # An exception (a failed step, validation or input), or a second Ctrl-C: the checkpoint being
+    # written is completed before the exception leaves, so it is never lost to a half-written folder.
+    _close(mngr, writer, quiet=not isinstance(e, TrainingInterrupted))
+    raise
+  _close(mngr, writer, quiet=False)
   return state
+
+
+def _close(mngr: ocp.CheckpointManager, writer, quiet: bool) -> None:
+  """Waits for the checkpoint in flight and closes the manager and the writer; with `quiet`
+  (another exception is on its way) a failure here is one line on stderr, not a second traceback."""
+  try:
+    mngr.wait_until_finished()
+    mngr.close()
+    if writer is not None:
+      writer.close()
+  except Exception as e:
+    if not quiet:
+      raise
+    print(f"error: while stopping, the checkpoint could not be completed ({_first_line(e)})", file=sys.stderr)
 
 
 def _define_flags() -> None:
   """CLI flags, defined only when this module runs as a program (tests and tools import it)."""
   config_flags.DEFINE_config_file("config", "configs/default.py", "Training configuration.", lock_config=True)
   flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and prepared data.", required=True)
+  flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of process 0's coordinator "
+                      "(every process passes the same); implies --config.distributed.")
+  flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+  flags.DEFINE_integer("process_id", None, "Multi-host: this process's index, 0 .. num_processes-1.")
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """`jax.distributed.initialize` (CPU processes join through gloo collectives); unset arguments are
+  detected from the cluster (SLURM, TPU pods, ...) by JAX."""
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  except (ValueError, TypeError) as e:
+    raise UserError(f"multi-host setup: {_first_line(e)}; pass --coordinator_address=HOST:PORT "
+                    "--num_processes=N --process_id=I on every process") from None
 
 
 def main(argv: list[str]) -> None:
@@ -229,9 +475,13 @@ def main(argv: list[str]) -> None:
   config = flags.FLAGS.config
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
   compile_cache.enable()
-  if config.distributed:
-    jax.distributed.initialize()
-  train_and_evaluate(config, flags.FLAGS.workdir)
+  multi = (flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
+  if config.distributed or any(v is not None for v in multi):
+    initialize_distributed(*multi)
+  try:
+    train_and_evaluate(config, flags.FLAGS.workdir)
+  except TrainingInterrupted as e:
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

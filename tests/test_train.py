@@ -1,5 +1,10 @@
-"""Training: a real step on tiny generated data, overfitting, resume equality, multi-device equality."""
+"""Training: a real step on tiny generated data, overfitting, resume equality, multi-device and multi-host
+equality, interruption (exception, SIGTERM) and corrupt checkpoints."""
+import logging
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -114,6 +119,36 @@ def test_two_devices_equal_one(synth_workdir):
   assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
 
+def test_two_processes_equal_one(synth_workdir, tmp_path):
+  """Multi-host for real: two processes, one CPU device each, join through jax.distributed (gloo
+  collectives) with the documented command, share one workdir, and train as one process does."""
+  with socket.socket() as s:  # a free port for the coordinator
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  cmd = [sys.executable, "-m", "mottr.train", "--config=configs/tiny.py", f"--workdir={tmp_path / 'multi'}",
+         f"--config.data.synth_root={synth_workdir}", "--config.curriculum=((2, 1),)", "--config.checkpoint_every=2",
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device per process
+  procs = [subprocess.Popen(cmd + [f"--process_id={i}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  try:
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+  assert "step 2/2" in outs[0] and "step 2/2" not in outs[1]  # process 0 logs
+  config = _config(synth_workdir)
+  config.curriculum = ((2, 1),)
+  single = train.train_and_evaluate(config, str(tmp_path / "single"))
+  fresh = train.create_state(config, build_model(config))
+  multi = train.restore_checkpoint(train.checkpoint_manager(str(tmp_path / "multi"), config), fresh)
+  assert int(multi.step) == int(single.step) == 2
+  for a, b in zip(_leaves(single), _leaves(multi)):
+    np.testing.assert_allclose(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_unknown_config_key_fails_cleanly(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "mottr.train", "--config=configs/tiny.py", "--config.no_such_key=1",
                          f"--workdir={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
@@ -135,3 +170,102 @@ def test_worker_batches_equal_in_process_batches(synth_workdir, tmp_path):
       assert g.keys() == w.keys()
       for k in w:
         np.testing.assert_array_equal(g[k], w[k])
+
+
+# Interruption and corruption (issue 14 items 3 and 4).
+
+def _checkpoints(workdir) -> list[str]:
+  return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+def test_exception_mid_run_keeps_the_checkpoint_being_written(synth_workdir, tmp_path, monkeypatch):
+  """An exception right after a save leaves that checkpoint complete (the manager is waited for)."""
+  config = _config(synth_workdir)  # 4 steps, a checkpoint every 2
+  step_rng = train.step_rng
+
+  def failing(config, step):
+    if step == 2:  # the step after the save of checkpoint 2, while Orbax writes it in the background
+      raise RuntimeError("boom")
+    return step_rng(config, step)
+
+  monkeypatch.setattr(train, "step_rng", failing)
+  with pytest.raises(RuntimeError, match="boom"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert _checkpoints(tmp_path) == ["2"]  # no N.orbax-checkpoint-tmp folder
+  assert train.checkpoint_manager(str(tmp_path), config).latest_step() == 2
+
+
+def test_ctrl_c_finishes_the_step_and_saves(synth_workdir, tmp_path, monkeypatch, capsys):
+  config = _config(synth_workdir)  # 4 steps, a checkpoint every 2
+  step_rng = train.step_rng
+
+  def interrupting(config, step):
+    if step == 2:  # Ctrl-C while step 3 runs
+      os.kill(os.getpid(), signal.SIGINT)
+    return step_rng(config, step)
+
+  monkeypatch.setattr(train, "step_rng", interrupting)
+  handler = signal.getsignal(signal.SIGINT)
+  with pytest.raises(train.TrainingInterrupted) as e:
+    train.train_and_evaluate(config, str(tmp_path))
+  assert (e.value.step, e.value.exit_code) == (3, 130)
+  assert _checkpoints(tmp_path) == ["2", "3"]
+  lines = [l for l in capsys.readouterr().err.splitlines() if "SIGINT" in l]
+  assert len(lines) == 1 and "stopped at step 3 of 4" in lines[0], lines
+  assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(synth_workdir, tmp_path):
+  cmd = [sys.executable, "-m", "mottr.train", "--config=configs/tiny.py", f"--workdir={tmp_path}",
+         f"--config.data.synth_root={synth_workdir}", "--config.curriculum=((100000, 1),)",
+         "--config.log_every=1", "--config.checkpoint_every=100000"]
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    for line in proc.stdout:  # signalled once training runs
+      if line.startswith("step 2/"):
+        break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    proc.kill()
+  assert proc.returncode == 143, err[-3000:]
+  lines = [l for l in err.splitlines() if "SIGTERM" in l]
+  assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+  step = int(re.search(r"stopped at step (\d+)", lines[0]).group(1))
+  assert step >= 2 and f"checkpoints/{step} saved" in lines[0]
+  assert _checkpoints(tmp_path) == [str(step)]
+  assert train.checkpoint_manager(str(tmp_path), tiny.get_config()).latest_step() == step
+
+
+def test_corrupt_newest_checkpoint_falls_back_with_one_warning(synth_workdir, tmp_path, capfd, caplog):
+  config = _config(synth_workdir)  # checkpoints 2 and 4
+  full = train.train_and_evaluate(config, str(tmp_path))
+  for folder, _, files in os.walk(tmp_path / "checkpoints" / "4"):
+    for name in files:  # a torn write: every file of the newest checkpoint cut in half
+      path = os.path.join(folder, name)
+      os.truncate(path, os.path.getsize(path) // 2)
+  capfd.readouterr()
+  resumed = train.train_and_evaluate(config, str(tmp_path))
+  out, err = capfd.readouterr()
+  warnings = [l for l in err.splitlines() if "checkpoint" in l]
+  assert len(warnings) == 1 and "checkpoint 4" in warnings[0] and "resuming from checkpoint 2" in warnings[0], err
+  assert "Traceback" not in err and "ERROR" not in err, err
+  assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]  # Orbax's own log lines
+  assert "resumed from step 2" in out
+  assert os.path.isdir(tmp_path / "corrupt_checkpoints" / "4")
+  assert _checkpoints(tmp_path) == ["2", "4"]  # 4 written anew from 2, as an uninterrupted run would
+  for a, b in zip(_leaves(full), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_missing_val_split_fails_before_training(synth_workdir, tmp_path):
+  root = tmp_path / "root"
+  os.makedirs(root / "annotations")
+  os.symlink(os.path.join(synth_workdir, "annotations", "instances_train.json"),
+             root / "annotations" / "instances_train.json")
+  config = _config(str(root))
+  config.eval_every = 2
+  with pytest.raises(train.UserError, match="instances_val.json: missing.*eval_every") as e:
+    train.train_and_evaluate(config, str(tmp_path / "work"))
+  assert "\n" not in str(e.value)
+  assert not os.path.exists(tmp_path / "work" / "checkpoints")
