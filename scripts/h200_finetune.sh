@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# One accelerator session, as it ran on an H200 lent through the device tool: benchmark training,
-# fine-tune configs/gpu_finetune.py for as many steps as fit TRAIN_BUDGET_S, export the model.
+# One accelerator session (an H200 lent through the device tool): benchmark training, fine-tune
+# configs/gpu_finetune.py for as many steps as fit before DEADLINE_S, export the model.
 #   scripts/h200_finetune.sh      (repo root; .whl/ = carried wheels, gpu_carry/stroma/frames/train = real frames)
-# Env: OUT (results, default outputs/h200), TRAIN_BUDGET_S (default 240), EXTRA (more --config overrides;
-# the CPU rehearsal shrinks the batch with it). Writes bench_*.txt, train.log and model/ under OUT.
+# Env: OUT (results, default outputs/h200), DEADLINE_S (seconds from start by which the export must be
+# written, default 540: a device call ends at 600 s and its workdir is not kept), EXTRA (more --config
+# overrides; the CPU rehearsal shrinks the batch with it). Writes bench_*.txt, train.log and model/ under OUT.
+# Training is stopped by SIGTERM at the deadline if it runs long; train.py then saves a checkpoint.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/h200}
-BUDGET=${TRAIN_BUDGET_S:-240}
+DEADLINE=${DEADLINE_S:-540}
+COMPILE_S=75  # first step of the training run (compilation, workers starting), measured 62 s on an H200
+EXPORT_S=30
 CONFIG=configs/gpu_finetune.py
 WORKDIR=workdirs/gpu_finetune
 DATA="--config.data.synth_root=data/synth --config.data.real_root=gpu_carry/stroma"
 EXTRA=${EXTRA:-}
+t0=$(date +%s)
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 if [ ! -x .venv/bin/python ]; then  # the device machine: its python3 has jax (CUDA); the rest comes as wheels
@@ -21,7 +26,6 @@ if [ ! -x .venv/bin/python ]; then  # the device machine: its python3 has jax (C
 fi
 PY=.venv/bin/python
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
-t0=$(date +%s)
 [ -f data/synth/annotations/instances_train.json ] || \
   $PY -m data_prep.synth --out_dir data/synth --splits train --seed 1 > "$OUT/synth.log" 2>&1 &
 $PY scripts/bench_train.py --config=$CONFIG --no_input --steps 10 $EXTRA 2>&1 | grep --line-buffered -v Warn | tee "$OUT/bench_step.txt"
@@ -29,6 +33,7 @@ wait
 echo "data + step bench: $(( $(date +%s) - t0 )) s"
 $PY scripts/bench_train.py --config=$CONFIG --no_step --input_batches 30 --workdir $WORKDIR $DATA $EXTRA 2>&1 \
   | grep --line-buffered -v -E "Warn|examples|Shuffling" | tee "$OUT/bench_input.txt"
+BUDGET=$(( DEADLINE - ($(date +%s) - t0) - COMPILE_S - EXPORT_S ))
 STEPS=$($PY - "$OUT" "$BUDGET" $EXTRA <<'PY'
 import re, sys
 sys.path.insert(0, ".")
@@ -41,7 +46,7 @@ print(max(20, min(20000, int(budget * fps / (config.batch_size * config.curricul
 PY
 )
 echo "training steps: $STEPS (budget ${BUDGET} s)" | tee -a "$OUT/device.txt"
-timeout $((BUDGET + 150)) scripts/train.sh --config=$CONFIG --workdir=$WORKDIR $DATA "--config.curriculum=(($STEPS, 5),)" $EXTRA \
+timeout $(( DEADLINE - ($(date +%s) - t0) - EXPORT_S )) scripts/train.sh --config=$CONFIG --workdir=$WORKDIR $DATA "--config.curriculum=(($STEPS, 5),)" $EXTRA \
   2>&1 | grep -v -E "Warn|examples|Shuffling" > "$OUT/train.log"
 grep -E "compil|steps/s" "$OUT/train.log" | tail -4
 $PY scripts/export_model.py --workdir $WORKDIR --out "$OUT/model" --set model.snap_tracks=True 2>&1 | tail -2
