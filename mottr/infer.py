@@ -80,6 +80,11 @@ _FALL_SLACK = flags.DEFINE_float(
 _STALL_WINDOW = flags.DEFINE_float(
     "stall_window", 0.0, "A reported track that descends less than --min_descent over this many "
     "frames (at 30 FPS) is ended where it stopped; 0: never.")
+_SPARSE_SPOT = flags.DEFINE_float(
+    "sparse_spot_window", 20.0, f"Under {SPARSE_FPS:g} frames per second of video: a birth on the box "
+    "(IoU > 0.3) of a birth of the last this many frames (at 30 FPS) is dropped; at such rates the "
+    "motion prior carries a track born on scene structure down like a falling object, and the "
+    "structure fires again; 0: off.")
 _NUT_WEIGHT = flags.DEFINE_float(
     "nut_weight", 2.5, "A track is a nut when this x its mean nut probability over its hits beats "
     "its mean bolt probability (1: plain argmax of the mean class probabilities).")
@@ -219,6 +224,7 @@ class TrackerSettings:
   confirm_window: float = 8.0  # frames at 30 FPS
   fall_slack: float = 3.0  # 0: confirm_window wherever a track is born (see mottr.tracker)
   stall_window: float = 0.0  # frames at 30 FPS; 0: off
+  sparse_spot_window: float = 20.0  # frames at 30 FPS; under SPARSE_FPS only; 0: off
   nut_weight: float = 2.5  # a track is a nut when nut_weight x its mean nut probability wins
   edge_tolerance: float = counting.EDGE_TOLERANCE
 
@@ -290,6 +296,7 @@ def track_source(source: FrameSource, predictor: Any, settings: TrackerSettings,
       confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
       stall_window=settings.stall_window,
       class_weights=(1.0, settings.nut_weight), fps=rate,
+      spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
       frame_step=source.frame_step, frame_size=(source.width, source.height))
   count = lambda tracks, final: counting.count_tracks(
       tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
@@ -421,7 +428,7 @@ def settings_from_flags() -> TrackerSettings:
                          keep_threshold=_KEEP.value,
                          miss_tolerance=_MISS.value, duplicate_iou=_DUP_IOU.value,
                          min_descent=_MIN_DESCENT.value, confirm_window=_CONFIRM_WINDOW.value,
-                         fall_slack=_FALL_SLACK.value,
+                         fall_slack=_FALL_SLACK.value, sparse_spot_window=_SPARSE_SPOT.value,
                          stall_window=_STALL_WINDOW.value, nut_weight=_NUT_WEIGHT.value,
                          edge_tolerance=_EDGE.value)
 

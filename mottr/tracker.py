@@ -23,6 +23,11 @@ Two rules use a track's whole life rather than one frame:
   object, if any, is born as a track of its own and judged afresh). A confirmed track that stops
   falling (less than `min_descent` px over `stall_window` frames) is retired, reported up to
   where it stopped.
+
+At sparse rates (every 10th frame) the model's motion prior carries a track born on structure down
+like a falling object, and the structure fires again a step later. With `spot_window` > 0 a birth on
+the box (IoU > SPOT_IOU) of a birth of the last `spot_window` frames (at 30 FPS) is dropped, and
+the spot stays blocked while it keeps firing.
 """
 import collections
 import dataclasses
@@ -110,6 +115,7 @@ def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray
   return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
 
 
+SPOT_IOU = 0.3  # a birth on a recent birth's box
 GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest with this acceleration
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
 
@@ -138,12 +144,14 @@ class Tracker:
   `frame_step` per processed frame, which runs at `fps` processed frames per second (so every
   10th frame of a 30 FPS video is fps=3, frame_step=10). A decision is taken at hits only.
   Tracks that are not confirmed when they die are dropped (`rejected_tracks` counts them).
+  With spot_window > 0 (frames at 30 FPS; mottr.infer sets it under SPARSE_FPS only) a birth on a
+  recent birth's box is dropped (`spot_births`; see the module doc).
   """
 
   def __init__(self, num_slots: int, *, birth_threshold: float = 0.7, keep_threshold: float = 0.4,
                miss_tolerance: int = 5, duplicate_iou: float = 0.7, min_descent: float = 20.0,
                confirm_window: float = 8.0, fall_slack: float = 3.0, stall_window: float = 0.0,
-               class_weights: tuple[float, ...] | None = (1.0, 2.5),
+               class_weights: tuple[float, ...] | None = (1.0, 2.5), spot_window: float = 0.0,
                fps: float = challenge.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (challenge.WIDTH, challenge.HEIGHT)):
     self.num_slots = num_slots
@@ -156,6 +164,9 @@ class Tracker:
     self.descent_px = min_descent * frame_size[1] / challenge.HEIGHT
     self.confirm_window = confirm_window
     self.fall_slack = fall_slack
+    self.spot_window = spot_window
+    self._spots: list[tuple[int, np.ndarray]] = []  # (frame, box) of recent births
+    self.spot_births = 0  # births dropped on a spot where a track was born shortly before
     self.stall_window = stall_window
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
@@ -272,12 +283,20 @@ class Tracker:
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
     accepted = []
+    if self.spot_window > 0:
+      self._spots = [(f, b) for f, b in self._spots
+                     if self._elapsed(f, frame_index) <= self.spot_window + 1e-9]
     for q in candidates:
       taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
       if len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou:
         self.suppressed_births += 1
+      elif self._spots and iou_xywh(boxes[q], np.array([b for _, b in self._spots])).max() > SPOT_IOU:
+        self.spot_births += 1
+        self._spots.append((frame_index, boxes[q]))  # the spot stays blocked while it fires
       else:
         accepted.append(q)
+    if self.spot_window > 0:
+      self._spots.extend((frame_index, boxes[a]) for a in accepted)
 
     used = {l.slot for l in self._live}
     free = [s for s in range(self.num_slots) if s not in used]

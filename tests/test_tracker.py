@@ -303,9 +303,10 @@ def test_tracker_defaults_agree_with_the_inference_settings():
   assert (t.min_descent, t.confirm_window, t.fall_slack, t.stall_window) == (
       s.min_descent, s.confirm_window, s.fall_slack, s.stall_window)
   assert t.class_weights == (1.0, s.nut_weight)
+  assert t.spot_window == 0  # a Tracker is told its spot window (infer: only under SPARSE_FPS)
   from absl import flags  # pylint: disable=g-import-not-at-top
   for name in ("birth_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window",
-               "nut_weight"):
+               "nut_weight", "sparse_spot_window"):
     assert flags.FLAGS[name].default == getattr(s, name), name
 
 
@@ -322,3 +323,25 @@ def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():
   assert t._window(np.array([0, 0, 50, 20.0])) == 8
   entering = [10 + 3.5 * k + 0.2 * k * k for k in range(40) if 10 + 3.5 * k + 0.2 * k * k < 640]
   assert len(_run(t, entering)) == 1
+
+
+def test_a_spot_that_keeps_firing_at_every_tenth_frame_starts_one_track():
+  """At every 10th frame a track born on structure is carried down by the motion prior; the
+  structure fires again. The spot window drops the repeated births, not a new object elsewhere."""
+  def run(spot_window):
+    t = tracker_lib.Tracker(4, min_descent=20, fps=3, frame_step=10, spot_window=spot_window)
+    held = np.full(4, -1)
+    for k in range(6):
+      n = 4 + 3
+      scores, labels = np.zeros(n, np.float32), np.zeros(n, np.int32)
+      boxes = np.tile(np.float32(_box_at(600)), (n, 1))
+      for s in np.flatnonzero(held >= 0):  # every carried track falls 150 px per step
+        scores[s], boxes[s] = 0.9, _box_at(30 + 150 * min(3, k), cx_px=100 + 100 * s)
+      scores[4], boxes[4] = 0.9, _box_at(30)  # the spot fires at every step
+      if k == 3:
+        scores[5], boxes[5] = 0.9, _box_at(30, cx_px=560)  # a real object elsewhere
+      held = t.update(Out(scores, labels, boxes, 4, held >= 0), 10 * k)
+    return t
+  assert run(0.0)._next_id - 1 >= 3  # a new track from the same spot again and again
+  t = run(20.0)
+  assert t._next_id - 1 == 2 and t.spot_births == 5  # the first birth there, and the other object
