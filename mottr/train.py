@@ -239,18 +239,24 @@ class _StopRequest:
   """SIGINT and SIGTERM set a flag that the loop reads after each step (so that no exception ever
   lands inside JAX or Orbax); a second SIGINT raises KeyboardInterrupt at once. Installed only in the
   main thread; the previous handlers come back on exit. In a multi-host run SIGTERM stays with JAX's
-  preemption service, which makes every process stop at the same step."""
+  preemption service, which makes every process stop at the same step, and SIGINT is passed to it as
+  a SIGTERM (the exit status still says SIGINT)."""
 
   def __init__(self, multi_host: bool):
     self.signum: int | None = None
+    self.multi_host = multi_host
+    self.received: int | None = None  # multi-host: the SIGINT passed on to the preemption service
     self._signals = (signal.SIGINT,) if multi_host else (signal.SIGINT, signal.SIGTERM)
     self._previous: dict[int, object] = {}
 
   def _handle(self, signum: int, frame) -> None:
     del frame
-    if self.signum is not None and signum == signal.SIGINT:
+    if (self.signum is not None or self.received is not None) and signum == signal.SIGINT:
       raise KeyboardInterrupt
-    if self.signum is None:
+    if self.multi_host:
+      self.received = signum
+      os.kill(os.getpid(), signal.SIGTERM)  # JAX's preemption notifier: all processes agree on a step
+    elif self.signum is None:
       self.signum = signum
 
   def __enter__(self) -> "_StopRequest":
@@ -402,7 +408,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
           writer.add_scalar("train/frames_per_s", frames_per_s, step)
           writer.add_scalar("train/clip_len", stage_at(config, step - 1)[1], step)
         if multi_host and request.signum is None and _preempted(step):
-          request.signum = signal.SIGTERM
+          request.signum = request.received or signal.SIGTERM
         if step % config.checkpoint_every == 0 or step == stop:
           save_checkpoint(mngr, step, state, config)
           saved = step
