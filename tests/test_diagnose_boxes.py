@@ -84,3 +84,16 @@ def test_overlay_tags_are_found_above_a_box_only():
   assert mask.sum() == 12 * 50
   assert db.tag_above(mask, [200, 103, 60, 80])
   assert not db.tag_above(mask, [400, 103, 60, 80]) and not db.tag_above(mask, [200, 300, 60, 80])
+
+
+def test_border_margins_read_the_padding_of_a_box():
+  img = np.full((200, 200), 40.0, np.float32)
+  img[60:120, 80:110] = 200.0  # a sharp object, x 80-109, y 60-119
+  mag = db.gradient_magnitude(img)
+  tight = db.border_margins(mag, [80, 60, 30, 60])
+  padded = db.border_margins(mag, [76, 56, 38, 68])  # 4 px of background on every side
+  np.testing.assert_array_equal(padded - tight, [4, 4, 4, 4])
+  assert np.all(np.abs(tight) <= 1)
+  assert db.border_margins(mag, [3, 60, 30, 60]) is None  # too close to the image border
+  m = db.margins_of([(1, img)], {1: [(2, np.array([76.0, 56, 38, 68]))]})
+  np.testing.assert_array_equal(m[2], [padded])
