@@ -2,9 +2,10 @@
 
 Run:  python -m mottr.train --config=configs/cpu_real.py --workdir=workdirs/cpu_real \
         --config.data.real_root=../shared/stroma [--config.init_from=DIR]
-Time: 3000 steps of four 5-frame clips, about 80 min of model steps on 2 CPU cores (1.6 s per step,
-      scripts/bench_train.py --config=configs/cpu_real.py); checkpoints every 250 steps.
-Starts from the exported shipped model. Same objective as stages 3-4; what changes is the mix: the real
+Time: 3000 steps of four 5-frame clips: 0.89 s per model step on 2 quiet cores (scripts/bench_train.py),
+      0.66-0.9 steps/s in the 2026-11-30 run, which shared the cores (about 75 min); checkpoints every 250 steps.
+Starts from the exported shipped model; the 2026-11-30 run started from the 200-step H200 fine-tune
+(--config.init_from=workdirs/h200_s200, docs/h200_session.md). Same objective as stages 3-4; what changes is the mix: the real
 hall is where boxes and classes fail (the dense real clip, README), and the GPU fine-tune of the same mix
 (configs/gpu_finetune.py) lowered the matched-box losses steadily over 3000 steps.
 """
