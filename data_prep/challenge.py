@@ -30,6 +30,7 @@ CATEGORY_NAMES = {c["id"]: c["name"] for c in CATEGORIES}  # 1 -> "bolt", 2 -> "
 NUM_CLASSES = len(CATEGORIES)  # model class index = category_id - 1
 EDGE_TOL_PX = 2.0  # a box within this many pixels of a frame edge touches it
 BOX_TOL_PX = 0.01  # how far a box may stick out of the frame (float rounding)
+MAX_ID = 2**63 - 1  # ids are stored as 64-bit integers
 REQUIRED_ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox", "track_id")
 
 
@@ -99,6 +100,8 @@ def validate_annotations(coco: Any, source_name: str,
   for i, cat in enumerate(coco["categories"]):
     if not isinstance(cat, dict) or "id" not in cat:
       fail(f"categories[{i}]", "not an object with an `id`")
+    if not _is_int(cat["id"]):
+      fail(f"categories[{i}]", f"id {cat['id']!r} is not an integer")
     if cat["id"] not in CATEGORY_NAMES or cat.get("name") != CATEGORY_NAMES[cat["id"]]:
       fail(f"categories[{i}] (id {cat['id']})",
            f"unknown category {cat.get('name')!r}; only {CATEGORY_NAMES} are allowed")
@@ -130,6 +133,10 @@ def validate_annotations(coco: Any, source_name: str,
     for key in ("id", "image_id", "category_id", "track_id"):
       if not _is_int(ann[key]):
         fail(rec, f"{key} {ann[key]!r} is not an integer")
+      if not -MAX_ID <= ann[key] <= MAX_ID:
+        fail(rec, f"{key} {ann[key]} is out of range (at most {MAX_ID} in size)")
+    if "score" in ann and not _is_number(ann["score"]):
+      fail(rec, f"score {ann['score']!r} is not a finite number")
     if ann["id"] in seen_ids:
       fail(rec, "duplicate annotation id")
     seen_ids.add(ann["id"])
@@ -165,6 +172,8 @@ def load_coco(path: str, num_frames: int | None = None) -> dict[str, Any]:
       coco = json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise UserError(f"{path}: not valid JSON ({e})") from None
+  except RecursionError:
+    raise UserError(f"{path}: JSON nested too deeply to be the COCO challenge schema") from None
   validate_annotations(coco, path, num_frames)
   return coco
 

@@ -1,4 +1,5 @@
 """The one exception type meant for users, and the CLI boundary that prints it."""
+import re
 import sys
 from typing import Callable
 
@@ -27,8 +28,16 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except (flags.Error, KeyError, AttributeError, TypeError, ValueError) as e:
-    message = str(e).strip().strip('"').splitlines()[0] if str(e).strip() else type(e).__name__
+    text = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip().strip('"')
+    message = text.splitlines()[0] if text else type(e).__name__
     if isinstance(e, (KeyError, AttributeError)):
-      message = f"unknown config key {message}"
+      hint = re.search(r'Did you mean "([^"]+)"', text)
+      key = re.search(r"[\w.]+", message)
+      message = (f"config override {key.group(0) if key else message}: unknown key" +
+                 (f"; did you mean {hint.group(1)}?" if hint else ""))
     print(f"error: {message}; see --helpfull", file=sys.stderr)
+    sys.exit(2)
+  except (SyntaxError, ImportError, NameError, OSError) as e:  # e.g. a broken --config file
+    print(f"error: cannot load a flag's file ({type(e).__name__}: {str(e).splitlines()[0]})",
+          file=sys.stderr)
     sys.exit(2)

@@ -226,7 +226,20 @@ def _load_predictions(path: str) -> dict:
   if not os.path.isfile(path):
     raise UserError(f"{path}: no such file; pass --predictions a tracks.json in the challenge "
                     "schema")
-  return challenge.load_coco(path)
+  pred = challenge.load_coco(path)
+  info = pred.get("info", {})
+  if not isinstance(info, dict):
+    raise UserError(f"{path}: info is not a JSON object")
+  fps, step = info.get("fps"), info.get("frame_step")
+  if fps is not None and not (isinstance(fps, (int, float)) and not isinstance(fps, bool)
+                              and 0 < fps <= infer.MAX_FPS):
+    raise UserError(f"{path}: info.fps {fps!r} is not a frame rate (a number above 0 and at "
+                    f"most {infer.MAX_FPS:g})")
+  if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
+                               and step >= 1):
+    raise UserError(f"{path}: info.frame_step {step!r} is not a whole number of frames of at "
+                    "least 1")
+  return pred
 
 
 def main(argv: list[str]) -> None:
@@ -251,6 +264,10 @@ def main(argv: list[str]) -> None:
     inference = {}
     if _PREDICTIONS.value:
       pred = _load_predictions(_PREDICTIONS.value)
+      if pred.get("info", {}).get("complete") is False:
+        raise UserError(f"{_PREDICTIONS.value}: info.complete is false (the run that wrote it "
+                        "was stopped or its video was truncated); its frames do not cover the "
+                        "split")
       image_ids = [f + 1 for f in infer.frame_files(frames_dir)] if frames_dir else gt_ids
       pred_step = pred.get("info", {}).get("frame_step") or counting.frame_step_of(image_ids)
       fps = pred.get("info", {}).get("fps") or counting.video_fps(gt)
@@ -261,6 +278,11 @@ def main(argv: list[str]) -> None:
                                   infer.settings_from_flags())
       if result.interrupted:
         raise UserError("interrupted; nothing written")
+      if not frames_dir and len(result.frames) != len(gt_ids):
+        raise UserError(f"{source.name}: {len(result.frames)} frames decoded but "
+                        f"{challenge.annotation_path(_ROOT.value, split)} has {len(gt_ids)} images "
+                        "(a truncated video, or not the video of these annotations); nothing "
+                        "written")
       pred = infer.result_coco(result)
       outputs.write_json(os.path.join(tmp, "tracks.json"), pred)
       image_ids = [f + 1 for f in result.frames]

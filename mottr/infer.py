@@ -4,7 +4,8 @@
                         [--config.model.x=v ...]
 
 PATH is a video file, a webcam index (`0`), a stream URL, or a directory of frames named
-`NNNN.jpg` by image_id (frame index + 1; e.g. every 10th frame, as in ../shared/stroma/frames).
+`NNNN.jpg` by image_id (frame index + 1; e.g. every 10th frame, as in ../shared/stroma/frames), or
+by 0-based frame index when the folder holds 0000.jpg (see `frame_files`).
 The video is streamed frame by frame (constant memory). Prints progress with FPS on stderr and
 one line `bolt=<n> nut=<m>` on stdout. Ctrl-C or SIGTERM (timeout, docker stop, systemd) stops
 early, still writes the outputs for the frames seen with "interrupted": true in counts.json, and
@@ -17,7 +18,6 @@ earlier run, e.g. another val.mp4) is refused before any work unless --overwrite
 exactly these five. A second run writing into the same folder at the same time is refused (lock
 file .mottr.lock); hidden .mottr.tmp-* folders left by a killed run are removed by the next run.
 """
-import ast
 import contextlib
 import dataclasses
 import glob
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from data_prep import challenge
+from mottr import config_overrides
 from mottr import counting
 from mottr import outputs
 from mottr import tracker as tracker_lib
@@ -93,6 +94,7 @@ _EDGE = flags.DEFINE_float("edge_tolerance", counting.EDGE_TOLERANCE,
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 OUTPUT_NAMES = ("counts.json", "tracks.txt", "tracks.json", "annotated.mp4", "counts.png")
+MAX_FPS = 1000.0  # highest --fps taken (a container rate above it is ignored as bogus)
 WARMUP_FRAMES = 2  # frames left out of the steady FPS: the first steps compile the model
 
 
@@ -159,23 +161,34 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
   else:
     name = os.path.splitext(os.path.basename(spec.split("?")[0].rstrip("/")))[0] or "stream"
   return FrameSource(name=re.sub(r"[^\w.-]", "_", name),
-                     fps=fps or (container_fps if 0 < container_fps < 1000 else challenge.FPS),
+                     fps=fps or (container_fps if 0 < container_fps < MAX_FPS else challenge.FPS),
                      frame_step=1, width=first.shape[1], height=first.shape[0],
                      total=total if total > 0 and not (is_camera or is_stream) else None,
                      frames=frames())
 
 
 def frame_files(path: str) -> dict[int, str]:
-  """{0-based frame index: file} of a directory of frames named NNNN.jpg by image_id."""
-  files = {}
+  """{0-based frame index: file} of a directory of numbered frames (NNNN.jpg, .jpeg or .png).
+
+  Names are image_ids (frame index + 1, as in ../shared/stroma/frames: 0001.jpg is the first
+  frame) unless the folder holds a frame numbered 0 (0000.jpg): image_ids start at 1, so such a
+  folder is numbered by 0-based frame index, as the challenge's `file_name` ("%04d.jpg" % (id - 1))
+  and ffmpeg's `-start_number 0` write it, and 0000.jpg is the first frame. A 0-based folder that
+  lacks frame 0 cannot be told apart and is read by image_id (one frame later).
+  """
+  numbered = {}
   for f in glob.glob(os.path.join(path, "*")):
     stem, suffix = os.path.splitext(os.path.basename(f))
-    if suffix.lower() in IMAGE_SUFFIXES and stem.isdigit() and int(stem) > 0:
-      files[int(stem) - 1] = f
-  if not files:
-    raise UserError(f"{path}: no frames named NNNN.jpg (NNNN = image_id = frame index + 1); "
-                    "pass a video file or such a directory")
-  return files
+    if suffix.lower() in IMAGE_SUFFIXES and stem.isdigit():
+      if int(stem) in numbered:
+        raise UserError(f"{path}: {os.path.basename(numbered[int(stem)])} and "
+                        f"{os.path.basename(f)} are the same frame; keep one of them")
+      numbered[int(stem)] = f
+  if not numbered:
+    raise UserError(f"{path}: no frames named NNNN.jpg (NNNN = image_id = frame index + 1, or "
+                    "0-based frame index from 0000.jpg); pass a video file or such a directory")
+  shift = 0 if 0 in numbered else 1
+  return {n - shift: f for n, f in numbered.items()}
 
 
 def _open_frames_dir(path: str, fps: float | None) -> FrameSource:
@@ -206,8 +219,8 @@ def _open_frames_dir(path: str, fps: float | None) -> FrameSource:
 
 def open_source(spec: str, fps: float | None = None) -> FrameSource:
   """Opens a video file, webcam index, stream URL or frames directory; checks its first frame."""
-  if fps is not None and not fps > 0:
-    raise UserError(f"--fps {fps}: must be positive")
+  if fps is not None and not 0 < fps <= MAX_FPS:  # also refuses nan and inf
+    raise UserError(f"--fps {fps}: must be a frame rate above 0 and at most {MAX_FPS:g}")
   if os.path.isdir(spec):
     return _open_frames_dir(spec, fps)
   return _open_capture(spec, fps)
@@ -244,6 +257,17 @@ class Result:
   dropped_births: int
   seconds: float  # wall time of the whole run
   warmup_seconds: float  # of which the first WARMUP_FRAMES frames (they compile the model)
+
+  @property
+  def truncated(self) -> bool:
+    """The source ended before the frames it announced (a truncated video file), not stopped."""
+    total = self.source.total
+    return not self.interrupted and total is not None and len(self.frames) < total
+
+  def truncation_warning(self) -> str:
+    return (f"warning: {self.source.name}: the video ended after {len(self.frames)} of the "
+            f"{self.source.total} frames its header announces (a truncated or damaged file); "
+            "the counts cover the frames decoded")
 
   @property
   def steady_fps(self) -> float:
@@ -341,7 +365,9 @@ def result_coco(result: Result) -> dict:
   last = result.frames[-1] if result.frames else -1
   coco = outputs.tracks_to_coco(result.tracks, range(last + 1), s.width, s.height)
   coco["info"] = {"description": "mottr tracks", "video": s.name, "fps": s.fps,
-                  "frame_step": s.frame_step, "frames_processed": len(result.frames)}
+                  "frame_step": s.frame_step, "frames_processed": len(result.frames),
+                  "frames_expected": s.total,
+                  "complete": not (result.truncated or result.interrupted)}
   return coco
 
 
@@ -351,7 +377,7 @@ def write_outputs(result: Result, directory: str) -> None:
   coco = result_coco(result)
   outputs.write_json(os.path.join(directory, "counts.json"), outputs.counts_record(
       s.name, len(result.frames), s.fps, s.frame_step, result.counts,
-      interrupted=result.interrupted))
+      interrupted=result.interrupted, frames_expected=s.total))
   outputs.write_json(os.path.join(directory, "tracks.json"), coco)
   outputs.write_mot_txt(os.path.join(directory, "tracks.txt"), coco)
   end = (result.frames[-1] + 1) if result.frames else 0
@@ -406,10 +432,7 @@ def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
       rest.append(arg)
       continue
     key, value = match.groups()
-    try:
-      overrides[key] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      overrides[key] = value
+    overrides[key] = config_overrides.parse_value(value)
   return rest, overrides
 
 
@@ -419,6 +442,12 @@ _OVERRIDES: dict[str, Any] = {}
 def flags_parser(argv: list[str]) -> list[str]:
   """absl flags parser that also accepts `--config.a.b=v` model overrides."""
   rest, overrides = parse_overrides(argv)
+  try:  # keys and types against the default config (a checkpoint's config has the same ones)
+    from configs import default  # pylint: disable=g-import-not-at-top
+    config_overrides.check(default.get_config(), overrides)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   _OVERRIDES.update(overrides)
   return parse_flags(rest)
 
@@ -459,6 +488,8 @@ def source_from_flags(argv: list[str]) -> FrameSource:
 def report(result: Result, output_dir: str) -> None:
   """Speed and output location on stderr, then the one `bolt=<n> nut=<m>` line on stdout."""
   note = " (interrupted)" if result.interrupted else ""
+  if result.truncated:
+    print(result.truncation_warning() + '; counts.json says "complete": false', file=sys.stderr)
   print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS "
         f"after {WARMUP_FRAMES} warm-up frames); outputs in {output_dir}{note}", file=sys.stderr)
   print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))

@@ -189,12 +189,16 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def counts_record(video: str, frames: int, fps: float, frame_step: int, counts: Counts, *,
-                  interrupted: bool = False) -> dict:
+                  interrupted: bool = False, frames_expected: int | None = None) -> dict:
   """The content of counts.json; event frames are 1-based like image_id. `interrupted`: the run
-  was stopped (Ctrl-C, SIGTERM) before the end of the video; counts cover the frames seen."""
+  was stopped (Ctrl-C, SIGTERM) before the end of the video; counts cover the frames seen.
+  `frames_expected`: the frames the source announced (a video's header; None when unknown, e.g. a
+  camera); "complete" is false when fewer were decoded (a truncated file) or the run was stopped."""
   return {
       "video": video,
       "frames": frames,
+      "frames_expected": frames_expected,
+      "complete": not interrupted and (frames_expected is None or frames >= frames_expected),
       "interrupted": interrupted,
       "fps": fps,
       "frame_step": frame_step,

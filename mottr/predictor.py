@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from mottr import boxes as boxes_lib
+from mottr import config_overrides
 from mottr.errors import UserError
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
 
@@ -158,10 +159,17 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
   if not os.path.isfile(config_path):
     raise UserError(f"{path}: no checkpoint here (config.json missing); pass --checkpoint DIR of a training "
                     "workdir or an exported model")
-  with open(config_path) as f:
-    config = _config_from_dict(json.load(f))
-  for k, v in (overrides or {}).items():
-    config.update_from_flattened_dict({k: v})
+  try:
+    with open(config_path) as f:
+      saved = json.load(f)
+  except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+    raise UserError(f"{config_path}: not valid JSON ({str(e)[:120]}); the checkpoint is damaged, "
+                    "export or copy it again") from None
+  if not isinstance(saved, dict):
+    raise UserError(f"{config_path}: not a JSON object of config values; the checkpoint is "
+                    "damaged, export or copy it again")
+  config = _config_from_dict(saved)
+  config_overrides.apply(config, overrides)  # unknown keys and wrong types: UserError
   model = build_model(config)
   size = config.model.image_size
   init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),

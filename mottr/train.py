@@ -39,7 +39,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from data_prep import challenge
-from mottr import compile_cache, criterion, data, predictor
+from mottr import compile_cache, config_overrides, criterion, data, predictor
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -57,8 +57,7 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
-  config.update_from_flattened_dict(overrides or {})
-  return config
+  return config_overrides.apply(config, overrides)  # unknown keys and wrong types: UserError
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -478,7 +477,12 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; use --config.x=v for overrides")
-  config = flags.FLAGS.config
+  try:
+    config = flags.FLAGS.config
+    config.get("distributed")  # a failed load surfaces on first use
+  except OSError as e:  # a missing or broken --config file (config_flags loads it lazily)
+    detail = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
+    raise UserError(f"--config: cannot load the config file ({detail})") from None
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
   compile_cache.enable()
   multi = (flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)

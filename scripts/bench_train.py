@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from mottr import compile_cache, data, infer, train  # noqa: E402
 from mottr.model.motr import build_model  # noqa: E402
+from mottr.errors import UserError  # noqa: E402
 
 WARMUP_STEPS = 2
 WARMUP_BATCHES = 3
@@ -105,7 +106,11 @@ def main() -> None:
   parser.add_argument("--workdir", help="prepare the input data here (default: a temporary folder)")
   rest, overrides = infer.parse_overrides(sys.argv[1:])
   args = parser.parse_args(rest)
-  config = train.load_config(args.config, overrides)
+  try:
+    config = train.load_config(args.config, overrides)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   compile_cache.enable()
   print(f"{args.config}: batch {config.batch_size}, {config.model.image_size}px, {len(jax.devices())} "
         f"{jax.devices()[0].platform} device(s), {os.cpu_count()} cores", flush=True)

@@ -11,13 +11,13 @@ there are never touched. An --out that already holds them (an earlier export, e.
 model) is refused unless --overwrite.
 """
 import argparse
-import ast
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mottr import outputs  # noqa: E402
+from mottr.config_overrides import parse_value  # noqa: E402
 from mottr.errors import UserError  # noqa: E402
 from mottr.predictor import EXPORT_NAMES, SHIPPED_CHECKPOINT, export, load_predictor  # noqa: E402
 
@@ -26,10 +26,7 @@ def _override(text: str) -> tuple[str, object]:
   key, sep, value = text.partition("=")
   if not sep:
     raise argparse.ArgumentTypeError(f"--set {text}: expected KEY=VALUE")
-  try:
-    return key, ast.literal_eval(value)
-  except (ValueError, SyntaxError):
-    return key, value
+  return key, parse_value(value)
 
 
 def main() -> None:

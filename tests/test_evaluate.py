@@ -131,6 +131,27 @@ def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
     assert json.load(f)["tracking"] == m["tracking"]
 
 
+def test_cli_refuses_a_truncated_video_and_incomplete_predictions(tmp_path, monkeypatch):
+  from test_infer import write_truncated_video  # pylint: disable=g-import-not-at-top
+  root = tmp_path / "root"
+  os.makedirs(root / "annotations")
+  os.makedirs(root / "images" / "val")
+  with open(challenge.annotation_path(str(root), "val"), "w") as f:
+    json.dump(script_coco(), f)
+  os.rename(write_truncated_video(tmp_path / "cut.avi"), challenge.video_path(str(root), "val"))
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  with pytest.raises(UserError, match=f"frames decoded but .* has {NUM_FRAMES} images"):
+    _main([f"--root={root}", "--split=val", f"--output_dir={tmp_path / 'eval'}"])
+  assert not (tmp_path / "eval").exists()
+  pred = dict(script_coco(), info={"fps": 30.0, "frame_step": 1, "complete": False})
+  with open(tmp_path / "pred.json", "w") as f:
+    json.dump(pred, f)
+  with pytest.raises(UserError, match="info.complete is false"):
+    _main([f"--root={root}", "--split=val", f"--predictions={tmp_path / 'pred.json'}",
+           f"--output_dir={tmp_path / 'eval'}"])
+  assert not (tmp_path / "eval").exists()
+
+
 def test_cli_predictions_file_good_and_bad(tmp_path):
   root = tmp_path / "root"
   os.makedirs(root / "annotations")

@@ -178,6 +178,52 @@ def test_frames_directory_source(tmp_path):
   assert [i for i, _ in source.frames] == [10, 20, 30, 50]
 
 
+def write_truncated_video(path, num_frames=NUM_FRAMES, size=64):
+  """An MJPG AVI whose header announces num_frames, cut to about the first half of them."""
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (size, size))
+  rng = np.random.default_rng(0)
+  for _ in range(num_frames):
+    writer.write(rng.integers(0, 255, (size, size, 3), np.uint8))
+  writer.release()
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:len(data) // 2])
+  return str(path)
+
+
+def test_truncated_video_is_recorded_incomplete_with_a_warning(tmp_path, capsys, monkeypatch):
+  video = write_truncated_video(tmp_path / "cut.avi")
+  out = str(tmp_path / "out")
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  _main([f"--video={video}", f"--output_dir={out}", "--no_video"])
+  err = capsys.readouterr().err
+  with open(os.path.join(out, "counts.json")) as f:
+    counts = json.load(f)
+  assert counts["complete"] is False and counts["frames_expected"] == NUM_FRAMES
+  assert 0 < counts["frames"] < NUM_FRAMES and not counts["interrupted"]
+  assert [l for l in err.splitlines() if "warning" in l] == [
+      f"warning: cut: the video ended after {counts['frames']} of the {NUM_FRAMES} frames its "
+      "header announces (a truncated or damaged file); the counts cover the frames decoded; "
+      'counts.json says "complete": false']
+  with open(os.path.join(out, "tracks.json")) as f:
+    assert json.load(f)["info"]["complete"] is False
+
+
+def test_frames_directory_numbered_from_0000_keeps_frame_0(tmp_path):
+  """0000.jpg cannot be an image_id (they start at 1): such a folder is 0-based (the challenge's
+  file_name), and its first frame is processed, not dropped."""
+  for index in (0, 10, 20):
+    cv2.imwrite(str(tmp_path / f"{index:04d}.jpg"), np.full((48, 64, 3), index, np.uint8))
+  assert sorted(infer.frame_files(str(tmp_path))) == [0, 10, 20]
+  source = infer.open_source(str(tmp_path))
+  assert source.total == 3 and source.frame_step == 10
+  assert [i for i, _ in source.frames] == [0, 10, 20]
+  cv2.imwrite(str(tmp_path / "0010.png"), np.zeros((48, 64, 3), np.uint8))
+  with pytest.raises(UserError, match="same frame"):
+    infer.frame_files(str(tmp_path))
+
+
 def test_sparse_sources_use_the_sparse_birth_threshold(video, tmp_path):
   for t in range(NUM_FRAMES):  # every 10th frame of the same timeline: image_id 1, 11, ...
     cv2.imwrite(str(tmp_path / f"{10 * t + 1:04d}.jpg"), np.zeros((32, 32, 3), np.uint8))
