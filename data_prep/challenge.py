@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from mottr.errors import UserError
+from mottr.errors import UserError, quiet_native_stderr
 
 WIDTH = 640
 HEIGHT = 640
@@ -188,7 +188,8 @@ def load_annotations(root: str, split: str, num_frames: int | None = None) -> di
 
 
 def count_video_frames(path: str) -> int:
-  """Checks that `path` is a readable 640x640 video; returns its frame count."""
+  """Checks that `path` is a readable 640x640 video whose frames all decode (every one is read,
+  a header can announce frames a truncated file lacks); returns its frame count."""
   if not os.path.isfile(path):
     raise UserError(f"{path}: missing file; expected the challenge layout "
                     "images/{split}/{split}.mp4")
@@ -203,6 +204,13 @@ def count_video_frames(path: str) -> int:
     if frame.shape[:2] != (HEIGHT, WIDTH):
       raise UserError(f"{path}: frames are {frame.shape[1]}x{frame.shape[0]}, "
                       f"expected {WIDTH}x{HEIGHT}")
+    decoded = 1  # the header's count is not trusted: a truncated file announces more
+    with quiet_native_stderr():  # FFmpeg reports a damaged packet on fd 2
+      while cap.grab():
+        decoded += 1
+    if decoded != n:
+      raise UserError(f"{path}: {decoded} frames decode but the header announces {n} "
+                      "(a truncated or damaged file); re-encode or replace it")
     return n
   finally:
     cap.release()

@@ -1,7 +1,9 @@
 """The one exception type meant for users, and the CLI boundary that prints it."""
+import contextlib
+import os
 import re
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 from absl import flags
 
@@ -41,3 +43,17 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(f"error: cannot load a flag's file ({type(e).__name__}: {str(e).splitlines()[0]})",
           file=sys.stderr)
     sys.exit(2)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+  """Silences native (FFmpeg) messages on fd 2, e.g. while a damaged video is decoded."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)

@@ -124,6 +124,26 @@ def _quiet_stderr() -> Iterator[None]:
     os.close(saved)
 
 
+def _open_failure(spec: str, is_camera: bool, is_stream: bool, opened: bool) -> str:
+  """What to do when a source does not open (`opened` False) or gives no first frame."""
+  if is_camera:
+    return (f"camera {spec}: " + ("opened but gave no frame" if opened else "cannot open it") +
+            f"; check that it is connected, that no other program uses it, and that you may read "
+            f"it (e.g. /dev/video{spec} and the video group on Linux, camera permission on "
+            "macOS); try another index")
+  if is_stream:
+    return (f"{spec}: " + ("connected but no frame could be decoded" if opened else
+                           "cannot open the stream") +
+            "; check the URL, that the stream is live and reachable from here (network, "
+            "credentials in the URL), and that FFmpeg supports its protocol (rtsp, http, ...); "
+            "or record it to a file first")
+  if not opened:
+    return (f"{spec}: cannot open as a video (not a video, or an unsupported codec); "
+            "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
+  return (f"{spec}: no frame could be decoded (empty video or unsupported codec); "
+          "check the file or re-encode it")
+
+
 def _open_capture(spec: str, fps: float | None) -> FrameSource:
   is_camera = spec.isdigit()
   is_stream = "://" in spec
@@ -133,13 +153,9 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
   with _quiet_stderr():
     cap = cv2.VideoCapture(int(spec) if is_camera else spec)
     ok, first = cap.read() if cap.isOpened() else (False, None)
-  if not cap.isOpened():
-    raise UserError(f"{spec}: cannot open as a video (not a video, or an unsupported codec); "
-                    "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
-  if not ok:
+  if not cap.isOpened() or not ok:
     cap.release()
-    raise UserError(f"{spec}: no frame could be decoded (empty video or unsupported codec); "
-                    "check the file or re-encode it")
+    raise UserError(_open_failure(spec, is_camera, is_stream, opened=cap.isOpened()))
   container_fps = cap.get(cv2.CAP_PROP_FPS)
   total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 

@@ -80,6 +80,9 @@ CASES = {
                                 "--fps=inf"],
     "infer_fps_nan": lambda t: ["-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}",
                                 "--fps=nan"],
+    "infer_camera_absent": lambda t: ["-m", "mottr.infer", "--video=57"],
+    "infer_stream_unreachable": lambda t: ["-m", "mottr.infer",
+                                           "--video=rtsp://127.0.0.1:9/none"],
     "infer_unknown_override": lambda t: ["-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}",
                                          "--config.model.snap_track=False"],
     "infer_override_wrong_type": lambda t: ["-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}",
@@ -118,6 +121,8 @@ CASES = {
                                       "--config.batch_siz=2", f"--workdir={t}/w"],
     "train_read_only_workdir": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
                                           f"--workdir={_read_only_dir(t)}/w"],
+    "train_workdir_is_a_file": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
+                                          f"--workdir={open(t + '/f', 'w').close() or t + '/f'}"],
     # data_prep.validate
     "validate_deeply_nested_json": lambda t: [
         "-m", "data_prep.validate", f"--root={_root(t, '[' * 100000 + ']' * 100000)}"],
@@ -173,6 +178,10 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
       os.chmod(os.path.join(folder, "ro"), 0o755)
   if "override" in case or "set_" in case or "typo" in case:
     assert "config override" in line
+  if case == "infer_camera_absent":
+    assert line.startswith("error: camera 57: cannot open it; check that it is connected")
+  if case == "infer_stream_unreachable":
+    assert "check the URL" in line and "re-encode" not in line
 
 
 def test_overrides_are_checked_against_the_config():

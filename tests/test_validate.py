@@ -62,3 +62,23 @@ def test_missing_video_and_empty_root(root, tmp_path_factory):
   assert len(out.stderr.strip().splitlines()) == 1
   empty = _run("--root", str(tmp_path_factory.mktemp("empty")))
   assert empty.returncode == 2 and "no annotations/instances_{split}.json" in empty.stderr
+
+
+def test_truncated_video_is_refused(root):
+  """The header of a truncated file announces frames that do not decode: counted, not trusted."""
+  import cv2  # pylint: disable=g-import-not-at-top
+  path = os.path.join(root, "cut.avi")
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 640))
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    writer.write(rng.integers(0, 255, (640, 640, 3), np.uint8))
+  writer.release()
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(challenge.video_path(root, "val"), "wb") as f:
+    f.write(data[:len(data) // 2])
+  out = _run("--root", root, "--split", "val")
+  assert out.returncode == 2 and "Traceback" not in out.stderr
+  assert out.stderr.strip().splitlines() == [
+      f"error: {challenge.video_path(root, 'val')}: 2 frames decode but the header announces 3 "
+      "(a truncated or damaged file); re-encode or replace it"]
