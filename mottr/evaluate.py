@@ -17,7 +17,8 @@ Writes report.md, metrics.json and counts.png (+ tracks.json when it ran inferen
 touched (e.g. mottr.infer's annotated.mp4, or the --predictions file); a folder that already
 holds any of the files this run writes (an earlier run, or mottr.infer's counts.png) is refused
 before any work unless --overwrite, which replaces exactly those. A concurrent writer into the
-folder is refused.
+folder is refused. A video that decodes to a different number of frames than the split has images
+(a truncated file), and --predictions whose info says "complete": false, are refused.
 """
 import contextlib
 import dataclasses
@@ -47,7 +48,8 @@ _SPLIT = flags.DEFINE_string("split", "val", "Split to evaluate.")
 _PREDICTIONS = flags.DEFINE_string(
     "predictions", None, "tracks.json to evaluate instead of running the model.")
 _FRAMES_DIR = flags.DEFINE_string(
-    "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id), not the video.")
+    "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id, or by 0-based frame "
+    "index when the folder holds 0000.jpg), not the video.")
 
 OUTPUT_NAMES = ("report.md", "metrics.json", "counts.png")  # + tracks.json when it runs a model
 TRACKING_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN")

@@ -9,7 +9,9 @@ by 0-based frame index when the folder holds 0000.jpg (see `frame_files`).
 The video is streamed frame by frame (constant memory). Prints progress with FPS on stderr and
 one line `bolt=<n> nut=<m>` on stdout. Ctrl-C or SIGTERM (timeout, docker stop, systemd) stops
 early, still writes the outputs for the frames seen with "interrupted": true in counts.json, and
-exits 130 (Ctrl-C) or 143 (SIGTERM).
+exits 130 (Ctrl-C) or 143 (SIGTERM). A video that ends before the frame count in its header (a
+truncated file) is counted as far as it decodes, with one warning line and "complete": false,
+"frames_expected" and "frames" (decoded) in counts.json.
 
 Writes into --output_dir (default outputs/<video stem>/), all or nothing: counts.json, tracks.txt
 (MOTChallenge), tracks.json (challenge COCO schema + score), annotated.mp4 and counts.png. Other
