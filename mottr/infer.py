@@ -20,7 +20,6 @@ earlier run, e.g. another val.mp4) is refused before any work unless --overwrite
 exactly these five. A second run writing into the same folder at the same time is refused (lock
 file .mottr.lock); hidden .mottr.tmp-* folders left by a killed run are removed by the next run.
 """
-import contextlib
 import dataclasses
 import glob
 import os
@@ -41,7 +40,7 @@ from mottr import config_overrides
 from mottr import counting
 from mottr import outputs
 from mottr import tracker as tracker_lib
-from mottr.errors import UserError, parse_flags, run_cli
+from mottr.errors import UserError, parse_flags, quiet_native_stderr, run_cli
 
 # Below this many processed frames per second of video (e.g. every 10th frame of a 30 FPS video),
 # births use TrackerSettings.sparse_birth_threshold: an object is seen in a few frames only.
@@ -112,20 +111,6 @@ class FrameSource:
   frames: Iterator[tuple[int, np.ndarray]]
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-  """Silences native (FFmpeg) messages on fd 2 while a source is probed."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  try:
-    with open(os.devnull, "w") as devnull:
-      os.dup2(devnull.fileno(), 2)
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-
-
 def _open_failure(spec: str, is_camera: bool, is_stream: bool, opened: bool) -> str:
   """What to do when a source does not open (`opened` False) or gives no first frame."""
   if is_camera:
@@ -152,7 +137,7 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
   if not (is_camera or is_stream) and not os.path.isfile(spec):
     raise UserError(f"{spec}: no such file; expected a video file, webcam index, stream URL or "
                     "frames directory")
-  with _quiet_stderr():
+  with quiet_native_stderr():
     cap = cv2.VideoCapture(int(spec) if is_camera else spec)
     ok, first = cap.read() if cap.isOpened() else (False, None)
   if not cap.isOpened() or not ok:
