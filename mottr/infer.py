@@ -19,6 +19,10 @@ files in that folder are never touched. A folder that already holds any of these
 earlier run, e.g. another val.mp4) is refused before any work unless --overwrite, which replaces
 exactly these five. A second run writing into the same folder at the same time is refused (lock
 file .mottr.lock); hidden .mottr.tmp-* folders left by a killed run are removed by the next run.
+An --output_dir that is an existing file is refused before any work. When writing the outputs
+fails at the end (disk full, I/O error), nothing of the run is left there, the counts line is
+still printed, then one line `error: could not write outputs to DIR (...)`, and the exit status
+is 1.
 """
 import dataclasses
 import glob
@@ -388,29 +392,47 @@ def write_outputs(result: Result, directory: str) -> None:
                                  {"predicted": result.counts.events}, end, s.fps)
 
 
+class OutputsNotWritten(Exception):
+  """The whole source was tracked but writing the outputs failed (disk full, I/O error): nothing
+  of this run was left in the output directory; `result` holds the counts (see `exit_unwritten`)."""
+
+  def __init__(self, result: Result, output_dir: str, cause: OSError):
+    why = cause.strerror or str(cause) or type(cause).__name__
+    super().__init__(f"could not write outputs to {output_dir} ({why}): the counts are above")
+    self.result = result
+
+
 def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None], Result], *,
            write_video: bool = True, overwrite: bool = False) -> Result:
   """Runs `track(on_frame)` and writes all outputs (annotated video too) into output_dir.
 
   `outputs.output_dir` rules: other files there are kept, an earlier run's OUTPUT_NAMES are
   refused (UserError, before `track` runs) unless `overwrite`, a concurrent writer is refused.
+  An OSError while writing the outputs after tracking (e.g. the disk is full) leaves nothing of
+  this run behind and raises OutputsNotWritten, which carries the result.
   """
-  with outputs.output_dir(output_dir, OUTPUT_NAMES, overwrite=overwrite) as tmp:
-    video = None
-    if write_video:
-      video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
-                                     source.frame_step, (source.width, source.height))
-    try:
-      result = track(video.write if video else None)
-    finally:
-      if video is not None:
-        video.close()
-    if not result.frames:
-      if result.interrupted:
-        raise KeyboardInterrupt  # before the first frame: nothing to write
-      raise UserError(f"{source.name}: stopped before the first frame was processed; "
-                      "nothing written")
-    write_outputs(result, tmp)
+  result = None
+  try:
+    with outputs.output_dir(output_dir, OUTPUT_NAMES, overwrite=overwrite) as tmp:
+      video = None
+      if write_video:
+        video = outputs.AnnotatedVideo(os.path.join(tmp, "annotated.mp4"), source.fps,
+                                       source.frame_step, (source.width, source.height))
+      try:
+        result = track(video.write if video else None)
+      finally:
+        if video is not None:
+          video.close()
+      if not result.frames:
+        if result.interrupted:
+          raise KeyboardInterrupt  # before the first frame: nothing to write
+        raise UserError(f"{source.name}: stopped before the first frame was processed; "
+                        "nothing written")
+      write_outputs(result, tmp)
+  except OSError as e:
+    if result is None or not result.frames:
+      raise
+    raise OutputsNotWritten(result, output_dir, e) from e
   return result
 
 
@@ -495,7 +517,19 @@ def report(result: Result, output_dir: str) -> None:
     print(result.truncation_warning() + '; counts.json says "complete": false', file=sys.stderr)
   print(f"{len(result.frames)} frames in {result.seconds:.1f} s ({result.steady_fps:.1f} FPS "
         f"after {WARMUP_FRAMES} warm-up frames); outputs in {output_dir}{note}", file=sys.stderr)
-  print(" ".join(f"{k}={v}" for k, v in result.counts.counts.items()))
+  print(counts_line(result))
+
+
+def counts_line(result: Result) -> str:
+  return " ".join(f"{k}={v}" for k, v in result.counts.counts.items())
+
+
+def exit_unwritten(e: OutputsNotWritten) -> None:
+  """The CLIs' end when the outputs could not be written: the `bolt=<n> nut=<m>` line on stdout
+  anyway, one error line saying so on stderr, exit 1."""
+  print(counts_line(e.result), flush=True)
+  print(f"error: {e}", file=sys.stderr)
+  sys.exit(1)
 
 
 _STOP_SIGNAL: list[int] = []  # the signal that stopped the run, when SIGTERM
@@ -531,6 +565,8 @@ def main(argv: list[str]) -> None:
     print("error: interrupted before the first frame was tracked; nothing written",
           file=sys.stderr)
     sys.exit(interrupted_status())
+  except OutputsNotWritten as e:
+    exit_unwritten(e)
   report(result, output_dir)
   if result.interrupted:
     sys.exit(interrupted_status())

@@ -80,6 +80,9 @@ CASES = {
                                 "--fps=inf"],
     "infer_fps_nan": lambda t: ["-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}",
                                 "--fps=nan"],
+    "infer_output_dir_is_a_file": lambda t: [
+        "-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}",
+        f"--output_dir={open(t + '/f', 'w').close() or t + '/f'}"],
     "infer_camera_absent": lambda t: ["-m", "mottr.infer", "--video=57"],
     "infer_stream_unreachable": lambda t: ["-m", "mottr.infer",
                                            "--video=rtsp://127.0.0.1:9/none"],

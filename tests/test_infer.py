@@ -1,4 +1,5 @@
 """End-to-end inference on a tiny video with a scripted predictor, and the CLI's bad inputs."""
+import errno
 import fcntl
 import json
 import os
@@ -168,6 +169,37 @@ def test_failure_mid_run_leaves_no_output(video, tmp_path):
     infer.run(infer.open_source(video), lambda: FakePredictor(fail_at=5), str(out),
               infer.TrackerSettings(), progress=False)
   assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_disk_full_at_the_end_prints_the_counts_and_leaves_nothing(
+    video, tmp_path, monkeypatch, capsys, existing):
+  """Writing the outputs fails (ENOSPC) after the whole video was tracked: the counts line is
+  printed anyway, then one error line, exit 1; no half-written file, staging folder or lock."""
+  out = tmp_path / "out"
+  if existing:
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+
+  def full(path, coco):  # a torn tracks.txt, as a full disk leaves it
+    with open(path, "w") as f:
+      f.write("1,1,")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+  monkeypatch.setattr(outputs, "write_mot_txt", full)
+  with pytest.raises(SystemExit) as e:
+    _main([f"--video={video}", f"--output_dir={out}"])
+  assert e.value.code == 1
+  captured = capsys.readouterr()
+  assert captured.out == "bolt=1 nut=1\n"
+  assert captured.err.strip().splitlines()[-1] == (
+      f"error: could not write outputs to {out} (No space left on device): the counts are above")
+  assert "Traceback" not in captured.err
+  if existing:
+    assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+  else:
+    assert os.listdir(tmp_path) == []
 
 
 def test_frames_directory_source(tmp_path):

@@ -247,8 +247,11 @@ def main(argv: list[str]) -> None:
   sort.check_settings(tracking)
   source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_classical")
-  result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video,
-               overwrite=flags.FLAGS.overwrite)
+  try:
+    result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video,
+                 overwrite=flags.FLAGS.overwrite)
+  except infer.OutputsNotWritten as e:
+    infer.exit_unwritten(e)
   infer.report(result, output_dir)
 
 

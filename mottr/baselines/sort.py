@@ -391,9 +391,12 @@ def main(argv: list[str]) -> None:
   check_settings(settings)
   source = infer.source_from_flags(argv)
   output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_sort")
-  result = run(source, lambda: model_detector_from_flags((source.width, source.height)),
-               output_dir, settings, write_video=not flags.FLAGS.no_video,
-               overwrite=flags.FLAGS.overwrite)
+  try:
+    result = run(source, lambda: model_detector_from_flags((source.width, source.height)),
+                 output_dir, settings, write_video=not flags.FLAGS.no_video,
+                 overwrite=flags.FLAGS.overwrite)
+  except infer.OutputsNotWritten as e:
+    infer.exit_unwritten(e)
   infer.report(result, output_dir)
 
 
