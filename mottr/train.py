@@ -18,6 +18,7 @@ the batch of each step is split over the devices of all processes, process 0 wri
 import contextlib
 import importlib.util
 import json
+import logging as logging_std
 import os
 import shutil
 import signal
@@ -123,6 +124,48 @@ def _first_line(e: BaseException, limit: int = 160) -> str:
   return f"{type(e).__name__}: {text[:limit]}" if text else type(e).__name__
 
 
+class _OrbaxOrphanFilter(logging_std.Filter):
+  """Drops asyncio's `Task/Future exception was never retrieved` for Orbax's and TensorStore's
+  reads (an Orbax coroutine, a TensorStore error, or the closed loop)."""
+
+  def filter(self, record: logging_std.LogRecord) -> bool:
+    text = str(record.msg)
+    if not text.startswith(("Task exception was never retrieved",
+                            "Future exception was never retrieved")):
+      return True
+    error = str(record.exc_info[1]) if record.exc_info and record.exc_info[1] else ""
+    return not ("orbax" in text or "tensorstore_spec" in error or "DATA_LOSS" in error
+                or error == "Event loop is closed")
+
+
+def _silence_failed_restore_leftovers() -> None:
+  """Silences the tracebacks a failed restore leaves after our one warning line.
+
+  When one read of a garbled checkpoint fails, Orbax's event loop ends and closes while
+  TensorStore still completes the other reads on its own threads:
+  - each completion calls `loop.call_soon_threadsafe` on the closed loop, and the
+    `RuntimeError: Event loop is closed` goes to `sys.unraisablehook` (a bare traceback on
+    stderr, up to hundreds, some after the restore returned);
+  - Orbax's other read tasks and TensorStore's futures end with an error nobody retrieves, which
+    asyncio logs with a traceback when they are garbage collected (any time later, e.g. at exit).
+  Both are dropped, exactly those; everything else passes on. Installed once, for good (the
+  leftovers come late).
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "mottr_drops_closed_loop", False):
+    return
+
+  def hook(unraisable) -> None:
+    e = unraisable.exc_value
+    if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.mottr_drops_closed_loop = True
+  sys.unraisablehook = hook
+  logging_std.getLogger("asyncio").addFilter(_OrbaxOrphanFilter())
+
+
 def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainState:
   """The newest checkpoint that restores, in `state`'s structure and shardings (no pickle anywhere).
 
@@ -134,6 +177,7 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, state: TrainState) -> TrainS
   target = flax.serialization.to_state_dict(state)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   failed: list[tuple[int, BaseException]] = []
+  _silence_failed_restore_leftovers()  # before the first read: a failing one leaves late callbacks
   for step in sorted(mngr.all_steps(), reverse=True):
     try:
       with _quiet_absl():
