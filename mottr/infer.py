@@ -9,7 +9,8 @@ by 0-based frame index when the folder holds 0000.jpg (see `frame_files`).
 The video is streamed frame by frame (constant memory). Prints progress with FPS on stderr and
 one line `bolt=<n> nut=<m>` on stdout. Ctrl-C or SIGTERM (timeout, docker stop, systemd) stops
 early, still writes the outputs for the frames seen with "interrupted": true in counts.json, and
-exits 130 (Ctrl-C) or 143 (SIGTERM). A video that ends before the frame count in its header (a
+exits 130 (Ctrl-C) or 143 (SIGTERM); one that arrives while the model loads and compiles takes
+effect once the first frames are through (a second one ends the process at once). A video that ends before the frame count in its header (a
 truncated file) is counted as far as it decodes, with one warning line and "complete": false,
 "frames_expected" and "frames" (decoded) in counts.json.
 
@@ -30,6 +31,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -436,16 +438,75 @@ def record(source: FrameSource, output_dir: str, track: Callable[[OnFrame | None
   return result
 
 
+class _DeferredSignals:
+  """Holds SIGINT and SIGTERM back while the model loads and compiles (the first WARMUP_FRAMES
+  steps): a KeyboardInterrupt raised into JAX's loading or compiling left native threads behind
+  that crashed the interpreter at exit (a segfault in 3 of 4 tries). A signal that arrives then
+  is re-sent to this process once `release` restores the handlers; a second one meanwhile takes
+  the default action at once (the process ends; a later run cleans its temporary files). Only in
+  the main thread (elsewhere signal handlers cannot be set); `release` is idempotent."""
+
+  _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.pending: list[int] = []
+    self.saved: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+      self.saved = {s: signal.getsignal(s) for s in self._SIGNALS}
+      for s in self._SIGNALS:
+        signal.signal(s, self._hold)
+
+  def _hold(self, signum: int, frame: Any) -> None:
+    del frame
+    if self.pending:
+      signal.signal(signum, signal.SIG_DFL)
+      os.kill(os.getpid(), signum)
+    self.pending.append(signum)
+
+  def release(self) -> None:
+    saved, self.saved = self.saved, {}
+    for s, handler in saved.items():
+      signal.signal(s, handler)
+    if saved and self.pending:
+      os.kill(os.getpid(), self.pending[0])  # delivered to the restored handler right here
+
+
+class _ReleaseAfterWarmup:
+  """A predictor whose `step` releases held signals once WARMUP_FRAMES steps have returned."""
+
+  def __init__(self, predictor: Any, held: _DeferredSignals):
+    self._predictor, self._held, self._steps = predictor, held, 0
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self._predictor, name)
+
+  def step(self, frame_rgb: np.ndarray) -> Any:
+    out = self._predictor.step(frame_rgb)
+    self._steps += 1
+    if self._steps >= WARMUP_FRAMES:
+      self._held.release()
+    return out
+
+
 def run(source: FrameSource, load_predictor: Callable[[], Any], output_dir: str,
         settings: TrackerSettings, *, write_video: bool = True, progress: bool = True,
         overwrite: bool = False) -> Result:
   """Tracks a source with MOTR and writes all outputs into output_dir (see `record`).
 
   The predictor is loaded (`load_predictor()`) only after the output directory proved writable.
+  Ctrl-C or SIGTERM while it loads and compiles takes effect once that is done
+  (`_DeferredSignals`).
   """
-  return record(source, output_dir, lambda on_frame: track_source(
-      source, load_predictor(), settings, on_frame=on_frame, progress=progress),
-      write_video=write_video, overwrite=overwrite)
+
+  def track(on_frame: OnFrame | None) -> Result:
+    held = _DeferredSignals()
+    try:
+      predictor = _ReleaseAfterWarmup(load_predictor(), held)
+      return track_source(source, predictor, settings, on_frame=on_frame, progress=progress)
+    finally:
+      held.release()
+
+  return record(source, output_dir, track, write_video=write_video, overwrite=overwrite)
 
 
 def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:

@@ -399,3 +399,49 @@ def test_sigterm_writes_the_counts_so_far_and_exits_nonzero(video, tmp_path):
     counts = json.load(f)
   assert counts["interrupted"] is True and 5 <= counts["frames"] < NUM_FRAMES
   assert sorted(os.listdir(out)) == ["counts.json", "counts.png", "tracks.json", "tracks.txt"]
+
+
+# mottr.infer's CLI whose model "loads and compiles" for 1 s (it says when it started).
+_SLOW_LOAD_CLI = """
+import os, time
+from absl import app
+import test_infer
+from mottr import infer
+from mottr.errors import run_cli
+
+def load():
+  open(os.environ["READY"], "w").close()
+  time.sleep(1.0)
+  return test_infer.FakePredictor()
+
+infer.load_predictor_from_flags = load
+app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
+"""
+
+
+def test_ctrl_c_while_the_model_loads_takes_effect_after_warmup(video, tmp_path):
+  """SIGINT while JAX loads and compiles the model is held until the warm-up steps returned
+  (raised into JAX it crashed the interpreter at exit): exit 130, the frames seen written."""
+  out, ready = tmp_path / "out", tmp_path / "ready"
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
+             READY=str(ready))
+  proc = subprocess.Popen([sys.executable, "-c", _SLOW_LOAD_CLI, "--video", video,
+                           "--output_dir", str(out), "--no_video"], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  try:
+    deadline = time.monotonic() + 120
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.02)
+    assert ready.exists(), proc.communicate(timeout=10)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 130, stderr
+  assert "Traceback" not in stderr and "(interrupted)" in stderr, stderr
+  assert stdout.startswith("bolt=")
+  with open(out / "counts.json") as f:
+    counts = json.load(f)
+  assert counts["interrupted"] is True and counts["frames"] == infer.WARMUP_FRAMES - 1
