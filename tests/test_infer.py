@@ -375,24 +375,32 @@ app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
 """
 
 
-def test_sigterm_writes_the_counts_so_far_and_exits_nonzero(video, tmp_path):
+def _signal_when_ready(script: str, video: str, tmp_path, signum: int) -> tuple[int, str, str, object]:
+  """Runs `script` (mottr.infer's CLI with a fake model that touches $READY) on `video` into
+  tmp_path/out, sends `signum` once $READY exists; returns (exit code, stdout, stderr, out dir)."""
   out, ready = tmp_path / "out", tmp_path / "ready"
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
              READY=str(ready))
-  proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLI, "--video", video, "--output_dir",
-                           str(out), "--no_video"], cwd=str(tmp_path), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen([sys.executable, "-c", script, "--video", video, "--output_dir", str(out),
+                           "--no_video"], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     deadline = time.monotonic() + 120
     while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-      time.sleep(0.05)
+      time.sleep(0.02)
     assert ready.exists(), proc.communicate(timeout=10)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
   finally:
     if proc.poll() is None:
       proc.kill()
-  assert proc.returncode == 128 + signal.SIGTERM, stderr
+  return proc.returncode, stdout, stderr, out
+
+
+def test_sigterm_writes_the_counts_so_far_and_exits_nonzero(video, tmp_path):
+  returncode, stdout, stderr, out = _signal_when_ready(_SLOW_CLI, video, tmp_path, signal.SIGTERM)
+  assert returncode == 128 + signal.SIGTERM, stderr
   assert "Traceback" not in stderr and "(interrupted)" in stderr
   assert stdout.startswith("bolt=")
   with open(out / "counts.json") as f:
@@ -422,24 +430,8 @@ app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
 def test_ctrl_c_while_the_model_loads_takes_effect_after_warmup(video, tmp_path):
   """SIGINT while JAX loads and compiles the model is held until the warm-up steps returned
   (raised into JAX it crashed the interpreter at exit): exit 130, the frames seen written."""
-  out, ready = tmp_path / "out", tmp_path / "ready"
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
-             READY=str(ready))
-  proc = subprocess.Popen([sys.executable, "-c", _SLOW_LOAD_CLI, "--video", video,
-                           "--output_dir", str(out), "--no_video"], cwd=str(tmp_path), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-  try:
-    deadline = time.monotonic() + 120
-    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-      time.sleep(0.02)
-    assert ready.exists(), proc.communicate(timeout=10)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 130, stderr
+  returncode, stdout, stderr, out = _signal_when_ready(_SLOW_LOAD_CLI, video, tmp_path, signal.SIGINT)
+  assert returncode == 130, stderr
   assert "Traceback" not in stderr and "(interrupted)" in stderr, stderr
   assert stdout.startswith("bolt=")
   with open(out / "counts.json") as f:
