@@ -38,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
       max_objects=12,
       strides=(1, 2, 3),       # random frame stride of synthetic clips
       augment=True,
+      synth_box_pad_px=(0, 0),  # px per side (at 640 px) added to synthetic bolt / nut boxes: the real convention
+      overlay_prob=0.0,        # share of clips with burned-in detector overlays drawn in (input.draw_overlays)
       workers=0))              # grain worker processes making batches ahead of the step (0: in the loop)
 
   # (steps, clip length): single-frame detection pre-training, then a clip-length curriculum.

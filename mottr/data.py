@@ -66,13 +66,14 @@ class TrainData:
     self.config = config
     size = config.model.image_size
     data_dir = os.path.join(workdir, "data", "tfds")
+    synth_pad = tuple(px / challenge.WIDTH for px in config.data.synth_box_pad_px)
     self.sources = [(prepared_source(synth_root(config, workdir), os.path.join(data_dir, "synth"), "train", size),
-                     tuple(config.data.strides), 1.0)]
+                     tuple(config.data.strides), 1.0, synth_pad)]
     if config.data.real_root:
       if not os.path.isdir(os.path.join(config.data.real_root, "frames", "train")):
         raise UserError(f"{config.data.real_root}: no frames/train/ folder of real sparse frames")
       real = prepared_source(config.data.real_root, os.path.join(data_dir, "real"), "train", size)
-      self.sources.append((real, (1,), config.data.real_weight))
+      self.sources.append((real, (1,), config.data.real_weight, (0.0, 0.0)))
     self._stages: dict[int, grain.MapDataset] = {}
 
   def _stage(self, index: int, clip_len: int) -> grain.MapDataset:
@@ -80,9 +81,10 @@ class TrainData:
       c = self.config
       clips = [clip_input.make_clips(source, clip_len=clip_len, strides=strides, max_objects=c.data.max_objects,
                                      seed=c.seed * 1000 + index * 10 + k, augment=c.data.augment,
-                                     image_size=c.model.image_size)
-               for k, (source, strides, _) in enumerate(self.sources)]
-      weights = [w for _, _, w in self.sources]
+                                     image_size=c.model.image_size, box_pad=pad,
+                                     overlay_prob=c.data.overlay_prob)
+               for k, (source, strides, _, pad) in enumerate(self.sources)]
+      weights = [w for _, _, w, _ in self.sources]
       mixed = clips[0] if len(clips) == 1 else grain.MapDataset.mix(clips, weights)
       self._stages[index] = clip_input.batch_clips(mixed, c.batch_size)
     return self._stages[index]
