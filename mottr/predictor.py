@@ -27,6 +27,7 @@ import ml_collections
 import numpy as np
 
 from mottr import boxes as boxes_lib
+from mottr import compile_cache
 from mottr import config_overrides
 from mottr.errors import UserError
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
@@ -56,7 +57,7 @@ class Predictor:
     self.params = params
     self.input_size = int(config.model.image_size)
     self.num_slots = int(config.model.num_slots)
-    self._step = jax.jit(self._forward)
+    self._step = jax.jit(self._step_outputs)
     self._carry = jax.jit(functools.partial(carry_tracks, self.model,
                                             velocity_prior=bool(config.model.velocity_prior)))
     self.reset()
@@ -78,6 +79,12 @@ class Predictor:
     return DecoderOutput(take(out.logits, alone.logits, 2), take(out.boxes, alone.boxes, 2),
                          take(out.hidden, alone.hidden, 1))
 
+  def _step_outputs(self, params, image, tracks, gap):
+    """The decoder output (kept on the device for `carry`) and what the host reads of it: class
+    probabilities and boxes of the last layer, and which track slots were live."""
+    out = self._forward(params, image, tracks, gap)
+    return out, (jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0], tracks.valid[0])
+
   def reset(self, frame_gap: float = 1.0) -> None:
     """Starts a video whose frames are `frame_gap` x 1/30 s apart (30 / fps x frame step)."""
     self._tracks = empty_tracks(1, self.num_slots, self.config.model.d_model)
@@ -86,11 +93,10 @@ class Predictor:
 
   def step(self, frame_rgb: np.ndarray) -> FrameOutput:
     """Runs one frame (uint8 RGB, already input_size x input_size)."""
-    self._out = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
-    probs = np.asarray(jax.nn.sigmoid(self._out.logits[-1, 0]))
-    return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
-                       boxes=np.asarray(self._out.boxes[-1, 0]), num_slots=self.num_slots,
-                       slot_valid=np.asarray(self._tracks.valid[0]), class_scores=probs)
+    self._out, host = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
+    probs, boxes, valid = jax.device_get(host)  # one transfer
+    return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32), boxes=boxes,
+                       num_slots=self.num_slots, slot_valid=valid, class_scores=probs)
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
@@ -151,9 +157,12 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
                    fill_missing: bool = False) -> Predictor:
   """A Predictor from an exported dir or a training workdir; None = the shipped model.
 
+  Turns on mottr's persistent compilation cache (`mottr.compile_cache`) for every program, so a
+  second process with the same model skips XLA compilation (issue 16: the start-up time).
   With `fill_missing`, parameters the checkpoint lacks (it predates them) keep their
   initialisation, named on stderr: for per-frame detection with an older checkpoint.
   """
+  compile_cache.enable(min_compile_secs=0.0)
   path = checkpoint_dir or SHIPPED_CHECKPOINT
   config_path = os.path.join(path, "config.json")
   if not os.path.isfile(config_path):

@@ -11,10 +11,18 @@ demo seed) and prints two markdown tables:
 - memory: peak RSS of `python -m mottr.infer` (all outputs, annotated.mp4 included), each run
   in a fresh process, on the video and on it looped --loops times (default 10 minutes): equal
   peaks show that memory stays flat with the video's length.
+- per-stage time of a frame (ms, mean over the frames after warm-up) of one more run writing
+  annotated.mp4, timed inside the real loop: decode, colour + resize, backbone + encoder, first
+  decoder pass (track + detect queries), second decoder pass + snapping (detect queries alone),
+  host transfer, tracker, carry (QIM), counting, drawing + encoding; each model stage is run to
+  completion before the next starts, so their sum is a little above the end-to-end time.
+- start-up: seconds from a fresh `python -m mottr.infer` process's start to its first processed
+  frame, with the persistent compilation cache cold (a new, empty cache folder) and warm.
 --quick is a smoke run: a 3 s video, looped twice. The model is the shipped one unless
 --checkpoint (a training workdir or an exported model) is given.
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -22,21 +30,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import cv2  # noqa: E402
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 
 from data_prep import challenge, synth  # noqa: E402
 from mottr import infer  # noqa: E402
 from mottr import predictor as predictor_lib  # noqa: E402
 from mottr.errors import UserError  # noqa: E402
+from mottr.model.motr import MOTR, empty_tracks  # noqa: E402
 
 SEED = 4242
 TARGET_FPS = 30.0
 TARGET_RATIO = 0.5
+TARGET_START_S = 3.0  # process start to first processed frame, warm compilation cache
+CLIP_FRAMES = 203     # a short clip's whole run ...
+TARGET_CLIP_S = 6.0   # ... including start-up, at most this (issue 16)
 
 
 def decode_fps(path: str) -> float:
@@ -50,12 +64,12 @@ def decode_fps(path: str) -> float:
   return n / seconds
 
 
-def loop_video(src: str, dst: str, loops: int) -> int:
-  """Writes `src` `loops` times in a row into `dst` (mp4v); returns the frame count."""
+def loop_video(src: str, dst: str, loops: int, max_frames: int | None = None) -> int:
+  """Writes `src` `loops` times in a row into `dst` (mp4v), at most max_frames; returns the frame count."""
   writer, n = None, 0
   for _ in range(loops):
     cap = cv2.VideoCapture(src)
-    while True:
+    while max_frames is None or n < max_frames:
       ok, frame = cap.read()
       if not ok:
         break
@@ -69,7 +83,7 @@ def loop_video(src: str, dst: str, loops: int) -> int:
   return n
 
 
-def infer_process(video: str, checkpoint: str | None, out_dir: str) -> dict:
+def infer_process(video: str, checkpoint: str | None, out_dir: str, cache_home: str | None = None) -> dict:
   """Runs the mottr.infer CLI in a fresh process; its peak RSS, wall time and steady FPS."""
   cmd = [sys.executable, "-m", "mottr.infer", "--video", video, "--output_dir", out_dir]
   if checkpoint:
@@ -77,7 +91,8 @@ def infer_process(video: str, checkpoint: str | None, out_dir: str) -> dict:
   log_path = out_dir + ".log"
   start = time.perf_counter()
   with open(log_path, "w") as log:
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=log,
+    env = dict(os.environ, PYTHONPATH=REPO, **({"XDG_CACHE_HOME": cache_home} if cache_home else {}))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
   wall = time.perf_counter() - start
@@ -90,6 +105,132 @@ def infer_process(video: str, checkpoint: str | None, out_dir: str) -> dict:
   fps = re.search(r"\(([\d.]+) FPS after", log_text)
   return {"frames": frames, "rss_mib": usage.ru_maxrss / 1024, "wall_s": wall,
           "fps": float(fps.group(1)) if fps else float("nan")}
+
+
+def start_up(video: str, checkpoint: str | None, out_dir: str, cache_home: str) -> float:
+  """Seconds from a fresh `python -m mottr.infer` process's start to its first processed frame
+  (its progress line shows frame 1), with XDG_CACHE_HOME (the compilation cache) at cache_home."""
+  cmd = [sys.executable, "-m", "mottr.infer", "--video", video, "--output_dir", out_dir, "--no_video"]
+  if checkpoint:
+    cmd += ["--checkpoint", checkpoint]
+  env = dict(os.environ, PYTHONPATH=REPO, XDG_CACHE_HOME=cache_home)
+  start = time.perf_counter()
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  seen, first = b"", None
+  while first is None and (chunk := proc.stderr.read1(4096)):
+    seen += chunk
+    if re.search(rb"frame [1-9]\d*/", seen):
+      first = time.perf_counter() - start
+  proc.stderr.read()
+  if proc.wait() != 0 or first is None:
+    raise RuntimeError(f"{' '.join(cmd)} failed or showed no progress:\n{seen[-2000:].decode(errors='replace')}")
+  return first
+
+
+class StageTimer:
+  """Per-stage seconds of every frame of one `infer.track_source` run, timed from inside its
+  loop: a predictor proxy runs the model in its stages, and the tracker, counting and drawing
+  calls are wrapped."""
+
+  def __init__(self, predictor):
+    self.p = predictor
+    self.times: dict[str, list[float]] = {}
+    model, params = predictor.model, predictor.params
+    self._encode = jax.jit(lambda x: model.apply(params, x[None], method=MOTR.encode))
+    self._decode = jax.jit(lambda memory, tracks, gap: model.apply(params, memory, tracks, gap,
+                                                                   method=MOTR.decode))
+    def alone(memory, tracks, gap, out):
+      det = model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
+      return predictor_lib.snap_tracks(out, det, predictor.num_slots)
+    self._alone = jax.jit(alone)
+    self._host = jax.jit(lambda out, tracks: (jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0],
+                                              tracks.valid[0]))
+    self.input_size, self.num_slots = predictor.input_size, predictor.num_slots
+
+  def timed(self, stage: str, fn, *args):
+    start = time.perf_counter()
+    value = jax.block_until_ready(fn(*args))
+    self.times.setdefault(stage, []).append(time.perf_counter() - start)
+    return value
+
+  def reset(self, frame_gap: float = 1.0) -> None:
+    self.p.reset(frame_gap)
+
+  def step(self, frame_rgb):
+    p = self.p
+    if p.config.model.detached_births or not p.config.model.snap_tracks:
+      raise UserError("the stage breakdown times the shipped decoding (snap_tracks on, detached_births off)")
+    memory = self.timed("backbone + encoder", self._encode, jax.numpy.asarray(frame_rgb))
+    out = self.timed("decoder pass 1 (tracks + detect queries)", self._decode, memory, p._tracks, p._gap)
+    out = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
+    p._out = out
+    probs, boxes, valid = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks)))
+    return predictor_lib.FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
+                                     boxes=boxes, num_slots=self.num_slots, slot_valid=valid,
+                                     class_scores=probs)
+
+  def carry(self, next_slots) -> None:
+    self.timed("carry (QIM)", lambda: (self.p.carry(next_slots), self.p._tracks)[1])
+
+  def wrap(self, stage: str, fn):
+    def wrapped(*args, **kwargs):
+      start = time.perf_counter()
+      value = fn(*args, **kwargs)
+      self.times.setdefault(stage, []).append(time.perf_counter() - start)
+      return value
+    return wrapped
+
+
+def stage_breakdown(video: str, predictor, settings, out_dir: str) -> tuple[dict[str, float], float]:
+  """Mean ms per frame of each stage after the warm-up frames, and the run's end-to-end ms per frame."""
+  timer = StageTimer(predictor)
+  source = infer.open_source(video)
+  frames = source.frames
+  def timed_frames():
+    it = iter(frames)
+    while True:
+      start = time.perf_counter()
+      try:
+        item = next(it)
+      except StopIteration:
+        return
+      timer.times.setdefault("decode (cv2 read)", []).append(time.perf_counter() - start)
+      yield item
+  source = dataclasses.replace(source, frames=timed_frames())
+  real = (infer.tracker_lib.Tracker, infer.counting.count_tracks)
+
+  class TimedTracker(real[0]):
+    update = timer.wrap("tracker", real[0].update)
+    pop_finished = timer.wrap("tracker", real[0].pop_finished)
+
+  infer.tracker_lib.Tracker = TimedTracker
+  infer.counting.count_tracks = timer.wrap("counting", real[1])
+  try:
+    result = infer.record(source, out_dir, lambda on_frame: infer.track_source(
+        source, timer, settings, on_frame=timer.wrap("drawing + encoding", on_frame), progress=False))
+  finally:
+    infer.tracker_lib.Tracker, infer.counting.count_tracks = real
+  n = len(result.frames)
+  skip = infer.WARMUP_FRAMES
+  means = {}
+  for stage, values in timer.times.items():
+    per_frame = np.add.reduceat(values, np.linspace(0, len(values), n + 1).astype(int)[:-1]) if len(values) != n \
+        else np.asarray(values)
+    means[stage] = 1000 * float(np.mean(per_frame[skip:]))
+  means["colour + resize"] = resize_ms(video, predictor.input_size)
+  return means, 1000 * (result.seconds - result.warmup_seconds) / (n - skip)
+
+
+def resize_ms(video: str, size: int) -> float:
+  """Mean ms of the loop's BGR -> RGB conversion and INTER_AREA resize of a frame of the video."""
+  cap = cv2.VideoCapture(video)
+  total, n = 0.0, 0
+  while (frame := cap.read())[0]:
+    start = time.perf_counter()
+    cv2.resize(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+    total, n = total + time.perf_counter() - start, n + 1
+  cap.release()
+  return 1000 * total / n
 
 
 def _verdict(ok: bool) -> str:
@@ -134,6 +275,29 @@ def main() -> None:
       fps = result.steady_fps
       print(f"| {name} | {fps:.1f} | {fps / decode:.2f} | {_verdict(fps >= TARGET_FPS)} | "
             f"{_verdict(fps / decode >= TARGET_RATIO)} |")
+
+    stages, end_to_end = stage_breakdown(video, predictor, settings, os.path.join(tmp, "stages"))
+    print(f"\n| stage (writing annotated.mp4) | ms per frame | share of the sum |")
+    print("|---|---:|---:|")
+    total = sum(stages.values())
+    for stage, ms in stages.items():
+      print(f"| {stage} | {ms:.2f} | {ms / total:.0%} |")
+    print(f"| sum of the stages | {total:.2f} | |")
+    print(f"| end to end, same run (stages run to completion one by one) | {end_to_end:.2f} | |")
+
+    clip = os.path.join(tmp, "clip.mp4")
+    clip_frames = loop_video(video, clip, 1, CLIP_FRAMES)
+    cache = os.path.join(tmp, "cache")
+    cold = start_up(clip, checkpoint, os.path.join(tmp, "cold"), cache)
+    warm = start_up(clip, checkpoint, os.path.join(tmp, "warm"), cache)
+    clip_run = infer_process(clip, checkpoint, os.path.join(tmp, "clip"), cache_home=cache)
+    print(f"\n| fresh `python -m mottr.infer` | seconds | target |")
+    print("|---|---:|---|")
+    print(f"| start to first processed frame, compilation cache cold | {cold:.1f} | |")
+    print(f"| start to first processed frame, cache warm | {warm:.1f} | <= {TARGET_START_S:g} s: "
+          f"{_verdict(warm <= TARGET_START_S)} |")
+    print(f"| whole run on a {clip_frames}-frame clip (annotated.mp4 too), cache warm | "
+          f"{clip_run['wall_s']:.1f} | <= {TARGET_CLIP_S:g} s: {_verdict(clip_run['wall_s'] <= TARGET_CLIP_S)} |")
 
     long_video = os.path.join(tmp, "long.mp4")
     long_frames = loop_video(video, long_video, args.loops)
