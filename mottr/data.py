@@ -4,7 +4,9 @@ The synthetic root is `config.data.synth_root`, or, when that is empty, one gene
 `data_prep.synth` into `workdir/data/synth` (train + val) so a config trains with no prepared data.
 The real sparse frames (`config.data.real_root`, stride 10) join with weight
 `config.data.real_weight`, train split only. Batches are a pure function of the global step
-(`batch(step)`), so a resumed run sees exactly the batches an uninterrupted one would.
+(`batch(step)`), so a resumed run sees exactly the batches an uninterrupted one would. Frames are
+decoded once into host memory per source (`input.FrameCache`); batches carry the host part of the
+augmentation (flip, JPEG) and the train step adds the photometric part (`mottr.augment`).
 """
 import os
 from typing import Iterator
@@ -35,14 +37,16 @@ def synth_root(config, workdir: str) -> str:
   return root
 
 
-def prepared_source(manual_dir: str, data_dir: str, split: str, image_size: int):
-  """The `stroma_clips` records of a root at the model's resolution, building them once."""
+def prepared_source(manual_dir: str, data_dir: str, split: str, image_size: int) -> clip_input.FrameCache:
+  """The `stroma_clips` records of a root at the model's resolution, building them once, with
+  their frames decoded into host memory (`input.FrameCache`)."""
   name = f"r{image_size}"
   try:
-    return clip_input.open_data_source(data_dir, split, name)
+    source = clip_input.open_data_source(data_dir, split, name)
   except UserError:
     build_tfds(manual_dir, data_dir, name)
-    return clip_input.open_data_source(data_dir, split, name)
+    source = clip_input.open_data_source(data_dir, split, name)
+  return clip_input.FrameCache(source, image_size)
 
 
 def total_steps(config) -> int:

@@ -14,10 +14,13 @@ arrays (B batch, T clip_len, M max_objects, H = W = image_size):
 
 Slot m is the same physical object in every frame of a clip: track ids are remapped per
 clip to 0..M-1 in order of first appearance (within a frame, in record order); objects
-beyond M are dropped. Everything is deterministic for a fixed seed.
+beyond M are dropped. Everything is deterministic for a fixed seed. `augment` here is the host
+part (flip, JPEG); the photometric part runs in the train step (`mottr.augment`). Training
+reads frames from a `FrameCache` (decoded once, gathered by index).
 
-  ds = make_clip_dataset(open_data_source(dir, "train"), clip_len=5, strides=(1, 2, 4),
-                         batch_size=8, max_objects=12, seed=0, augment=True, image_size=256)
+  ds = make_clip_dataset(FrameCache(open_data_source(dir, "train"), 256), clip_len=5,
+                         strides=(1, 2, 4), batch_size=8, max_objects=12, seed=0, augment=True,
+                         image_size=256)
   for batch in ds: ...          # infinite; ds.to_iter_dataset(grain.ReadOptions(...)) to prefetch
 """
 import dataclasses
@@ -34,7 +37,6 @@ from tensorflow_datasets.core.data_sources import base as tfds_data_sources
 from mottr.errors import UserError
 
 DATASET_NAME = "stroma_clips"
-BLUR_REFERENCE_WIDTH = 256  # augmentation blur sigmas are in pixels at this clip width
 
 
 def open_data_source(path: str, split: str, config: str = "r256") -> Sequence[dict[str, Any]]:
@@ -90,6 +92,57 @@ class RecordIndex:
     for k in range(clip_len - 1):
       valid &= ok[starts + k * stride]
     return starts[valid]
+
+
+class FrameCache:
+  """The records of a data source with every image decoded once, resized to `image_size`, and held
+  in host memory (uint8 [n, S, S, 3]: 7200 frames at 256 px are 1.4 GB); clips gather frames from it
+  by index instead of reading and decoding records. Filled when made; a copy pickled into a grain
+  worker process carries the source, not the frames, and fills its own on first use."""
+
+  def __init__(self, data_source: Sequence[dict[str, Any]], image_size: int, chunk: int = 256):
+    self.data_source, self.image_size, self.chunk = data_source, image_size, chunk
+    self._frames: np.ndarray | None = None
+    self._records: list[dict[str, Any]] = []
+    self._fill()
+
+  def _fill(self) -> None:
+    n, size = len(self.data_source), self.image_size
+    frames = np.empty((n, size, size, 3), np.uint8)
+    records = []
+    getitems = getattr(self.data_source, "__getitems__", None)
+    for lo in range(0, n, self.chunk):
+      keys = list(range(lo, min(lo + self.chunk, n)))
+      for i, r in zip(keys, getitems(keys) if getitems else [self.data_source[i] for i in keys]):
+        frames[i] = _resize(r["image"], size)
+        records.append({k: v for k, v in r.items() if k != "image"})
+    self._frames, self._records = frames, records
+
+  @property
+  def frames(self) -> np.ndarray:
+    if self._frames is None:  # a copy in a worker process: filled on first use
+      self._fill()
+    return self._frames
+
+  @property
+  def nbytes(self) -> int:
+    return self.frames.nbytes
+
+  def __len__(self) -> int:
+    return len(self.data_source)
+
+  def __getitem__(self, i: int) -> dict[str, Any]:
+    frames = self.frames
+    return dict(self._records[i], image=frames[i])
+
+  def __getitems__(self, keys: Sequence[int]) -> list[dict[str, Any]]:
+    return [self[i] for i in keys]
+
+  def __getstate__(self) -> dict[str, Any]:
+    return dict(self.__dict__, _frames=None, _records=[])
+
+  def __repr__(self) -> str:
+    return f"FrameCache({self.data_source!r}, {self.image_size})"
 
 
 def assign_slots(track_ids: Sequence[np.ndarray], max_objects: int) -> tuple[list[np.ndarray], int]:
@@ -191,41 +244,21 @@ def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict
   return clip
 
 
-def augment_clip(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-  """Photometric + flip augmentation with one set of parameters for the whole clip, each
-  with probability 1/2 where not said: horizontal flip (boxes too); always gamma 0.7-1.4,
-  contrast 0.7-1.3, brightness +-0.15, colour temperature +-8 % (red vs blue); exposure gain
-  0.45-1.6 (log-uniform: dim or over-exposed cameras, clipped); Gaussian blur (probability
-  1/4, sigma 0.3-1.2 pixels at `BLUR_REFERENCE_WIDTH`, scaled with the clip's width); Gaussian
-  noise (sigma 1-5 grey levels); JPEG re-compression at quality 30-95. Only the flip changes
-  boxes."""
+def flip_and_jpeg(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """The host part of the augmentation, one draw for the whole clip, each with probability 1/2:
+  horizontal flip (boxes too); JPEG re-compression at quality 30-95. The photometric part (exposure,
+  gamma, contrast, colour, blur, noise) runs in the jitted train step (`mottr.augment.photometric`),
+  after this one. Only the flip changes boxes."""
   clip = dict(clip)
   image = clip["image"]
   if rng.random() < 0.5:
     image = image[:, :, ::-1]
     clip["boxes"] = clip["boxes"].copy()
     clip["boxes"][..., 0] = np.where(clip["mask"], 1.0 - clip["boxes"][..., 0], 0.0)
-  # Gamma, contrast (about the clip's mean), brightness, colour temperature and exposure
-  # together are one per-channel map of the uint8 values: a lookup table.
-  gamma_lut = (np.arange(256) / 255.0) ** np.exp(rng.uniform(np.log(0.7), np.log(1.4)))
-  mean = np.bincount(image.ravel(), minlength=256) @ gamma_lut / image.size
-  contrast, brightness = rng.uniform(0.7, 1.3), rng.uniform(-0.15, 0.15)
-  temperature = rng.uniform(-0.08, 0.08)
-  exposure = np.exp(rng.uniform(np.log(0.45), np.log(1.6))) if rng.random() < 0.5 else 1.0
-  channel_gain = np.array([1 + temperature, 1.0, 1 - temperature]) * exposure
-  lut = ((gamma_lut - mean) * contrast + mean + brightness)[:, None] * channel_gain * 255.0
-  lut = lut.astype(np.float32).reshape(256, 1, 3)
-  x = np.stack([cv2.LUT(np.ascontiguousarray(frame), lut) for frame in image])
-  if rng.random() < 0.25:
-    sigma = rng.uniform(0.3, 1.2) * x.shape[2] / BLUR_REFERENCE_WIDTH
-    x = np.stack([cv2.GaussianBlur(frame, (0, 0), sigma) for frame in x])
-  if rng.random() < 0.5:
-    x += rng.standard_normal(x.shape, np.float32) * np.float32(rng.uniform(1.0, 5.0))
-  image = np.clip(np.rint(x), 0, 255).astype(np.uint8)
   if rng.random() < 0.5:
     quality = int(rng.integers(30, 96))
     image = np.stack([_jpeg(frame, quality) for frame in image])
-  clip["image"] = image
+  clip["image"] = np.ascontiguousarray(image)
   return clip
 
 
@@ -259,7 +292,9 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
   """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
   (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` (before the
-  photometric augmentation)."""
+  augmentation); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
+  `mottr.augment.photometric`, in the train step). Wrap a TFDS source in `FrameCache` first to
+  decode each frame once."""
   index = RecordIndex.of(data_source)
   starts = [(i, s) for s in strides for i in index.clip_starts(clip_len, s).tolist()]
   if not starts:
@@ -269,7 +304,7 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
   ds = grain.MapDataset.range(len(starts)).shuffle(seed=seed).repeat().map(load)
   if overlay_prob > 0:
     ds = ds.random_map(_Overlays(overlay_prob), seed=seed + 7919)
-  return ds.random_map(augment_clip, seed=seed) if augment else ds
+  return ds.random_map(flip_and_jpeg, seed=seed) if augment else ds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from data_prep import challenge
-from mottr import compile_cache, config_overrides, criterion, data, predictor
+from mottr import augment, compile_cache, config_overrides, criterion, data, predictor
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -77,12 +77,22 @@ def create_state(config, model: MOTR) -> TrainState:
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
 
 
+def augment_batch(config, batch: dict, rng: jax.Array) -> dict:
+  """The batch with the photometric augmentation (`mottr.augment`) keyed by the step's `rng` where
+  `config.data.augment` (flip and JPEG came with the batch from the host); unchanged otherwise."""
+  if not config.data.augment:
+    return batch
+  return dict(batch, image=augment.photometric(batch["image"], jax.random.fold_in(rng, augment.SEED)))
+
+
 def make_train_step(config, model: MOTR, mesh: Mesh):
-  """The whole update as one jitted function, state donated, batch split over the mesh's `data` axis."""
+  """The whole update as one jitted function, state donated, batch split over the mesh's `data` axis;
+  with `config.data.augment` it starts with the photometric augmentation, keyed by `rng` (the step's)."""
   replicated = NamedSharding(mesh, P())
   split = NamedSharding(mesh, P("data"))
 
   def step(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
+    batch = augment_batch(config, batch, rng)
     grad_fn = jax.value_and_grad(lambda p: criterion.clip_loss(model, p, batch, rng, config), has_aux=True)
     (_, metrics), grads = grad_fn(state.params)
     metrics["grad_norm"] = optax.global_norm(grads)

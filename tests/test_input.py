@@ -1,4 +1,4 @@
-"""Tests for mottr.input: clip sampling, slot alignment, augmentation, mixing, TFDS reading."""
+"""Tests for mottr.input: clip sampling, slot alignment, host augmentation, frame cache, mixing, TFDS reading."""
 import os
 
 import cv2
@@ -142,13 +142,36 @@ def test_augmentation_flips_whole_clips_and_is_deterministic():
   assert not np.array_equal(aug[0]["image"], plain[0]["image"])
 
 
-def test_augment_clip_uses_one_parameter_set_per_clip():
-  frame = np.full((SIZE, SIZE, 3), 120, np.uint8)
+def test_flip_and_jpeg_is_one_draw_per_clip():
+  frame = np.random.default_rng(0).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
   clip = {"image": np.stack([frame] * 4), "boxes": np.zeros((4, 2, 4), np.float32),
           "mask": np.zeros((4, 2), bool)}
-  out = inp.augment_clip(clip, np.random.default_rng(3))["image"].astype(float)
-  means = out.mean(axis=(1, 2))  # [T, 3]: same colour shift in every frame
-  assert np.abs(means - means[0]).max() < 2.0
+  kinds = set()
+  for seed in range(12):
+    out = inp.flip_and_jpeg(clip, np.random.default_rng(seed))["image"]
+    assert out.flags.c_contiguous and out.dtype == np.uint8
+    for t in range(1, 4):
+      np.testing.assert_array_equal(out[t], out[0])  # same flip and quality in every frame
+    flipped = np.abs(out[0].astype(int) - frame[:, ::-1]).mean() < np.abs(out[0].astype(int) - frame).mean()
+    kinds.add((flipped, not np.array_equal(out[0], frame[:, ::-1] if flipped else frame)))
+  assert len(kinds) == 4  # flip and JPEG each on and off
+
+
+def test_frame_cache_gathers_the_decoded_frames():
+  records = make_records(TRACKS, 12)
+  cache = inp.FrameCache(records, 16, chunk=5)
+  assert len(cache) == 12 and cache.frames.shape == (12, 16, 16, 3) and cache.nbytes == 12 * 16 * 16 * 3
+  for i in (0, 7, 11):
+    np.testing.assert_array_equal(cache[i]["image"], inp._resize(records[i]["image"], 16))
+    assert cache[i]["frame"] == records[i]["frame"] and cache[i]["objects"] is records[i]["objects"]
+  import pickle
+  copy = pickle.loads(pickle.dumps(cache))  # a worker's copy: no frames pickled, filled on first use
+  assert copy._frames is None and len(copy) == 12
+  np.testing.assert_array_equal(copy[7]["image"], cache[7]["image"])
+  plain, cached = _dataset(records, clip_len=3, image_size=16), _dataset(cache, clip_len=3, image_size=16)
+  for step in range(3):
+    for k in plain[step]:
+      np.testing.assert_array_equal(plain[step][k], cached[step][k])
 
 
 def test_mixing_sources_by_weight():

@@ -3,12 +3,13 @@ their objects."""
 import os
 
 import cv2
+import jax
 import numpy as np
 import pytest
 
 from data_prep import challenge
 from data_prep import synth
-from mottr import counting
+from mottr import augment, counting
 from mottr import input as inp
 from mottr import transforms
 from mottr.errors import UserError
@@ -158,23 +159,28 @@ def _squares_clip(size=64, frames=3):
           "mask": np.ones((frames, 2), bool), "touches_edge": np.zeros((frames, 2), bool)}
 
 
+def _photometric(images, seed=0, **kw):
+  return np.asarray(jax.jit(augment.photometric, static_argnames="per_clip_loop")(
+      images, jax.random.key(seed), **kw))
+
+
 def test_augmentations_keep_boxes_on_their_objects():
-  """Flip mirrors the boxes with the image; photometric changes leave boxes where they were, and
-  the objects stay brighter than their surroundings inside their boxes."""
+  """Flip (host) mirrors the boxes with the image; JPEG (host) and the photometric changes (train
+  step) leave boxes where they were, and the objects stay brighter than their surroundings inside
+  their boxes."""
   clip = _squares_clip()
   size = clip["image"].shape[2]
+  outs = [inp.flip_and_jpeg(clip, np.random.default_rng(seed)) for seed in range(24)]
+  images = _photometric(np.stack([o["image"] for o in outs]))
   flipped = 0
-  for seed in range(24):
-    out = inp.augment_clip(clip, np.random.default_rng(seed))
+  for seed, (out, image) in enumerate(zip(outs, images)):
     for key in ("labels", "mask", "touches_edge"):
       np.testing.assert_array_equal(out[key], clip[key])
     np.testing.assert_array_equal(out["boxes"][..., 1:], clip["boxes"][..., 1:])
-    if np.array_equal(out["boxes"], clip["boxes"]):
-      pass
-    else:
+    if not np.array_equal(out["boxes"], clip["boxes"]):
       np.testing.assert_allclose(out["boxes"][..., 0], 1 - clip["boxes"][..., 0], atol=1e-6)
       flipped += 1
-    grey = out["image"].astype(np.float64).mean(axis=-1)
+    grey = image.astype(np.float64).mean(axis=-1)
     for t in range(grey.shape[0]):
       for cx, cy, w, h in out["boxes"][t]:
         x0, x1 = int((cx - w / 2) * size) + 1, int((cx + w / 2) * size) - 1
@@ -187,17 +193,47 @@ def test_augmentations_keep_boxes_on_their_objects():
 def test_augmentation_blur_is_one_for_the_whole_clip():
   """Identical frames stay identical up to per-pixel noise: the blur (and every other change) is
   drawn once per clip. Some clips are blurred."""
-  edge = np.zeros((4, 64, inp.BLUR_REFERENCE_WIDTH, 3), np.uint8)
-  edge[:, :, inp.BLUR_REFERENCE_WIDTH // 2:] = 200
-  clip = {"image": edge, "boxes": np.zeros((4, 1, 4), np.float32), "mask": np.zeros((4, 1), bool)}
+  edge = np.zeros((16, 4, 64, augment.BLUR_REFERENCE_WIDTH, 3), np.uint8)
+  edge[..., augment.BLUR_REFERENCE_WIDTH // 2:, :] = 200
   widths = []
-  for seed in range(16):
-    image = inp.augment_clip(clip, np.random.default_rng(seed))["image"].astype(np.float64)
+  for clip, image in enumerate(_photometric(edge).astype(np.float64)):
     profiles = image.mean(axis=(1, 3))  # [T, W]: column means, noise averaged out
-    assert np.abs(profiles - profiles[0]).max() < 3.0, seed
+    assert np.abs(profiles - profiles[0]).max() < 3.0, clip
     step = np.abs(np.diff(profiles[0]))
     widths.append(step.sum() / step.max())  # ~1 for a sharp edge, more when blurred
   assert min(widths) < 1.3 and max(widths) > 1.8
+
+
+def test_photometric_augmentation_is_a_function_of_the_key_with_one_parameter_set_per_clip():
+  rng = np.random.default_rng(0)
+  frame = rng.integers(60, 200, (32, 32, 3), dtype=np.uint8)
+  images = np.broadcast_to(frame, (8, 4, 32, 32, 3)).copy()
+  a, again, other = _photometric(images, 1), _photometric(images, 1), _photometric(images, 2)
+  np.testing.assert_array_equal(a, again)
+  assert not np.array_equal(a, other)
+  means = a.astype(float).mean(axis=(2, 3))  # [B, T, 3]
+  assert np.abs(means - means[:, :1]).max() < 1.5  # one colour shift for all frames of a clip
+  assert np.ptp(means[:, 0], axis=0).max() > 10  # another for each clip
+  assert a.dtype == np.uint8 and a.shape == images.shape
+  # Clips one after another (one CPU device) or vmapped (accelerators, several devices): the same.
+  np.testing.assert_array_equal(_photometric(images, 1, per_clip_loop=False), a)
+  noise = augment.pixel_noise(jax.random.key(0), (4, 64, 64, 3))
+  assert abs(float(noise.mean())) < 0.02 and abs(float(noise.std()) - 1) < 0.02
+
+
+def test_photometric_augmentation_only_where_enabled():
+  from configs import tiny
+  from mottr import train
+  config = tiny.get_config()
+  images = np.random.default_rng(0).integers(0, 255, (2, 3, 16, 16, 3), dtype=np.uint8)
+  batch = {"image": images, "mask": np.zeros((2, 3, 4), bool)}
+  rng = train.step_rng(config, 5)
+  out = train.augment_batch(config, batch, rng)
+  assert out["mask"] is batch["mask"] and not np.array_equal(np.asarray(out["image"]), images)
+  want = augment.photometric(images, jax.random.fold_in(rng, augment.SEED))
+  np.testing.assert_array_equal(np.asarray(out["image"]), np.asarray(want))  # keyed by the step
+  config.data.augment = False
+  assert train.augment_batch(config, batch, rng) is batch
 
 
 def test_frames_copy_keeps_names_and_applies_the_variant(tmp_path):
