@@ -20,8 +20,8 @@ from absl import flags
 import numpy as np
 from scipy import optimize
 
-from data_prep import challenge
-from mottr.errors import UserError, run_cli
+from mottr import schema
+from mottr.schema import UserError, run_cli
 
 FRAME_STRIDE = 10  # frame gap between consecutive sparse frames
 FALL_ACCEL = 0.41  # px/frame^2, measured on the real val annotations
@@ -76,7 +76,7 @@ def read_frames(frames_dir: str, split: str) -> list[SparseFrame]:
 
 
 def _xyxy_px(boxes_cxcywh: np.ndarray) -> np.ndarray:
-  cx, cy, w, h = (boxes_cxcywh.astype(np.float64) * ([challenge.WIDTH, challenge.HEIGHT] * 2)).T
+  cx, cy, w, h = (boxes_cxcywh.astype(np.float64) * ([schema.WIDTH, schema.HEIGHT] * 2)).T
   return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
 
 
@@ -92,7 +92,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def ids_from_coco(frames: Sequence[SparseFrame], coco: dict[str, Any], source_name: str,
                   min_iou: float = 0.5) -> list[np.ndarray]:
   """Track ids of every frame's boxes, from the COCO boxes of the same image by IoU."""
-  by_image = challenge.annotations_by_image(coco)
+  by_image = schema.annotations_by_image(coco)
   out = []
   for fr in frames:
     anns = by_image.get(fr.image_id, [])
@@ -126,7 +126,7 @@ class _Track:
 
 def _valid_edges(box: np.ndarray) -> tuple[bool, bool]:
   """Whether the top / bottom edge of an xyxy box is the object's (not clipped by the frame)."""
-  return bool(box[1] > challenge.EDGE_TOL_PX), bool(box[3] < challenge.HEIGHT - challenge.EDGE_TOL_PX)
+  return bool(box[1] > schema.EDGE_TOL_PX), bool(box[3] < schema.HEIGHT - schema.EDGE_TOL_PX)
 
 
 def _velocity_from_rest(box: np.ndarray, accel: float) -> float:
@@ -237,7 +237,7 @@ def split_track_ids(frames_dir: str, split: str, annotations: str | None = None
   frames = read_frames(frames_dir, split)
   if annotations is None:
     return frames, link_tracks(frames)
-  return frames, ids_from_coco(frames, challenge.load_coco(annotations), annotations)
+  return frames, ids_from_coco(frames, schema.load_coco(annotations), annotations)
 
 
 def _define_flags() -> None:

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from data_prep import challenge
+from mottr import schema
 
 BOLT = 1
 NUT = 2
@@ -59,8 +59,8 @@ class Track:
 
 def _frame_size(coco: Mapping) -> tuple[int, int]:
   images = coco.get("images") or [{}]
-  return (int(images[0].get("width", challenge.WIDTH)),
-          int(images[0].get("height", challenge.HEIGHT)))
+  return (int(images[0].get("width", schema.WIDTH)),
+          int(images[0].get("height", schema.HEIGHT)))
 
 
 def tracks(coco: Mapping) -> list[Track]:

@@ -8,7 +8,7 @@ Bolts, lag screws and hex nuts (3D meshes, `data_prep.render`) drop from rest ab
 frame in four lanes, fall with constant acceleration while tumbling about the image x
 axis, and leave through the bottom edge, in front of a blurred industrial hall that pans
 slowly while its brightness drifts. The constants below are measured on the real data or
-calibrated against it (`data_prep.scene_stats`, `scripts/compare_stats.py`); each video
+calibrated against it (`data_prep.scene_stats`, `scripts/bench/compare_stats.py`); each video
 keeps the first of several random plans whose statistics match. Boxes and RLE masks are
 the visible (unoccluded, in-frame) part of each rendered object.
 """
@@ -26,11 +26,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from scipy import stats as scipy_stats
 
-from data_prep import challenge
 from data_prep import render
 from data_prep import scene_stats
-from mottr.errors import UserError
-from mottr.errors import run_cli
+from mottr import schema
+from mottr.schema import UserError, run_cli
 
 DEFAULT_FRAMES = {"train": 7200, "val": 1800, "test": 1800}
 
@@ -285,7 +284,7 @@ class Background:
     dark = np.clip((DARK_GAMMA_FROM - self.targets[index]) / DARK_GAMMA_FROM, 0.0, 1.0)
     curve = 255.0 * (self._levels / 255.0) ** (1.0 + DARK_GAMMA * dark)
     x, y = self.offsets[index]
-    crop = self.gray[y:y + challenge.HEIGHT, x:x + challenge.WIDTH]
+    crop = self.gray[y:y + schema.HEIGHT, x:x + schema.WIDTH]
     hist = cv2.calcHist([crop], [0], None, [256], [0, 256]).reshape(-1).astype(np.float64)
     hist /= hist.sum()
     target = min(self.targets[index] + CODEC_DARKENING, 250.0)
@@ -300,19 +299,19 @@ class Background:
 
   def frame(self, index: int) -> np.ndarray:
     x, y = self.offsets[index]
-    crop = self.canvas[y:y + challenge.HEIGHT, x:x + challenge.WIDTH]
+    crop = self.canvas[y:y + schema.HEIGHT, x:x + schema.WIDTH]
     return cv2.LUT(crop, np.clip(self.levels(index) + 0.5, 0, 255).astype(np.uint8))
 
 
 def make_background(rng: np.random.Generator, num_frames: int,
                     backgrounds_dir: str | None = None) -> Background:
-  cw = int(challenge.WIDTH * CANVAS_SCALE[0])
-  ch = int(challenge.HEIGHT * CANVAS_SCALE[1])
+  cw = int(schema.WIDTH * CANVAS_SCALE[0])
+  ch = int(schema.HEIGHT * CANVAS_SCALE[1])
   if backgrounds_dir:
     canvas = background_image(rng, backgrounds_dir, cw, ch)
   else:
     canvas = procedural_hall(rng, cw, ch)
-  offsets = pan_path(rng, num_frames, cw - challenge.WIDTH, ch - challenge.HEIGHT)
+  offsets = pan_path(rng, num_frames, cw - schema.WIDTH, ch - schema.HEIGHT)
   return Background(canvas, offsets, brightness_curve(rng, num_frames))
 
 
@@ -449,16 +448,16 @@ class FallingObject:
     """Sets first/last frame in view and the unclipped projected boxes (x0, y0, x1, y1)."""
     start = int(np.ceil(self.t_rest))
     radius = np.linalg.norm(self.outline, axis=1).max()
-    fall = np.sqrt(2 * (challenge.HEIGHT - self.y_rest + radius) / self.accel)
+    fall = np.sqrt(2 * (schema.HEIGHT - self.y_rest + radius) / self.accel)
     t = np.arange(start, int(self.t_rest + fall) + 2, dtype=np.float64)
     boxes = render.extents(self.outline, self.rotations(t)) + np.tile(self.centres(t), 2)
-    inside = np.flatnonzero((boxes[:, 3] > 0) & (boxes[:, 1] < challenge.HEIGHT))
+    inside = np.flatnonzero((boxes[:, 3] > 0) & (boxes[:, 1] < schema.HEIGHT))
     self.first, self.last = start + int(inside[0]), start + int(inside[-1])
     self.boxes = boxes[inside[0]:inside[-1] + 1]
 
   def annotated_frames(self, margin: float = 0.0) -> np.ndarray:
     """Frames where the plan expects a box: >= MIN_VISIBLE - margin rows inside the frame."""
-    rows = np.minimum(self.boxes[:, 3], challenge.HEIGHT) - np.maximum(self.boxes[:, 1], 0)
+    rows = np.minimum(self.boxes[:, 3], schema.HEIGHT) - np.maximum(self.boxes[:, 1], 0)
     return self.first + np.flatnonzero(rows >= MIN_VISIBLE - margin)
 
 
@@ -497,8 +496,8 @@ def _fit_tumble(obj: "FallingObject", variation: float, sign: float) -> float:
       len(omegas), len(t), 4)
   centre = np.array([obj.x + obj.vx * t, obj.y_rest + 0.5 * obj.accel * t * t]).T
   boxes = boxes + np.tile(centre, 2)[None]
-  inside = ((boxes[..., 0] > 0) & (boxes[..., 1] > 0) & (boxes[..., 2] < challenge.WIDTH)
-            & (boxes[..., 3] < challenge.HEIGHT))
+  inside = ((boxes[..., 0] > 0) & (boxes[..., 1] > 0) & (boxes[..., 2] < schema.WIDTH)
+            & (boxes[..., 3] < schema.HEIGHT))
   heights = boxes[..., 3] - boxes[..., 1]
   top = np.where(inside, heights, -np.inf).max(1)
   bottom = np.where(inside, heights, np.inf).min(1)
@@ -643,7 +642,7 @@ def tune_overlaps(rng: np.random.Generator, objects: list[FallingObject], target
 def plan_coco(objects: Sequence[FallingObject], num_frames: int) -> dict:
   """The boxes a plan implies (projected, clipped, occlusion ignored), as a COCO dict."""
   anns = []
-  limits = np.array([challenge.WIDTH, challenge.HEIGHT] * 2, np.float64)
+  limits = np.array([schema.WIDTH, schema.HEIGHT] * 2, np.float64)
   for track_id, obj in enumerate(objects, 1):
     frames = obj.annotated_frames()
     frames = frames[(frames >= 0) & (frames < num_frames)]
@@ -652,7 +651,7 @@ def plan_coco(objects: Sequence[FallingObject], num_frames: int) -> dict:
     for frame, box in zip(frames.tolist(), boxes.tolist()):
       anns.append({"image_id": frame + 1, "category_id": obj.category_id, "bbox": box,
                    "track_id": track_id})
-  images = [{"id": i + 1, "width": challenge.WIDTH, "height": challenge.HEIGHT}
+  images = [{"id": i + 1, "width": schema.WIDTH, "height": schema.HEIGHT}
             for i in range(num_frames)]
   return {"images": images, "annotations": anns}
 
@@ -667,7 +666,7 @@ def rendered_overlaps(objects: Sequence[FallingObject], num_frames: int) -> int:
       if i < j:
         for frame in _overlap_frames(obj, objects[j], margin=2.0).tolist():
           involved[frame].update((i, j))
-  scratch = np.zeros((challenge.HEIGHT, challenge.WIDTH, 3), np.uint8)
+  scratch = np.zeros((schema.HEIGHT, schema.WIDTH, 3), np.uint8)
   total = 0
   for frame, members in involved.items():
     if 0 <= frame < num_frames:
@@ -786,10 +785,10 @@ def annotate_frame(frame: np.ndarray, objects: Sequence[FallingObject], index: i
 
 
 def split_seed(seed: int, split: str) -> np.random.SeedSequence:
-  """The seed sequence of one split: (seed, index of split in challenge.SPLITS)."""
-  if split not in challenge.SPLITS:
-    raise UserError(f"split {split!r}: unknown; use one of {', '.join(challenge.SPLITS)}")
-  return np.random.SeedSequence([seed, challenge.SPLITS.index(split)])
+  """The seed sequence of one split: (seed, index of split in schema.SPLITS)."""
+  if split not in schema.SPLITS:
+    raise UserError(f"split {split!r}: unknown; use one of {', '.join(schema.SPLITS)}")
+  return np.random.SeedSequence([seed, schema.SPLITS.index(split)])
 
 
 def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
@@ -803,8 +802,8 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
   background = make_background(np.random.default_rng(background_seq), num_frames,
                                backgrounds_dir)
   objects = choose_plan(plan_seq, num_frames)
-  ann_path = challenge.annotation_path(out_dir, split)
-  vid_path = challenge.video_path(out_dir, split)
+  ann_path = schema.annotation_path(out_dir, split)
+  vid_path = schema.video_path(out_dir, split)
   per_frame: list[list[tuple[FallingObject, list[float], dict | list]]] = []
 
   def frames():
@@ -821,7 +820,7 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
         print(f"{split}: {index + 1}/{num_frames} frames, {(index + 1) / elapsed:.1f} fps",
               flush=True)
 
-  challenge.write_video(vid_path, frames())
+  schema.write_video(vid_path, frames())
   track_ids: dict[int, int] = {}
   annotations = []
   for index, entries in enumerate(per_frame):
@@ -832,13 +831,13 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
           "image_id": index + 1, "category_id": obj.category_id, "segmentation": segmentation,
           "bbox": box, "area": box[2] * box[3], "iscrowd": 0, "id": len(annotations),
           "track_id": track_ids[id(obj)]})
-  challenge.write_annotations(ann_path, {
+  schema.write_annotations(ann_path, {
       "info": dict(INFO, description=f"{INFO['description']} (seed {seed}, split {split})"),
       "licenses": [],
-      "images": [{"file_name": challenge.file_name(i), "width": challenge.WIDTH,
-                  "height": challenge.HEIGHT, "id": i + 1} for i in range(num_frames)],
+      "images": [{"file_name": schema.file_name(i), "width": schema.WIDTH,
+                  "height": schema.HEIGHT, "id": i + 1} for i in range(num_frames)],
       "annotations": annotations,
-      "categories": [dict(c) for c in challenge.CATEGORIES],
+      "categories": [dict(c) for c in schema.CATEGORIES],
   })
   categories = {}
   for ann in annotations:
@@ -854,7 +853,7 @@ def generate_split(out_dir: str, split: str, num_frames: int, seed: int, *,
   }
 
 
-def generate(out_dir: str, splits: Sequence[str] = challenge.SPLITS,
+def generate(out_dir: str, splits: Sequence[str] = schema.SPLITS,
              num_frames: int | None = None, seed: int = 0, *,
              backgrounds_dir: str | None = None, rle: bool = True,
              progress: bool = True) -> list[dict]:
@@ -870,7 +869,7 @@ def _define_flags() -> None:
   """CLI flags, defined only when this module runs as a program (it is a library too)."""
   flags.DEFINE_string("out_dir", None, "Root folder to write the challenge layout to.")
   flags.DEFINE_integer("seed", 0, "Random seed; each split derives its own.")
-  flags.DEFINE_list("splits", list(challenge.SPLITS), "Splits to generate.")
+  flags.DEFINE_list("splits", list(schema.SPLITS), "Splits to generate.")
   flags.DEFINE_integer(
       "num_frames", None, "Frames per split (default: train 7200, val 1800, test 1800).")
   flags.DEFINE_string(

@@ -64,3 +64,20 @@ def pairwise_giou(a, b, eps: float = 1e-7):
 def elementwise_giou(a, b, eps: float = 1e-7):
   """Generalised IoU of matching xyxy boxes a [..., 4] and b [..., 4] -> [...]."""
   return pairwise_giou(a[..., None, :], b[..., None, :], eps)[..., 0, 0]
+
+
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """IoU of COCO xywh boxes a [N, 4] and b [M, 4] -> [N, M] (numpy)."""
+  a = np.asarray(a, np.float64).reshape(-1, 4)
+  b = np.asarray(b, np.float64).reshape(-1, 4)
+  to_xyxy = lambda x: np.concatenate([x[:, :2], x[:, :2] + x[:, 2:]], axis=1)
+  return pairwise_iou(to_xyxy(a), to_xyxy(b))[0]
+
+
+def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray:
+  """Clips xywh boxes [..., 4] to the frame; boxes entirely outside get zero width or height."""
+  x0 = np.clip(boxes_xywh[..., 0], 0, width)
+  y0 = np.clip(boxes_xywh[..., 1], 0, height)
+  x1 = np.clip(boxes_xywh[..., 0] + boxes_xywh[..., 2], 0, width)
+  y1 = np.clip(boxes_xywh[..., 1] + boxes_xywh[..., 3], 0, height)
+  return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)

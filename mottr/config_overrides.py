@@ -1,8 +1,9 @@
-"""Config overrides (`--config.a.b=v`, `export_model.py --set a.b=v`): parsed as Python literals,
+"""Config overrides (`--config.a.b=v`, the one override syntax of every CLI): parsed as Python literals,
 checked against the keys and types of the config they change. A typo in a key or a value of the
 wrong type is a one-line UserError, never a silently added key or an ignored value."""
 import ast
 import difflib
+import re
 from typing import Any
 
 import ml_collections
@@ -16,6 +17,19 @@ def parse_value(text: str) -> Any:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
     return text
+
+
+def parse_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+  """Splits `--config.a.b=v` arguments (values as Python literals, else strings) from the rest."""
+  rest, overrides = [], {}
+  for arg in argv:
+    match = re.fullmatch(r"--config\.([\w.]+)=(.*)", arg)
+    if match is None:
+      rest.append(arg)
+      continue
+    key, value = match.groups()
+    overrides[key] = parse_value(value)
+  return rest, overrides
 
 
 def leaf_keys(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:

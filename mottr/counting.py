@@ -12,14 +12,13 @@ visible box may end 40-60 px above the edge, one frame's motion carries it there
 in view on the final frame counts only if it touches the edge there; tracks that stop, rise,
 vanish mid-frame or leave through a side are never counted.
 """
-import collections
 import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
 
-from data_prep import challenge
-from mottr.tracker import Track
+from mottr import schema
+from mottr.schema import Track
 
 EDGE_TOLERANCE = 0.02  # fraction of the frame height
 EXIT_HORIZON_S = 1 / 15  # a track's last hit may come this long before its object has left
@@ -83,8 +82,8 @@ def fell_through(frames: Sequence[int], boxes_xywh_px: Sequence[Sequence[float]]
     return bottom[-1] >= edge
   horizon = exit_horizon(frame_step, fps)
   advance = 0.0
-  for e, inside in ((top, top > challenge.EDGE_TOL_PX),
-                    (bottom, bottom < height - challenge.EDGE_TOL_PX)):
+  for e, inside in ((top, top > schema.EDGE_TOL_PX),
+                    (bottom, bottom < height - schema.EDGE_TOL_PX)):
     t, e = f[inside][-FIT_WINDOW:], e[inside][-FIT_WINDOW:]
     if len(t) >= 2:  # times are relative to the last box (0), so t <= 0
       fit = np.polyfit(t, e, min(2, len(t) - 1))
@@ -92,38 +91,21 @@ def fell_through(frames: Sequence[int], boxes_xywh_px: Sequence[Sequence[float]]
   return bottom[-1] + advance >= edge
 
 
-def count_tracks(tracks: Sequence[Track], *, height: float = challenge.HEIGHT,
+def count_tracks(tracks: Sequence[Track], *, height: float = schema.HEIGHT,
                  final_frame: int | None = None, frame_step: int = 1, fps: float | None = None,
                  edge_tolerance: float = EDGE_TOLERANCE) -> Counts:
   """Counts the tracks that fell through (`fell_through`), per category name, with one event per
   such track."""
-  counts = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
+  counts = {name: 0 for name in schema.CATEGORY_NAMES.values()}
   events = []
   for t in tracks:
     if fell_through(t.frames, t.boxes, height, final_frame=final_frame, frame_step=frame_step,
                     fps=fps, edge_tolerance=edge_tolerance):
-      name = challenge.CATEGORY_NAMES[t.category_id]
+      name = schema.CATEGORY_NAMES[t.category_id]
       counts[name] += 1
       events.append(Event(t.frames[-1], t.track_id, name))
   events.sort(key=lambda e: (e.frame, e.track_id))
   return Counts(counts, events)
-
-
-def tracks_from_coco(coco: dict[str, Any]) -> list[Track]:
-  """Tracks of a challenge-schema dict (ground truth or our tracks.json), by track id.
-
-  Frames are 0-based (image_id - 1); an annotation's `score` is kept, 1.0 where absent.
-  """
-  by_id = collections.defaultdict(list)
-  for ann in coco["annotations"]:
-    by_id[int(ann["track_id"])].append(ann)
-  tracks = []
-  for track_id in sorted(by_id):
-    track = Track(track_id)
-    for ann in sorted(by_id[track_id], key=lambda a: a["image_id"]):
-      track.add(ann["image_id"] - 1, ann["bbox"], ann.get("score", 1.0), ann["category_id"] - 1)
-    tracks.append(track)
-  return tracks
 
 
 def frame_step_of(image_ids: Sequence[int]) -> int:
@@ -132,18 +114,13 @@ def frame_step_of(image_ids: Sequence[int]) -> int:
   return int(np.median(np.diff(ids))) if len(ids) > 1 else 1
 
 
-def video_fps(coco: dict[str, Any]) -> float:
-  """Frame rate of the video a challenge-schema dict annotates: its `info.fps`, else 30."""
-  return float((coco.get("info") or {}).get("fps") or challenge.FPS)
-
-
 def count_coco(coco: dict[str, Any], *, fps: float | None = None,
                edge_tolerance: float = EDGE_TOLERANCE) -> Counts:
   """Applies `count_tracks` to a challenge-schema dict, its frame list and frame height; fps
-  defaults to its `info.fps` (e.g. a `mottr.transforms` copy), else the challenge's 30."""
+  defaults to its `info.fps` (e.g. a copy at another frame rate), else the challenge's 30."""
   image_ids = [im["id"] for im in coco["images"]]
-  heights = {im.get("height", challenge.HEIGHT) for im in coco["images"]} or {challenge.HEIGHT}
-  return count_tracks(tracks_from_coco(coco), height=max(heights),
+  heights = {im.get("height", schema.HEIGHT) for im in coco["images"]} or {schema.HEIGHT}
+  return count_tracks(schema.tracks_from_coco(coco), height=max(heights),
                       final_frame=max(image_ids, default=1) - 1,
                       frame_step=frame_step_of(image_ids),
-                      fps=fps or video_fps(coco), edge_tolerance=edge_tolerance)
+                      fps=fps or schema.coco_fps(coco), edge_tolerance=edge_tolerance)

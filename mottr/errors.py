@@ -1,28 +1,11 @@
-"""The one exception type meant for users, and the CLI boundary that prints it."""
-import contextlib
-import os
+"""The CLI boundary of the one-line errors: absl flag parsing (bad flags and config overrides as
+one line, exit 2). `UserError` and `run_cli` live in `mottr.schema` and are re-exported here."""
 import re
 import sys
-from typing import Callable, Iterator
 
 from absl import flags
 
-
-class UserError(Exception):
-  """Bad input from a user: printed as one line, exit status 2, no traceback."""
-
-
-def run_cli(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-  """Wraps an absl `main` so that a UserError becomes one line on stderr and exit 2."""
-
-  def wrapped(argv: list[str]) -> None:
-    try:
-      main(argv)
-    except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
-
-  return wrapped
+from mottr.schema import UserError, quiet_native_stderr, run_cli  # noqa: F401
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -43,17 +26,3 @@ def parse_flags(argv: list[str]) -> list[str]:
     print(f"error: cannot load a flag's file ({type(e).__name__}: {str(e).splitlines()[0]})",
           file=sys.stderr)
     sys.exit(2)
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-  """Silences native (FFmpeg) messages on fd 2, e.g. while a damaged video is decoded."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  try:
-    with open(os.devnull, "w") as devnull:
-      os.dup2(devnull.fileno(), 2)
-    yield
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)

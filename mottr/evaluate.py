@@ -1,7 +1,9 @@
 """Evaluate tracks and counts against a split's ground truth.
 
   python -m mottr.evaluate --root DIR --split S [--checkpoint DIR | --predictions tracks.json]
-                           [--frames_dir DIR] [--output_dir DIR]
+                           [--frames_dir DIR] [--output_dir DIR] [--overwrite]
+                           [--config.tracker.x=v ...] [--config.model.x=v ...]
+  (or: mottr-evaluate ...)
 
 Runs inference on `images/{S}/{S}.mp4` (or on --frames_dir, frames named NNNN.jpg by image_id,
 e.g. ../shared/stroma/frames/val, every 10th frame), or takes another tracker's --predictions in
@@ -33,23 +35,18 @@ import numpy as np
 from pycocotools import coco as coco_api
 from pycocotools import cocoeval
 
-from data_prep import challenge
+from mottr import cli
 from mottr import counting
-from mottr import infer
 from mottr import outputs
-from mottr.errors import UserError, run_cli
-from mottr.tracker import iou_xywh
+from mottr import runner
+from mottr import schema
+from mottr import sources
+from mottr import tracker as tracker_lib
+from mottr.boxes import iou_xywh
+from mottr.schema import UserError, run_cli
 
 with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about an optional dataset
   import trackeval  # pylint: disable=g-import-not-at-top
-
-_ROOT = flags.DEFINE_string("root", None, "Challenge-layout root with annotations/ (and images/).")
-_SPLIT = flags.DEFINE_string("split", "val", "Split to evaluate.")
-_PREDICTIONS = flags.DEFINE_string(
-    "predictions", None, "tracks.json to evaluate instead of running the model.")
-_FRAMES_DIR = flags.DEFINE_string(
-    "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id, or by 0-based frame "
-    "index when the folder holds 0000.jpg), not the video.")
 
 OUTPUT_NAMES = ("report.md", "metrics.json", "counts.png")  # + tracks.json when it runs a model
 TRACKING_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN")
@@ -89,14 +86,14 @@ def tracking_metrics(gt: dict, pred: dict, image_ids: Sequence[int]) -> dict[str
   metrics = (trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
              trackeval.metrics.Identity({"PRINT_CONFIG": False}))
   raw = {m.get_name(): {} for m in metrics}
-  for category_id, name in challenge.CATEGORY_NAMES.items():
+  for category_id, name in schema.CATEGORY_NAMES.items():
     data = _trackeval_data(gt, pred, category_id, image_ids)
     for m in metrics:
       raw[m.get_name()][name] = m.eval_sequence(data)
   for m in metrics:
     raw[m.get_name()]["all"] = m.combine_classes_det_averaged(dict(raw[m.get_name()]))
   summary = {}
-  for name in list(challenge.CATEGORY_NAMES.values()) + ["all"]:
+  for name in list(schema.CATEGORY_NAMES.values()) + ["all"]:
     hota, clear, identity = (raw[m.get_name()][name] for m in metrics)
     summary[name] = {
         "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
@@ -117,13 +114,13 @@ def detection_metrics(gt: dict, pred: dict,
   dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]),
            "score": float(a.get("score", 1.0))}
           for a in pred["annotations"] if a["image_id"] in keep]
-  names = dict(challenge.CATEGORY_NAMES, all="all")
+  names = dict(schema.CATEGORY_NAMES, all="all")
   if not dets:
     return {name: {"mAP": 0.0, "mAP50": 0.0} for name in names.values()}
   with contextlib.redirect_stdout(io.StringIO()):
     coco_gt = coco_api.COCO()
     coco_gt.dataset = {"images": [{"id": i} for i in sorted(keep)], "annotations": gt_anns,
-                       "categories": [dict(c) for c in challenge.CATEGORIES]}
+                       "categories": [dict(c) for c in schema.CATEGORIES]}
     coco_gt.createIndex()
     coco_dt = coco_gt.loadRes(dets)
     result = {}
@@ -139,7 +136,7 @@ def detection_metrics(gt: dict, pred: dict,
 
 
 def count_metrics(true: counting.Counts, predicted: counting.Counts) -> dict[str, Any]:
-  names = list(challenge.CATEGORY_NAMES.values())
+  names = list(schema.CATEGORY_NAMES.values())
   return {
       "true": dict(true.counts), "predicted": dict(predicted.counts),
       "error": {n: predicted.counts[n] - true.counts[n] for n in names},
@@ -153,16 +150,16 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
 
   Counts use every box of both files: the truth from the whole annotation file, the prediction
   with its own frame step; both treat the annotation file's last frame as the end of the video
-  and the video's frame rate `fps` (default: the ground truth's, `counting.video_fps`).
+  and the video's frame rate `fps` (default: the ground truth's, `schema.coco_fps`).
   Returns (metrics, {"true": events, "predicted": events}).
   """
   image_ids = sorted(set(image_ids))
-  height = gt["images"][0].get("height", challenge.HEIGHT) if gt["images"] else challenge.HEIGHT
+  height = gt["images"][0].get("height", schema.HEIGHT) if gt["images"] else schema.HEIGHT
   final = max((im["id"] for im in gt["images"]), default=0) - 1  # the last annotated frame
-  fps = fps or counting.video_fps(gt)
-  true = counting.count_tracks(counting.tracks_from_coco(gt), height=height, final_frame=final,
+  fps = fps or schema.coco_fps(gt)
+  true = counting.count_tracks(schema.tracks_from_coco(gt), height=height, final_frame=final,
                                frame_step=1, fps=fps, edge_tolerance=edge_tolerance)
-  predicted = counting.count_tracks(counting.tracks_from_coco(pred), height=height,
+  predicted = counting.count_tracks(schema.tracks_from_coco(pred), height=height,
                                     final_frame=final, frame_step=pred_frame_step, fps=fps,
                                     edge_tolerance=edge_tolerance)
   metrics = {
@@ -177,13 +174,13 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
 
 def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None = None,
                 image_ids: tuple[int, int] | None = None, frames_dir: str | None = None,
-                settings: "infer.TrackerSettings | None" = None
-                ) -> tuple[dict, "infer.FrameSource", "infer.Result"]:
+                settings: tracker_lib.TrackerSettings | None = None
+                ) -> tuple[dict, sources.FrameSource, runner.Result]:
   """Tracks a split's video (or `frames_dir`, NNNN.jpg by image_id) on the frames whose image_id
   lies in `image_ids` (first, last), or in (1, max_frames); default all. Returns its annotations
   restricted to those frames, the source and the tracking result."""
-  gt = challenge.load_annotations(root, split)
-  source = infer.open_source(frames_dir or challenge.video_path(root, split))
+  gt = schema.load_annotations(root, split)
+  source = sources.open_source(frames_dir or schema.video_path(root, split))
   if max_frames is not None:
     image_ids = (1, max_frames)
   if image_ids is not None:
@@ -193,21 +190,22 @@ def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None
                                  total=None)
     gt = dict(gt, images=[im for im in gt["images"] if first <= im["id"] <= last],
               annotations=[a for a in gt["annotations"] if first <= a["image_id"] <= last])
-  result = infer.track_source(source, predictor, settings or infer.TrackerSettings(), progress=False)
+  result = runner.track_source(source, predictor, settings or tracker_lib.TrackerSettings(),
+                               progress=False)
   return gt, source, result
 
 
 def evaluate_predictor(predictor: Any, root: str, split: str, **window_and_settings) -> dict:
   """Metrics of `track_split` (same arguments) against the annotations of the frames processed."""
   gt, source, result = track_split(predictor, root, split, **window_and_settings)
-  metrics, _ = evaluate(gt, infer.result_coco(result), [f + 1 for f in result.frames],
+  metrics, _ = evaluate(gt, runner.result_coco(result), [f + 1 for f in result.frames],
                         source.frame_step, fps=source.fps)
   return metrics
 
 
 def report_markdown(title: str, metrics: dict) -> str:
   """report.md: one table, columns per category and all."""
-  names = list(challenge.CATEGORY_NAMES.values())
+  names = list(schema.CATEGORY_NAMES.values())
   c, t, d = metrics["counts"], metrics["tracking"], metrics["detection"]
   fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
   rows = [("true count", [c["true"][n] for n in names] + [sum(c["true"].values())]),
@@ -228,15 +226,15 @@ def _load_predictions(path: str) -> dict:
   if not os.path.isfile(path):
     raise UserError(f"{path}: no such file; pass --predictions a tracks.json in the challenge "
                     "schema")
-  pred = challenge.load_coco(path)
+  pred = schema.load_coco(path)
   info = pred.get("info", {})
   if not isinstance(info, dict):
     raise UserError(f"{path}: info is not a JSON object")
   fps, step = info.get("fps"), info.get("frame_step")
   if fps is not None and not (isinstance(fps, (int, float)) and not isinstance(fps, bool)
-                              and 0 < fps <= infer.MAX_FPS):
+                              and 0 < fps <= sources.MAX_FPS):
     raise UserError(f"{path}: info.fps {fps!r} is not a frame rate (a number above 0 and at "
-                    f"most {infer.MAX_FPS:g})")
+                    f"most {sources.MAX_FPS:g})")
   if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
                                and step >= 1):
     raise UserError(f"{path}: info.frame_step {step!r} is not a whole number of frames of at "
@@ -244,74 +242,112 @@ def _load_predictions(path: str) -> dict:
   return pred
 
 
+def write_report(directory: str, title: str, metrics: dict, events: dict[str, list],
+                 num_frames: int, fps: float) -> None:
+  """The one report writer: metrics.json, report.md and counts.png (predicted vs true counts over
+  time) into an existing directory."""
+  outputs.write_json(os.path.join(directory, "metrics.json"), metrics)
+  with open(os.path.join(directory, "report.md"), "w") as f:
+    f.write(report_markdown(title, metrics))
+  outputs.plot_cumulative_counts(os.path.join(directory, "counts.png"), events, num_frames, fps)
+
+
+def inference_notes(result: runner.Result) -> dict[str, Any]:
+  """The inference lines of a report: speed and births lost."""
+  return {"inference speed": f"{result.steady_fps:.1f} FPS after {runner.WARMUP_FRAMES} warm-up "
+                             f"frames of {result.warmup_seconds:.1f} s (compilation)",
+          "births dropped (no free slot)": result.dropped_births}
+
+
+FLAGS = flags.FLAGS
+FLAG_NAMES = ("checkpoint", "output_dir", "overwrite")  # shared with other CLIs (mottr.cli)
+
+
+def define_flags() -> None:
+  """The flags of this CLI, defined only when it runs (`run_main`, tests)."""
+  if "root" not in FLAGS:
+    flags.DEFINE_string("root", None, "Challenge-layout root with annotations/ (and images/).")
+    flags.DEFINE_string("split", "val", "Split to evaluate.")
+    flags.DEFINE_string("predictions", None, "tracks.json to evaluate instead of running the model.")
+    flags.DEFINE_string(
+        "frames_dir", None, "Evaluate on these frames only (NNNN.jpg by image_id, or by 0-based "
+        "frame index when the folder holds 0000.jpg), not the video.")
+  cli.define(*FLAG_NAMES)
+  for name in ("root", "split", "predictions", "frames_dir"):
+    flags.declare_key_flag(name)
+
+
+def load_predictor_from_flags() -> Any:
+  """The predictor of --checkpoint with the --config.* overrides."""
+  return cli.load_predictor()
+
+
 def main(argv: list[str]) -> None:
-  infer.quiet_logging()
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  if not _ROOT.value:
+  cli.quiet_logging()
+  cli.check_no_arguments(argv)
+  root, split, predictions, frames_dir = FLAGS.root, FLAGS.split, FLAGS.predictions, FLAGS.frames_dir
+  if not root:
     raise UserError("--root is required: a challenge-layout root with "
                     "annotations/instances_{split}.json")
-  if _PREDICTIONS.value and flags.FLAGS.checkpoint:
+  if predictions and FLAGS.checkpoint:
     raise UserError("pass either --predictions (evaluate a file) or --checkpoint (run a model), "
                     "not both")
-  split = _SPLIT.value
-  gt = challenge.load_annotations(_ROOT.value, split)
-  frames_dir = _FRAMES_DIR.value
+  gt = schema.load_annotations(root, split)
   if frames_dir and not os.path.isdir(frames_dir):
     raise UserError(f"{frames_dir}: not a directory; pass --frames_dir a folder of NNNN.jpg frames")
-  output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"eval_{split}")
+  output_dir = FLAGS.output_dir or os.path.join("outputs", f"eval_{split}")
   gt_ids = sorted(im["id"] for im in gt["images"])
-  names = OUTPUT_NAMES if _PREDICTIONS.value else OUTPUT_NAMES + ("tracks.json",)
-  with outputs.output_dir(output_dir, names, overwrite=flags.FLAGS.overwrite) as tmp:
+  names = OUTPUT_NAMES if predictions else OUTPUT_NAMES + ("tracks.json",)
+  with outputs.output_dir(output_dir, names, overwrite=FLAGS.overwrite) as tmp:
     inference = {}
-    if _PREDICTIONS.value:
-      pred = _load_predictions(_PREDICTIONS.value)
+    if predictions:
+      pred = _load_predictions(predictions)
       if pred.get("info", {}).get("complete") is False:
-        raise UserError(f"{_PREDICTIONS.value}: info.complete is false (the run that wrote it "
+        raise UserError(f"{predictions}: info.complete is false (the run that wrote it "
                         "was stopped or its video was truncated); its frames do not cover the "
                         "split")
-      image_ids = [f + 1 for f in infer.frame_files(frames_dir)] if frames_dir else gt_ids
+      image_ids = [f + 1 for f in sources.frame_files(frames_dir)] if frames_dir else gt_ids
       pred_step = pred.get("info", {}).get("frame_step") or counting.frame_step_of(image_ids)
-      fps = pred.get("info", {}).get("fps") or counting.video_fps(gt)
-      title = f"{_PREDICTIONS.value} on {split}"
+      fps = pred.get("info", {}).get("fps") or schema.coco_fps(gt)
+      title = f"{predictions} on {split}"
+      settings = cli.tracker_settings()
     else:
-      source = infer.open_source(frames_dir or challenge.video_path(_ROOT.value, split))
-      result = infer.track_source(source, infer.load_predictor_from_flags(),
-                                  infer.settings_from_flags())
+      source = sources.open_source(frames_dir or schema.video_path(root, split))
+      predictor = load_predictor_from_flags()
+      settings = cli.tracker_settings(predictor)
+      result = runner.track_source(source, predictor, settings)
       if result.interrupted:
         raise UserError("interrupted; nothing written")
       if not frames_dir and len(result.frames) != len(gt_ids):
         raise UserError(f"{source.name}: {len(result.frames)} frames decoded but "
-                        f"{challenge.annotation_path(_ROOT.value, split)} has {len(gt_ids)} images "
+                        f"{schema.annotation_path(root, split)} has {len(gt_ids)} images "
                         "(a truncated video, or not the video of these annotations); nothing "
                         "written")
-      pred = infer.result_coco(result)
+      pred = runner.result_coco(result)
       outputs.write_json(os.path.join(tmp, "tracks.json"), pred)
       image_ids = [f + 1 for f in result.frames]
       pred_step = source.frame_step
       fps = source.fps
-      title = f"{flags.FLAGS.checkpoint or 'shipped model'} on {split}"
-      inference = {"frames processed": len(result.frames),
-                   "inference speed": f"{result.steady_fps:.1f} FPS after "
-                                      f"{infer.WARMUP_FRAMES} warm-up frames of "
-                                      f"{result.warmup_seconds:.1f} s (compilation)",
-                   "births dropped (no free slot)": result.dropped_births}
+      title = f"{FLAGS.checkpoint or 'shipped model'} on {split}"
+      inference = {"frames processed": len(result.frames), **inference_notes(result)}
     image_ids = sorted(set(gt_ids).intersection(image_ids))
     if not image_ids:
-      raise UserError(f"no evaluated frame is in {challenge.annotation_path(_ROOT.value, split)}; "
+      raise UserError(f"no evaluated frame is in {schema.annotation_path(root, split)}; "
                       "check --split and --frames_dir")
     metrics, events = evaluate(gt, pred, image_ids, int(pred_step), fps=fps,
-                               edge_tolerance=flags.FLAGS.edge_tolerance)
+                               edge_tolerance=settings.edge_tolerance)
     metrics["inference"] = inference
-    outputs.write_json(os.path.join(tmp, "metrics.json"), metrics)
-    with open(os.path.join(tmp, "report.md"), "w") as f:
-      f.write(report_markdown(title, metrics))
-    outputs.plot_cumulative_counts(os.path.join(tmp, "counts.png"), events, len(gt["images"]),
-                                   fps)
+    write_report(tmp, title, metrics, events, len(gt["images"]), fps)
   all_t, c = metrics["tracking"]["all"], metrics["counts"]
   print(f"HOTA={all_t['HOTA']:.3f} MOTA={all_t['MOTA']:.3f} IDF1={all_t['IDF1']:.3f} "
         f"count_error={c['error']} -> {output_dir}")
 
 
+def run_main() -> None:
+  """The program (`python -m mottr.evaluate`, console script `mottr-evaluate`)."""
+  define_flags()
+  app.run(run_cli(main), flags_parser=cli.flags_parser)
+
+
 if __name__ == "__main__":
-  app.run(run_cli(main), flags_parser=infer.flags_parser)
+  run_main()

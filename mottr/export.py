@@ -1,55 +1,62 @@
 """Exports the latest checkpoint of a training workdir as a shippable model (config.json + params.msgpack).
 
-  python scripts/export_model.py --workdir workdirs/cpu [--out mottr/assets/shipped] [--overwrite]
-      [--set model.velocity_prior=False ...]
+  python -m mottr.export --workdir workdirs/cpu [--out mottr/assets/shipped] [--overwrite]
+      [--config.tracker.birth_threshold=0.8 ...] [--config.model.snap_tracks=True ...]
+  (or: mottr-export ...)
 
---set changes inference-time config values in the exported config.json (architecture values that
-change parameter shapes are refused when the parameters load).
+The exported config.json holds the whole config: the architecture, how it was trained and the
+`tracker` section, the thresholds `mottr.infer` tracks with (a workdir older than that section
+gets the defaults of `mottr.tracker.TrackerSettings`), so the tuned values travel with the
+weights. `--config.a.b=v` changes a value in it (architecture values that change parameter
+shapes are refused when the parameters load). A workdir whose config still holds an option
+deleted since (docs/history.md) exports when that option is off (the key is dropped).
 
 Writes config.json and params.msgpack into --out, each moved into place atomically; other files
 there are never touched. An --out that already holds them (an earlier export, e.g. the shipped
 model) is refused unless --overwrite.
 """
-import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import app
+from absl import flags
 
-from mottr import outputs  # noqa: E402
-from mottr.config_overrides import parse_value  # noqa: E402
-from mottr.errors import UserError  # noqa: E402
-from mottr.predictor import EXPORT_NAMES, SHIPPED_CHECKPOINT, export, load_predictor  # noqa: E402
+from mottr import cli
+from mottr import outputs
+from mottr.schema import UserError, run_cli
 
-
-def _override(text: str) -> tuple[str, object]:
-  key, sep, value = text.partition("=")
-  if not sep:
-    raise argparse.ArgumentTypeError(f"--set {text}: expected KEY=VALUE")
-  return key, parse_value(value)
+FLAGS = flags.FLAGS
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
-  parser.add_argument("--out", default=SHIPPED_CHECKPOINT,
-                      help="Folder for config.json and params.msgpack (other files there are "
-                           "kept); default: the shipped model's")
-  parser.add_argument("--overwrite", action="store_true",
-                      help="Replace config.json and params.msgpack already in --out; without it "
-                           "such an --out is refused")
-  parser.add_argument("--set", type=_override, action="append", default=[], metavar="KEY=VALUE")
-  args = parser.parse_args()
-  try:
-    outputs.check_output_dir(args.out, EXPORT_NAMES, overwrite=args.overwrite, flag="--out")
-    predictor = load_predictor(args.workdir, overrides=dict(args.set))
-    export(predictor.config, predictor.params, args.out, overwrite=args.overwrite)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  size = os.path.getsize(os.path.join(args.out, "params.msgpack"))
-  print(f"{args.workdir} -> {args.out} ({size / 2**20:.1f} MiB)")
+def define_flags() -> None:
+  """The flags of this CLI, defined only when it runs."""
+  from mottr import predictor  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint) or exported model.")
+  flags.DEFINE_string("out", predictor.SHIPPED_CHECKPOINT,
+                      "Folder for config.json and params.msgpack (other files there are kept); "
+                      "default: the shipped model's.")
+  flags.DEFINE_bool("overwrite", False, "Replace config.json and params.msgpack already in --out; "
+                    "without it such an --out is refused.")
+
+
+def main(argv: list[str]) -> None:
+  cli.quiet_logging()
+  cli.check_no_arguments(argv)
+  if not FLAGS.workdir:
+    raise UserError("--workdir is required: a training workdir or an exported model")
+  from mottr import predictor  # pylint: disable=g-import-not-at-top
+  outputs.check_output_dir(FLAGS.out, predictor.EXPORT_NAMES, overwrite=FLAGS.overwrite,
+                           flag="--out")
+  loaded = predictor.load_predictor(FLAGS.workdir, overrides=cli.overrides())
+  predictor.export(loaded.config, loaded.params, FLAGS.out, overwrite=FLAGS.overwrite)
+  size = os.path.getsize(os.path.join(FLAGS.out, "params.msgpack"))
+  print(f"{FLAGS.workdir} -> {FLAGS.out} ({size / 2**20:.1f} MiB)")
+
+
+def run_main() -> None:
+  """The program (`python -m mottr.export`, console script `mottr-export`)."""
+  define_flags()
+  app.run(run_cli(main), flags_parser=cli.flags_parser)
 
 
 if __name__ == "__main__":
-  main()
+  run_main()

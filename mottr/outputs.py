@@ -19,10 +19,9 @@ import cv2
 import matplotlib
 import numpy as np
 
-from data_prep import challenge
+from mottr import schema
 from mottr.counting import Counts, Event
-from mottr.errors import UserError
-from mottr.tracker import Track
+from mottr.schema import UserError
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -208,27 +207,8 @@ def counts_record(video: str, frames: int, fps: float, frame_step: int, counts: 
   }
 
 
-def tracks_to_coco(tracks: Sequence[Track], frames: Sequence[int], width: int, height: int) -> dict:
-  """The challenge's COCO schema (+ per-box `score`) for tracks over the given 0-based frames."""
-  rows = sorted(((f, t.track_id, t.category_id, box, score) for t in tracks
-                 for f, box, score in zip(t.frames, t.boxes, t.scores)), key=lambda r: r[:2])
-  annotations = []
-  for i, (f, track_id, category_id, box, score) in enumerate(rows):
-    x, y, w, h = (round(float(v), 2) for v in box)
-    annotations.append({
-        "id": i, "image_id": f + 1, "category_id": category_id, "segmentation": [],
-        "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": 0, "track_id": track_id,
-        "score": round(float(score), 4)})
-  return {
-      "images": [{"id": f + 1, "file_name": challenge.file_name(f), "width": width,
-                  "height": height} for f in frames],
-      "annotations": annotations,
-      "categories": [dict(c) for c in challenge.CATEGORIES],
-  }
-
-
 def write_mot_txt(path: str, coco: dict) -> None:
-  """MOTChallenge rows `frame,id,x,y,w,h,score,-1,-1,-1` (1-based frames) of tracks_to_coco."""
+  """MOTChallenge rows `frame,id,x,y,w,h,score,-1,-1,-1` (1-based frames) of `schema.tracks_to_coco`."""
   with open(path, "w") as f:
     for a in coco["annotations"]:
       x, y, w, h = a["bbox"]
@@ -272,7 +252,7 @@ class AnnotatedVideo:
       raise UserError(f"{path}: cannot open an mp4v video writer; rerun with --no_video")
     self._trail = max(2, round(TRAIL_SECONDS * fps))  # in frames of the video timeline
 
-  def write(self, frame: int, frame_bgr: np.ndarray, tracks: Sequence[Track],
+  def write(self, frame: int, frame_bgr: np.ndarray, tracks: Sequence[schema.Track],
             counts: dict[str, int]) -> None:
     """Draws on a copy of frame `frame` (0-based index) and appends it."""
     image = frame_bgr.copy()
@@ -286,7 +266,7 @@ class AnnotatedVideo:
         cv2.polylines(image, [np.round(recent).astype(np.int32)], False, color, 2, cv2.LINE_AA)
       x, y, w, h = (int(round(v)) for v in t.boxes[-1])
       cv2.rectangle(image, (x, y), (x + w, y + h), color, 2)
-      label = f"{t.track_id} {challenge.CATEGORY_NAMES[t.category_id]} {t.scores[-1]:.2f}"
+      label = f"{t.track_id} {schema.CATEGORY_NAMES[t.category_id]} {t.scores[-1]:.2f}"
       cv2.putText(image, label, (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
                   cv2.LINE_AA)
     text = "  ".join(f"{name}: {n}" for name, n in counts.items())

@@ -1,22 +1,57 @@
-"""The Stroma challenge's data format: constants, a streaming reader and validation.
+"""The file format at the base of mottr: constants, the one `Track` type, COCO <-> tracks, load and
+validate, and the one-line `UserError` (with the CLI boundary that prints it).
+
+Everything else builds on this module, and `data_prep` imports nothing else from `mottr`.
 
 A challenge-layout root holds `annotations/instances_{split}.json` (COCO + `track_id`)
 beside `images/{split}/{split}.mp4`. `image_id` = 0-based frame index + 1 and
 `file_name` = "%04d.jpg" % frame index. Boxes are COCO `xywh` in pixels in files.
 """
 import collections
+import contextlib
 import dataclasses
 import glob
 import json
 import math
 import os
+import sys
 import tempfile
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from mottr.errors import UserError, quiet_native_stderr
+
+class UserError(Exception):
+  """Bad input from a user: printed as one line, exit status 2, no traceback."""
+
+
+def run_cli(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  """Wraps an absl `main` so that a UserError becomes one line on stderr and exit 2."""
+
+  def wrapped(argv: list[str]) -> None:
+    try:
+      main(argv)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+
+  return wrapped
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+  """Silences native (FFmpeg) messages on fd 2, e.g. while a damaged video is decoded."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+    yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
 
 WIDTH = 640
 HEIGHT = 640
@@ -52,15 +87,6 @@ class Frame:
   index: int  # 0-based frame index (image_id - 1)
   image: np.ndarray  # RGB uint8 [HEIGHT, WIDTH, 3]
   annotations: list[dict[str, Any]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Track:
-  """All boxes of one `track_id`, in frame order."""
-  track_id: int
-  category_id: int
-  frames: np.ndarray  # int64 [n], 0-based frame indices
-  boxes: np.ndarray  # float64 [n, 4], COCO xywh pixels
 
 
 def present_splits(root: str) -> list[str]:
@@ -289,54 +315,90 @@ def write_video(path: str, frames_rgb: Iterable[np.ndarray], fps: float = FPS) -
   return n
 
 
-def tracks(coco: dict[str, Any]) -> dict[int, Track]:
-  """Every track of a (validated) COCO dict, boxes in frame order."""
-  rows = collections.defaultdict(list)
+@dataclasses.dataclass
+class Track:
+  """One object's life: its hit frames (0-based indices) with box (COCO xywh pixels), score and
+  class index (category_id - 1), and per-class probabilities where a model gave them (ground-truth
+  tracks have none). The one track type of mottr: ground truth, the MOTR tracker, the baselines."""
+  track_id: int
+  frames: list[int] = dataclasses.field(default_factory=list)
+  boxes: list[np.ndarray] = dataclasses.field(default_factory=list)  # xywh pixels, float [4]
+  scores: list[float] = dataclasses.field(default_factory=list)
+  labels: list[int] = dataclasses.field(default_factory=list)  # class index = category_id - 1
+  class_probs: list[np.ndarray] = dataclasses.field(default_factory=list)  # float [C] per hit
+  # Per-class weights of the evidence (e.g. (1, 2.5): a nut needs 1/2.5 of a bolt's mean
+  # probability); None: all 1.
+  class_weights: tuple[float, ...] | None = None
+
+  def add(self, frame: int, box: np.ndarray, score: float, label: int,
+          class_probs: np.ndarray | None = None) -> None:
+    self.frames.append(int(frame))
+    self.boxes.append(np.asarray(box, np.float64))
+    self.scores.append(float(score))
+    self.labels.append(int(label))
+    if class_probs is not None:
+      self.class_probs.append(np.asarray(class_probs, np.float64).reshape(-1))
+
+  @property
+  def class_evidence(self) -> np.ndarray | None:
+    """Mean per-class probability over the track's hits [C]; None when not every hit has them."""
+    if not self.class_probs or len(self.class_probs) != len(self.frames):
+      return None
+    return np.mean(self.class_probs, axis=0)
+
+  @property
+  def category_id(self) -> int:
+    """Argmax of the (weighted) class evidence over the track's life; where the hits carry no
+    class probabilities (e.g. ground truth), the majority vote of the per-frame classes (ties go
+    to the larger summed score)."""
+    evidence = self.class_evidence
+    if evidence is not None:
+      if self.class_weights is not None:
+        evidence = evidence * np.asarray(self.class_weights, np.float64)
+      return int(np.argmax(evidence)) + 1
+    votes = collections.Counter(self.labels)
+    score_sum = collections.defaultdict(float)
+    for label, score in zip(self.labels, self.scores):
+      score_sum[label] += score
+    return max(votes, key=lambda label: (votes[label], score_sum[label])) + 1
+
+
+def tracks_from_coco(coco: dict[str, Any]) -> list[Track]:
+  """Tracks of a challenge-schema dict (ground truth or our tracks.json), by track id.
+
+  Frames are 0-based (image_id - 1); an annotation's `score` is kept, 1.0 where absent.
+  """
+  by_id = collections.defaultdict(list)
   for ann in coco["annotations"]:
-    rows[ann["track_id"]].append((ann["image_id"] - 1, ann["bbox"], ann["category_id"]))
-  out = {}
-  for tid, items in rows.items():
-    items.sort(key=lambda r: r[0])
-    out[tid] = Track(tid, items[0][2], np.array([r[0] for r in items], np.int64),
-                     np.array([r[1] for r in items], np.float64).reshape(-1, 4))
-  return out
+    by_id[int(ann["track_id"])].append(ann)
+  tracks = []
+  for track_id in sorted(by_id):
+    track = Track(track_id)
+    for ann in sorted(by_id[track_id], key=lambda a: a["image_id"]):
+      track.add(ann["image_id"] - 1, ann["bbox"], ann.get("score", 1.0), ann["category_id"] - 1)
+    tracks.append(track)
+  return tracks
 
 
-def fall_acceleration(track: Track, min_points: int = 5) -> float | None:
-  """Vertical acceleration (px/frame^2) of a track from a quadratic fit of the centre
-  of its boxes that touch neither the top nor the bottom edge; None if too few."""
-  y, h = track.boxes[:, 1], track.boxes[:, 3]
-  inside = (y > EDGE_TOL_PX) & (y + h < HEIGHT - EDGE_TOL_PX)
-  frames = track.frames[inside]
-  if len(frames) < min_points or frames[-1] - frames[0] < 2 * min_points:
-    return None
-  return float(2 * np.polyfit(frames - frames[0], (y + h / 2)[inside], 2)[0])
-
-
-def summarize(coco: dict[str, Any]) -> dict[str, Any]:
-  """Counts and motion statistics of a validated split."""
-  from mottr import counting  # the one fell-through rule; imported here as counting imports this module
-  all_tracks = tracks(coco).values()
-  per_frame = np.zeros(len(coco["images"]), np.int64)
-  for ann in coco["annotations"]:
-    per_frame[ann["image_id"] - 1] += 1
-  accels = [a for a in map(fall_acceleration, all_tracks) if a is not None]
-  names = CATEGORY_NAMES.values()
+def tracks_to_coco(tracks: Sequence[Track], frames: Sequence[int], width: int, height: int) -> dict:
+  """The challenge's COCO schema (+ per-box `score`) for tracks over the given 0-based frames."""
+  rows = sorted(((f, t.track_id, t.category_id, box, score) for t in tracks
+                 for f, box, score in zip(t.frames, t.boxes, t.scores)), key=lambda r: r[:2])
+  annotations = []
+  for i, (f, track_id, category_id, box, score) in enumerate(rows):
+    x, y, w, h = (round(float(v), 2) for v in box)
+    annotations.append({
+        "id": i, "image_id": f + 1, "category_id": category_id, "segmentation": [],
+        "bbox": [x, y, w, h], "area": round(w * h, 2), "iscrowd": 0, "track_id": track_id,
+        "score": round(float(score), 4)})
   return {
-      "frames": len(coco["images"]),
-      "boxes": len(coco["annotations"]),
-      "tracks": {n: sum(CATEGORY_NAMES[t.category_id] == n for t in all_tracks) for n in names},
-      "fell_through": dict(counting.count_coco(coco).counts),
-      "objects_per_frame_mean": float(per_frame.mean()) if len(per_frame) else 0.0,
-      "objects_per_frame_max": int(per_frame.max()) if len(per_frame) else 0,
-      "fall_acceleration": float(np.mean(accels)) if accels else float("nan"),
+      "images": [{"id": f + 1, "file_name": file_name(f), "width": width,
+                  "height": height} for f in frames],
+      "annotations": annotations,
+      "categories": [dict(c) for c in CATEGORIES],
   }
 
 
-def format_summary(split: str, s: dict[str, Any]) -> str:
-  """One line per split, as printed by `python -m data_prep.validate`."""
-  per_class = lambda d: " ".join(f"{k}={v}" for k, v in d.items())
-  return (f"{split}: frames={s['frames']} boxes={s['boxes']} tracks[{per_class(s['tracks'])}] "
-          f"fell_through[{per_class(s['fell_through'])}] "
-          f"objects/frame mean={s['objects_per_frame_mean']:.2f} max={s['objects_per_frame_max']} "
-          f"fall_accel={s['fall_acceleration']:.3f} px/frame^2")
+def coco_fps(coco: dict[str, Any]) -> float:
+  """Frame rate of the video a challenge-schema dict annotates: its `info.fps`, else 30."""
+  return float((coco.get("info") or {}).get("fps") or FPS)

@@ -29,15 +29,17 @@ like a falling object, and the structure fires again a step later. With `spot_wi
 the box (IoU > SPOT_IOU) of a birth of the last `spot_window` frames (at 30 FPS) is dropped, and
 the spot stays blocked while it keeps firing.
 """
-import collections
 import dataclasses
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from data_prep import challenge
 from mottr import boxes as boxes_lib
+from mottr import counting
+from mottr import schema
+from mottr.boxes import clip_xywh, iou_xywh
+from mottr.schema import Track
 
 
 class FrameOutput(Protocol):
@@ -51,70 +53,56 @@ class FrameOutput(Protocol):
   slot_valid: np.ndarray  # bool [num_slots]
 
 
-@dataclasses.dataclass
-class Track:
-  """One object's life: its hit frames (0-based indices) with box, score and class index, and
-  per-class probabilities where the model gave them (ground-truth tracks have none)."""
-  track_id: int
-  frames: list[int] = dataclasses.field(default_factory=list)
-  boxes: list[np.ndarray] = dataclasses.field(default_factory=list)  # xywh pixels, float [4]
-  scores: list[float] = dataclasses.field(default_factory=list)
-  labels: list[int] = dataclasses.field(default_factory=list)  # class index = category_id - 1
-  class_probs: list[np.ndarray] = dataclasses.field(default_factory=list)  # float [C] per hit
-  # Per-class weights of the evidence (e.g. (1, 2.5): a nut needs 1/2.5 of a bolt's mean
-  # probability); None: all 1.
-  class_weights: tuple[float, ...] | None = None
-
-  def add(self, frame: int, box: np.ndarray, score: float, label: int,
-          class_probs: np.ndarray | None = None) -> None:
-    self.frames.append(int(frame))
-    self.boxes.append(np.asarray(box, np.float64))
-    self.scores.append(float(score))
-    self.labels.append(int(label))
-    if class_probs is not None:
-      self.class_probs.append(np.asarray(class_probs, np.float64).reshape(-1))
-
-  @property
-  def class_evidence(self) -> np.ndarray | None:
-    """Mean per-class probability over the track's hits [C]; None when not every hit has them."""
-    if not self.class_probs or len(self.class_probs) != len(self.frames):
-      return None
-    return np.mean(self.class_probs, axis=0)
-
-  @property
-  def category_id(self) -> int:
-    """Argmax of the (weighted) class evidence over the track's life; where the hits carry no
-    class probabilities (e.g. ground truth), the majority vote of the per-frame classes (ties go
-    to the larger summed score)."""
-    evidence = self.class_evidence
-    if evidence is not None:
-      if self.class_weights is not None:
-        evidence = evidence * np.asarray(self.class_weights, np.float64)
-      return int(np.argmax(evidence)) + 1
-    votes = collections.Counter(self.labels)
-    score_sum = collections.defaultdict(float)
-    for label, score in zip(self.labels, self.scores):
-      score_sum[label] += score
-    return max(votes, key=lambda label: (votes[label], score_sum[label])) + 1
+# Below this many processed frames per second of video (e.g. every 10th frame of a 30 FPS video),
+# births use TrackerSettings.sparse_birth_threshold (an object is seen in a few frames only) and
+# the birth-spot window sparse_spot_window applies.
+SPARSE_FPS = 10.0
 
 
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """IoU of xywh boxes a [N, 4] and b [M, 4] -> [N, M]."""
-  a = np.asarray(a, np.float64).reshape(-1, 4)
-  b = np.asarray(b, np.float64).reshape(-1, 4)
-  to_xyxy = lambda x: np.concatenate([x[:, :2], x[:, :2] + x[:, 2:]], axis=1)
-  return boxes_lib.pairwise_iou(to_xyxy(a), to_xyxy(b))[0]
+@dataclasses.dataclass(frozen=True)
+class TrackerSettings:
+  """The tracker and counting thresholds: the `tracker` section of a model's config (exported in
+  its config.json, so the tuned values travel with the weights; `--config.tracker.x=v` changes
+  one). These defaults are the one set: mottr.config's tracker section and `Tracker` use them."""
+  # Score for a detect query to start a track (tuned with the motion rule on the dense real clip
+  # and synthetic val: docs/tracker_dense.md).
+  birth_threshold: float = 0.7
+  # birth_threshold under SPARSE_FPS (tuned on half of the real val frames).
+  sparse_birth_threshold: float = 0.5
+  keep_threshold: float = 0.4  # score for a track query to count as a hit (scripts/bench/tune_tracker.py)
+  miss_tolerance: int = 5  # consecutive misses (frames at 30 FPS) a track survives
+  duplicate_iou: float = 0.7  # a birth overlapping a live track by more IoU is dropped
+  # Motion plausibility: a new track is reported only once its box centre has moved down this
+  # many px (of a 640 px high frame); 0 turns the rule off.
+  min_descent: float = 20.0
+  confirm_window: float = 8.0  # frames at 30 FPS a new track has to descend min_descent
+  # A track born low in the frame has at most this x the time a fall from rest takes there to
+  # descend min_descent; 0: confirm_window everywhere.
+  fall_slack: float = 3.0
+  # A reported track descending less than min_descent over this many frames (at 30 FPS) is ended
+  # where it stopped; 0: never.
+  stall_window: float = 0.0
+  # Under SPARSE_FPS: a birth on the box (IoU > SPOT_IOU) of a birth of the last this many frames
+  # (at 30 FPS) is dropped; 0: off.
+  sparse_spot_window: float = 20.0
+  # A track is a nut when this x its mean nut probability beats its mean bolt probability.
+  nut_weight: float = 2.5
+  edge_tolerance: float = counting.EDGE_TOLERANCE  # fraction of the frame height at the bottom edge
+
+  @classmethod
+  def from_config(cls, config: Any) -> "TrackerSettings":
+    """The `tracker` section of a model config (ConfigDict or dict); missing keys (a checkpoint
+    older than the section) keep their defaults."""
+    section = config.get("tracker") if config is not None else None
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dict(section or {}).items() if k in known})
+
+  def birth_threshold_at(self, rate: float) -> float:
+    """The birth threshold for a source processed at `rate` frames per second of video."""
+    return self.sparse_birth_threshold if rate < SPARSE_FPS else self.birth_threshold
 
 
-def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray:
-  """Clips xywh boxes [..., 4] to the frame; boxes entirely outside get zero width or height."""
-  x0 = np.clip(boxes_xywh[..., 0], 0, width)
-  y0 = np.clip(boxes_xywh[..., 1], 0, height)
-  x1 = np.clip(boxes_xywh[..., 0] + boxes_xywh[..., 2], 0, width)
-  y1 = np.clip(boxes_xywh[..., 1] + boxes_xywh[..., 3], 0, height)
-  return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
-
-
+_DEFAULT = TrackerSettings()
 SPOT_IOU = 0.3  # a birth on a recent birth's box
 GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest with this acceleration
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
@@ -144,24 +132,28 @@ class Tracker:
   `frame_step` per processed frame, which runs at `fps` processed frames per second (so every
   10th frame of a 30 FPS video is fps=3, frame_step=10). A decision is taken at hits only.
   Tracks that are not confirmed when they die are dropped (`rejected_tracks` counts them).
-  With spot_window > 0 (frames at 30 FPS; mottr.infer sets it under SPARSE_FPS only) a birth on a
+  With spot_window > 0 (frames at 30 FPS; `from_settings` sets it under SPARSE_FPS only) a birth on a
   recent birth's box is dropped (`spot_births`; see the module doc).
   """
 
-  def __init__(self, num_slots: int, *, birth_threshold: float = 0.7, keep_threshold: float = 0.4,
-               miss_tolerance: int = 5, duplicate_iou: float = 0.7, min_descent: float = 20.0,
-               confirm_window: float = 8.0, fall_slack: float = 3.0, stall_window: float = 0.0,
-               class_weights: tuple[float, ...] | None = (1.0, 2.5), spot_window: float = 0.0,
-               fps: float = challenge.FPS, frame_step: int = 1,
-               frame_size: tuple[int, int] = (challenge.WIDTH, challenge.HEIGHT)):
+  def __init__(self, num_slots: int, *, birth_threshold: float = _DEFAULT.birth_threshold,
+               keep_threshold: float = _DEFAULT.keep_threshold,
+               miss_tolerance: int = _DEFAULT.miss_tolerance,
+               duplicate_iou: float = _DEFAULT.duplicate_iou,
+               min_descent: float = _DEFAULT.min_descent,
+               confirm_window: float = _DEFAULT.confirm_window,
+               fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
+               class_weights: tuple[float, ...] | None = (1.0, _DEFAULT.nut_weight),
+               spot_window: float = 0.0, fps: float = schema.FPS, frame_step: int = 1,
+               frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
     self.num_slots = num_slots
     self.birth_threshold = birth_threshold
     self.keep_threshold = keep_threshold
-    self.max_misses = max(1, math.ceil(miss_tolerance * fps / challenge.FPS - 1e-9))
+    self.max_misses = max(1, math.ceil(miss_tolerance * fps / schema.FPS - 1e-9))
     self.duplicate_iou = duplicate_iou
     self.min_descent = min_descent
     # px of this frame: min_descent is given for the challenge's 640 px high frames.
-    self.descent_px = min_descent * frame_size[1] / challenge.HEIGHT
+    self.descent_px = min_descent * frame_size[1] / schema.HEIGHT
     self.confirm_window = confirm_window
     self.fall_slack = fall_slack
     self.spot_window = spot_window
@@ -170,16 +162,29 @@ class Tracker:
     self.stall_window = stall_window
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
-    self.frames_30_per_index = challenge.FPS / (fps * frame_step)
+    self.frames_30_per_index = schema.FPS / (fps * frame_step)
     self.width, self.height = frame_size
     self.dropped_births = 0  # births lost because every slot was taken
-    self.suppressed_births = 0  # births dropped as duplicates
     self.rejected_tracks = 0  # tracks never seen falling (not reported)
     self.retired_tracks = 0  # confirmed tracks that stopped falling (reported up to there)
     self.released_tracks = 0  # rejected tracks dropped when their box started falling
     self._live: list[_Live] = []
     self._finished: list[Track] = []
     self._next_id = 1
+
+  @classmethod
+  def from_settings(cls, num_slots: int, settings: TrackerSettings, *, fps: float,
+                    frame_step: int, frame_size: tuple[int, int]) -> "Tracker":
+    """The tracker of a source whose processed frames run at `fps / frame_step` per second of
+    video: the sparse birth threshold and spot window below SPARSE_FPS."""
+    rate = fps / frame_step
+    return cls(num_slots, birth_threshold=settings.birth_threshold_at(rate),
+               keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
+               duplicate_iou=settings.duplicate_iou, min_descent=settings.min_descent,
+               confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
+               stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
+               fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
+               frame_step=frame_step, frame_size=frame_size)
 
   @property
   def motion_check(self) -> bool:
@@ -210,7 +215,7 @@ class Tracker:
     the speed of a fall from rest (objects enter falling, so one born low in the frame must be fast)."""
     if self.fall_slack <= 0:
       return self.confirm_window
-    scale = challenge.HEIGHT / self.height  # to px of a 640 px high frame
+    scale = schema.HEIGHT / self.height  # to px of a 640 px high frame
     bottom = (box[1] + box[3]) * scale
     speed = math.sqrt(2 * GRAVITY * max(bottom - REST_BOTTOM, 1.0))
     return min(self.confirm_window, self.fall_slack * self.min_descent / speed)
@@ -289,8 +294,8 @@ class Tracker:
     for q in candidates:
       taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
       if len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou:
-        self.suppressed_births += 1
-      elif self._spots and iou_xywh(boxes[q], np.array([b for _, b in self._spots])).max() > SPOT_IOU:
+        continue  # a duplicate of a live track or of a stronger birth
+      if self._spots and iou_xywh(boxes[q], np.array([b for _, b in self._spots])).max() > SPOT_IOU:
         self.spot_births += 1
         self._spots.append((frame_index, boxes[q]))  # the spot stays blocked while it fires
       else:

@@ -25,8 +25,8 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from data_prep import challenge
-from mottr.errors import UserError
+from mottr import schema
+from mottr.schema import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,7 @@ def transform_annotations(coco: dict[str, Any], v: Variant, fps: float,
                 key=lambda a: new_index[a["image_id"]])  # stable: file order within a frame
   out = {k: val for k, val in coco.items() if k not in ("images", "annotations", "info")}
   out["info"] = dict(coco.get("info") or {}, fps=fps / v.stride)
-  out["images"] = [dict(images[i], id=j + 1, file_name=challenge.file_name(j))
+  out["images"] = [dict(images[i], id=j + 1, file_name=schema.file_name(j))
                    for j, i in enumerate(kept_frames(len(images), v.stride))]
   out["annotations"] = [dict(a, id=k, image_id=new_index[a["image_id"]] + 1)
                         for k, a in enumerate(anns)]
@@ -108,29 +108,29 @@ def _read_frames(path: str, count: int) -> Iterator[np.ndarray]:
 
 
 def video_fps(path: str) -> float:
-  """The container's frame rate (challenge.FPS where it reports none)."""
+  """The container's frame rate (schema.FPS where it reports none)."""
   cap = cv2.VideoCapture(path)
   try:
     fps = cap.get(cv2.CAP_PROP_FPS)
   finally:
     cap.release()
-  return fps if 0 < fps < 1000 else challenge.FPS
+  return fps if 0 < fps < 1000 else schema.FPS
 
 
 def _record(root: str, split: str, name: str, v: Variant, seed: int,
             max_frames: int | None) -> dict[str, Any]:
   """What a copy is built from: compared to reuse a cached copy."""
-  stat = os.stat(challenge.video_path(root, split))
-  ann_stat = os.stat(challenge.annotation_path(root, split))
+  stat = os.stat(schema.video_path(root, split))
+  ann_stat = os.stat(schema.annotation_path(root, split))
   return {"variant": name, **dataclasses.asdict(v), "seed": seed, "max_frames": max_frames,
-          "source": os.path.abspath(challenge.video_path(root, split)),
+          "source": os.path.abspath(schema.video_path(root, split)),
           "source_size": stat.st_size, "source_mtime": stat.st_mtime,
           "annotations_size": ann_stat.st_size, "annotations_mtime": ann_stat.st_mtime}
 
 
 def _cached(out_root: str, split: str, record: dict[str, Any]) -> dict[str, Any] | None:
-  path = challenge.annotation_path(out_root, split)
-  if not os.path.isfile(path) or not os.path.isfile(challenge.video_path(out_root, split)):
+  path = schema.annotation_path(out_root, split)
+  if not os.path.isfile(path) or not os.path.isfile(schema.video_path(out_root, split)):
     return None
   try:
     with open(path) as f:
@@ -148,8 +148,8 @@ def build_copy(root: str, split: str, name: str, out_root: str, *, seed: int = 0
   parameters is returned without rewriting it.
   """
   v = variant(name)
-  coco = challenge.validate_root(root, split)
-  src = challenge.video_path(root, split)
+  coco = schema.validate_root(root, split)
+  src = schema.video_path(root, split)
   record = _record(root, split, name, v, seed, max_frames)
   if reuse and (cached := _cached(out_root, split, record)) is not None:
     return cached
@@ -159,10 +159,10 @@ def build_copy(root: str, split: str, name: str, out_root: str, *, seed: int = 0
   rng = np.random.default_rng(seed)
   keep = set(kept_frames(n, v.stride))
   frames = (transform_frame(rgb, v, rng) for i, rgb in enumerate(_read_frames(src, n)) if i in keep)
-  written = challenge.write_video(challenge.video_path(out_root, split), frames, out["info"]["fps"])
+  written = schema.write_video(schema.video_path(out_root, split), frames, out["info"]["fps"])
   if written != len(out["images"]):
     raise UserError(f"{src}: wrote {written} frames for {len(out['images'])} images")
-  challenge.write_annotations(challenge.annotation_path(out_root, split), out)
+  schema.write_annotations(schema.annotation_path(out_root, split), out)
   return out
 
 

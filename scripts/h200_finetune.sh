@@ -36,10 +36,9 @@ $PY scripts/bench_train.py --config=$CONFIG --no_step --input_batches 30 --workd
 BUDGET=$(( DEADLINE - ($(date +%s) - t0) - COMPILE_S - EXPORT_S ))
 STEPS=$($PY - "$OUT" "$BUDGET" $EXTRA <<'PY'
 import re, sys
-sys.path.insert(0, ".")
-from mottr import infer, train
+from mottr import config_overrides, train  # importable: run from the repository root (or pip install -e .)
 out, budget, extra = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-config = train.load_config("configs/gpu_finetune.py", infer.parse_overrides(extra)[1])
+config = train.load_config("configs/gpu_finetune.py", config_overrides.parse_overrides(extra)[1])
 rate = lambda f: float(re.search(r"summary: input_fps=(\S+) step_fps=(\S+)", open(f).read()).groups()[0 if "input" in f else 1])
 fps = min(rate(f"{out}/bench_input.txt"), rate(f"{out}/bench_step.txt"))
 print(max(20, min(20000, int(budget * fps / (config.batch_size * config.curriculum[0][1])))))
@@ -49,5 +48,5 @@ echo "training steps: $STEPS (budget ${BUDGET} s)" | tee -a "$OUT/device.txt"
 timeout $(( DEADLINE - ($(date +%s) - t0) - EXPORT_S )) scripts/train.sh --config=$CONFIG --workdir=$WORKDIR $DATA "--config.curriculum=(($STEPS, 5),)" $EXTRA \
   2>&1 | grep -v -E "Warn|examples|Shuffling" > "$OUT/train.log"
 grep -E "compil|steps/s" "$OUT/train.log" | tail -4
-$PY scripts/export_model.py --workdir $WORKDIR --out "$OUT/model" --set model.snap_tracks=True 2>&1 | tail -2
+$PY -m mottr.export --workdir $WORKDIR --out "$OUT/model" --config.model.snap_tracks=True 2>&1 | tail -2
 echo "total: $(( $(date +%s) - t0 )) s"

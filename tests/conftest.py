@@ -1,10 +1,8 @@
-"""Makes the repository root importable (configs/, data_prep/, mottr/) when pytest runs from anywhere."""
+"""Test-wide JAX settings. (configs/, data_prep/ and mottr/ are importable through `pip install -e .`;
+pytest adds scripts/bench for the lab scripts, see pyproject.toml.)"""
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # noqa: E402
+import jax
 
 # Tests compile the same tiny programs many times (each training run builds its own jit):
 # a persistent cache turns the repeats into lookups.

@@ -8,16 +8,18 @@ import sys
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 from data_prep import synth
 from mottr import evaluate
 from mottr import infer
 from mottr import tracker as tracker_lib
 from mottr.baselines import classical
 from mottr.baselines import sort
+from mottr import boxes
+from mottr import sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-W, H = challenge.WIDTH, challenge.HEIGHT
+W, H = schema.WIDTH, schema.HEIGHT
 NUM_FRAMES = 70
 
 
@@ -26,7 +28,7 @@ def fall(x: float, start: int, size: float = 50.0, rest_bottom: float = sort.RES
   out = {}
   for f in range(start, NUM_FRAMES):
     bottom = rest_bottom + 0.5 * sort.GRAVITY * (f - start) ** 2
-    box = tracker_lib.clip_xywh(np.array([x, bottom - size, size, size]), W, H)
+    box = boxes.clip_xywh(np.array([x, bottom - size, size, size]), W, H)
     if box[1] >= H:
       break
     if box[3] >= 20:  # shows once 20 px are visible
@@ -156,7 +158,7 @@ def test_model_detector_uses_detect_queries_only():
 def test_track_detections_counts_what_fell_through():
   a, b = fall(100, 0), fall(400, 5, size=40)
   objects = [(a, 0), (b, 1)]
-  source = infer.FrameSource("scripted", challenge.FPS, 1, W, H, NUM_FRAMES,
+  source = sources.FrameSource("scripted", schema.FPS, 1, W, H, NUM_FRAMES,
                              ((f, None) for f in range(NUM_FRAMES)))
   result = sort.track_detections(source, lambda f, _: detections(objects, f),
                                  sort.SortSettings(), progress=False)
@@ -179,11 +181,11 @@ def test_merge_boxes_and_shape_rule():
 def test_classical_finisher_drops_still_tracks_and_sets_the_track_class():
   s = classical.ClassicalSettings()
   finish = classical.finisher(s, H)
-  still = tracker_lib.Track(1)
+  still = schema.Track(1)
   for f in range(10):
     still.add(f, [300, 300, 45, 45], 0.9, 1)
   assert finish(still) is None
-  falling = tracker_lib.Track(2)
+  falling = schema.Track(2)
   for f, box in sorted(fall(100, 0, size=45).items()):
     falling.add(f, box, 0.9, 0)  # clipped boxes entering look like bolts frame by frame
   assert finish(falling).labels == [classical.NUT] * len(falling.frames)
@@ -197,25 +199,24 @@ def tiny_root(tmp_path_factory):
 
 
 def test_classical_finds_the_objects_of_a_tiny_video_and_writes_valid_files(tiny_root, tmp_path):
-  source = infer.open_source(challenge.video_path(tiny_root, "val"))
+  source = sources.open_source(schema.video_path(tiny_root, "val"))
   out = str(tmp_path / "out")
   result = classical.run(source, out, classical.ClassicalSettings(), sort.SortSettings(),
                          write_video=False, progress=False)
   assert sorted(os.listdir(out)) == ["counts.json", "counts.png", "tracks.json", "tracks.txt"]
   with open(os.path.join(out, "tracks.json")) as f:
     coco = json.load(f)
-  challenge.validate_annotations(coco, "tracks.json")
+  schema.validate_annotations(coco, "tracks.json")
   assert coco["annotations"] and all("score" in a for a in coco["annotations"])
   with open(os.path.join(out, "counts.json")) as f:
     assert json.load(f)["counts"] == result.counts.counts
-  gt = challenge.load_annotations(tiny_root, "val")
+  gt = schema.load_annotations(tiny_root, "val")
   metrics, _ = evaluate.evaluate(gt, coco, [f + 1 for f in result.frames], 1)
   assert metrics["counts"]["abs_error"] <= 1
   assert metrics["tracking"]["all"]["HOTA"] > 0.4
 
 
 def test_bench_table_has_one_row_per_method():
-  sys.path.insert(0, os.path.join(REPO, "scripts"))
   import bench_baselines  # pylint: disable=g-import-not-at-top
   counts = {"true": {"bolt": 3, "nut": 1}, "predicted": {"bolt": 4, "nut": 1},
             "error": {"bolt": 1, "nut": 0}}

@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 from mottr.errors import UserError
+from mottr import validate
 
 REAL_VAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "stroma",
                         "annotations", "instances_val.json")
@@ -21,7 +22,7 @@ def _boxes(t: int) -> list[tuple[int, int, list[float]]]:
   out = []
   for tid, cat, x, w, h, top in ((1, 1, 100.0, 40.0, 60.0, -30.0 + 80 * t),
                                  (2, 2, 400.0, 30.0, 30.0, -20.0 + 60 * (t - 3))):
-    y0, y1 = max(top, 0.0), min(top + h, challenge.HEIGHT)
+    y0, y1 = max(top, 0.0), min(top + h, schema.HEIGHT)
     if y1 - y0 > 1:
       out.append((tid, cat, [x, y0, w, y1 - y0]))
   return out
@@ -31,18 +32,18 @@ def make_root(root: str, split: str = "val", num_frames: int = NUM_FRAMES) -> di
   """A tiny challenge root: red bolts and blue nuts on a grey gradient; returns its COCO."""
   anns, frames = [], []
   for t in range(num_frames):
-    img = np.tile(np.linspace(40, 90, challenge.WIDTH, dtype=np.uint8)[None, :, None],
-                  (challenge.HEIGHT, 1, 3))
+    img = np.tile(np.linspace(40, 90, schema.WIDTH, dtype=np.uint8)[None, :, None],
+                  (schema.HEIGHT, 1, 3))
     for tid, cat, (x, y, w, h) in _boxes(t):
       img[int(y):int(y + h), int(x):int(x + w)] = (230, 20, 20) if cat == 1 else (20, 20, 230)
       anns.append({"id": len(anns), "image_id": t + 1, "category_id": cat, "segmentation": [],
                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0, "track_id": tid})
     frames.append(img)
-  coco = {"images": [{"id": t + 1, "file_name": challenge.file_name(t), "width": challenge.WIDTH,
-                      "height": challenge.HEIGHT} for t in range(num_frames)],
-          "annotations": anns, "categories": [dict(c) for c in challenge.CATEGORIES]}
-  challenge.write_annotations(challenge.annotation_path(root, split), coco)
-  challenge.write_video(challenge.video_path(root, split), frames)
+  coco = {"images": [{"id": t + 1, "file_name": schema.file_name(t), "width": schema.WIDTH,
+                      "height": schema.HEIGHT} for t in range(num_frames)],
+          "annotations": anns, "categories": [dict(c) for c in schema.CATEGORIES]}
+  schema.write_annotations(schema.annotation_path(root, split), coco)
+  schema.write_video(schema.video_path(root, split), frames)
   return coco
 
 
@@ -53,7 +54,7 @@ def fixture_root(tmp_path):
 
 
 def test_iter_frames_streams_rgb_frames_with_annotations(root):
-  frames = challenge.iter_frames(root, "val")
+  frames = schema.iter_frames(root, "val")
   assert not isinstance(frames, (list, tuple))
   count = 0
   for fr in frames:
@@ -66,7 +67,7 @@ def test_iter_frames_streams_rgb_frames_with_annotations(root):
         assert (r > b + 100) if cat == 1 else (b > r + 100)  # RGB, not BGR
     count += 1
   assert count == NUM_FRAMES
-  assert challenge.present_splits(root) == ["val"]
+  assert schema.present_splits(root) == ["val"]
 
 
 def _mutations():
@@ -106,52 +107,52 @@ def _mutations():
 @pytest.mark.parametrize("name", sorted(_mutations()))
 def test_each_schema_error_is_one_line_naming_file_record_rule(root, name):
   mutate, expected = _mutations()[name]
-  path = challenge.annotation_path(root, "val")
+  path = schema.annotation_path(root, "val")
   with open(path) as f:
     coco = json.load(f)
   mutate(coco)
-  challenge.write_annotations(path, coco)
+  schema.write_annotations(path, coco)
   with pytest.raises(UserError) as e:
-    challenge.validate_root(root, "val")
+    schema.validate_root(root, "val")
   msg = str(e.value)
   assert "\n" not in msg and msg.startswith(path + ": ") and expected in msg, msg
 
 
 def test_missing_unreadable_and_empty_videos(root, tmp_path):
-  path = challenge.video_path(root, "val")
+  path = schema.video_path(root, "val")
   os.remove(path)
   with pytest.raises(UserError, match="val.mp4: missing file"):
-    challenge.validate_root(root, "val")
+    schema.validate_root(root, "val")
   with open(path, "wb") as f:
     f.write(b"not a video at all" * 10)
   with pytest.raises(UserError, match="val.mp4: (unreadable video|video has no readable frames)"):
-    challenge.validate_root(root, "val")
+    schema.validate_root(root, "val")
   cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 640)).release()
   with pytest.raises(UserError, match="val.mp4: (unreadable video|video has no readable frames)"):
-    challenge.validate_root(root, "val")
+    schema.validate_root(root, "val")
   with pytest.raises(UserError, match="instances_train.json: missing file"):
-    challenge.validate_root(root, "train")
+    schema.validate_root(root, "train")
 
 
 def test_video_of_wrong_size_and_bad_json(root):
-  challenge.write_video(challenge.video_path(root, "val"),
+  schema.write_video(schema.video_path(root, "val"),
                         [np.zeros((320, 320, 3), np.uint8)] * NUM_FRAMES)
   with pytest.raises(UserError, match="frames are 320x320, expected 640x640"):
-    challenge.validate_root(root, "val")
-  with open(challenge.annotation_path(root, "val"), "w") as f:
+    schema.validate_root(root, "val")
+  with open(schema.annotation_path(root, "val"), "w") as f:
     f.write("{not json")
   with pytest.raises(UserError, match="instances_val.json: not valid JSON"):
-    challenge.load_annotations(root, "val")
+    schema.load_annotations(root, "val")
 
 
 def test_summary_of_tiny_root(root):
-  s = challenge.summarize(challenge.validate_root(root, "val"))
+  s = validate.summarize(schema.validate_root(root, "val"))
   assert s["frames"] == NUM_FRAMES
   assert s["boxes"] == sum(len(_boxes(t)) for t in range(NUM_FRAMES))
   assert s["tracks"] == {"bolt": 1, "nut": 1}
   assert s["fell_through"] == {"bolt": 0, "nut": 0}  # both are still in view on the last frame
   assert s["objects_per_frame_max"] == 2
-  line = challenge.format_summary("val", s)
+  line = validate.format_summary("val", s)
   assert line.startswith("val: frames=8 boxes=") and "\n" not in line
 
 
@@ -161,9 +162,9 @@ def test_real_val_annotations_accepted_as_they_are():
   with open(REAL_VAL) as f:
     coco = json.load(f)
   original = copy.deepcopy(coco)
-  challenge.validate_annotations(coco, REAL_VAL, num_frames=1800)
+  schema.validate_annotations(coco, REAL_VAL, num_frames=1800)
   assert coco == original
-  s = challenge.summarize(coco)
+  s = validate.summarize(coco)
   assert (s["frames"], s["boxes"]) == (1800, 4017)
   assert s["tracks"] == {"bolt": 72, "nut": 19}
   assert s["fell_through"] == s["tracks"]  # every real object falls all the way through

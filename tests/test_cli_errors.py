@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -31,19 +31,19 @@ def _coco(frames=3, **ann_changes):
   anns = [{"id": i, "image_id": i + 1, "category_id": 1, "bbox": [100, 100 + 50 * i, 40, 60],
            "track_id": 1, "score": 0.9} for i in range(frames)]
   anns[0].update(ann_changes)
-  return {"images": [{"id": i + 1, "file_name": challenge.file_name(i), "width": 640,
+  return {"images": [{"id": i + 1, "file_name": schema.file_name(i), "width": 640,
                       "height": 640} for i in range(frames)],
-          "annotations": anns, "categories": [dict(c) for c in challenge.CATEGORIES]}
+          "annotations": anns, "categories": [dict(c) for c in schema.CATEGORIES]}
 
 
 def _root(tmp, coco_text=None, video=True):
   """A challenge-layout root `root/` with a val split; annotations replaced by `coco_text`."""
   root = os.path.join(tmp, "root")
   os.makedirs(os.path.join(root, "annotations"))
-  with open(challenge.annotation_path(root, "val"), "w") as f:
+  with open(schema.annotation_path(root, "val"), "w") as f:
     f.write(coco_text if coco_text is not None else json.dumps(_coco()))
   if video:
-    challenge.write_video(challenge.video_path(root, "val"),
+    schema.write_video(schema.video_path(root, "val"),
                           [np.full((640, 640, 3), 50, np.uint8)] * 3)
   return root
 
@@ -95,6 +95,9 @@ CASES = {
     "infer_truncated_config_json": lambda t: [
         "-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}", "--no_video",
         "--checkpoint=" + _checkpoint(t, '{"model": {"d_mod')],
+    "infer_tracker_override_typo": lambda t: [
+        "-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}", "--no_video",
+        "--config.tracker.birth_treshold=0.8"],
     "infer_config_json_not_a_dict": lambda t: [
         "-m", "mottr.infer", f"--video={_video(t + '/v.mp4')}", "--no_video",
         "--checkpoint=" + _checkpoint(t, "[1, 2]")],
@@ -103,15 +106,18 @@ CASES = {
         "-m", "mottr.evaluate", f"--root={_root(t, video=False)}", "--split=val",
         "--config.model.snap_trakcs=True"],
     "demo_override_wrong_type": lambda t: ["-m", "mottr.demo", "--config.model.num_slots=1.5"],
-    # scripts/export_model.py --set, scripts/bench_train.py --config.x=v
-    "export_set_typo": lambda t: [
-        "scripts/export_model.py", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
-        f"--out={t}/exp", "--set", "model.snap_trakcs=True"],
-    "export_set_wrong_type": lambda t: [
-        "scripts/export_model.py", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
-        f"--out={t}/exp", "--set", "model.snap_tracks=3"],
+    # mottr.export --config.x=v, scripts/bench_train.py --config.x=v
+    "export_override_typo": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
+        f"--out={t}/exp", "--config.model.snap_trakcs=True"],
+    "export_override_wrong_type": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
+        f"--out={t}/exp", "--config.model.snap_tracks=3"],
+    "export_tracker_override_wrong_type": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
+        f"--out={t}/exp", "--config.tracker.birth_threshold=high"],
     "export_empty_workdir": lambda t: [
-        "scripts/export_model.py", f"--workdir={os.makedirs(t + '/w') or t + '/w'}",
+        "-m", "mottr.export", f"--workdir={os.makedirs(t + '/w') or t + '/w'}",
         f"--out={t}/exp"],
     "bench_train_typo": lambda t: ["scripts/bench_train.py", "--config=configs/tiny.py",
                                    "--config.batch_siz=2"],
@@ -126,16 +132,16 @@ CASES = {
                                           f"--workdir={_read_only_dir(t)}/w"],
     "train_workdir_is_a_file": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
                                           f"--workdir={open(t + '/f', 'w').close() or t + '/f'}"],
-    # data_prep.validate
+    # mottr.validate
     "validate_deeply_nested_json": lambda t: [
-        "-m", "data_prep.validate", f"--root={_root(t, '[' * 100000 + ']' * 100000)}"],
+        "-m", "mottr.validate", f"--root={_root(t, '[' * 100000 + ']' * 100000)}"],
     "validate_category_id_list": lambda t: [
-        "-m", "data_prep.validate", f"--root={_root(t, json.dumps(_coco(category_id=[1])))}"],
+        "-m", "mottr.validate", f"--root={_root(t, json.dumps(_coco(category_id=[1])))}"],
     "validate_category_entry_id_list": lambda t: [
-        "-m", "data_prep.validate",
+        "-m", "mottr.validate",
         f"--root={_root(t, json.dumps(dict(_coco(), categories=[{'id': [1], 'name': 'bolt'}])))}"],
     "validate_track_id_dict": lambda t: [
-        "-m", "data_prep.validate", f"--root={_root(t, json.dumps(_coco(track_id={'a': 1})))}"],
+        "-m", "mottr.validate", f"--root={_root(t, json.dumps(_coco(track_id={'a': 1})))}"],
     # mottr.evaluate --predictions
     "evaluate_string_score": lambda t: _predictions(t, score="high"),
     "evaluate_huge_track_id": lambda t: _predictions(t, track_id=2**70),

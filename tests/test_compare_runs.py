@@ -1,12 +1,8 @@
-"""scripts/compare_runs.py: windowed means of loss terms from training logs."""
-import os
-import sys
+"""scripts/bench/compare_runs.py: windowed means of loss terms from training logs."""
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-
-import compare_runs  # noqa: E402
+import compare_runs
 
 
 def test_window_means_average_the_progress_lines_inside_the_window(tmp_path):

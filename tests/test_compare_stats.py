@@ -1,17 +1,9 @@
-"""Tests for scripts/compare_stats.py."""
-import importlib.util
-import os
-
+"""Tests for scripts/bench/compare_stats.py (importable: pytest's pythonpath, pyproject.toml)."""
+import compare_stats
 import pytest
 
 from data_prep import scene_stats
 from mottr.errors import UserError
-
-_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
-                     "compare_stats.py")
-_SPEC = importlib.util.spec_from_file_location("compare_stats", _PATH)
-compare_stats = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(compare_stats)
 
 
 def test_compare_flags_statistics_outside_tolerance():

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from mottr import counting
-from mottr.tracker import Track, clip_xywh
+from mottr.boxes import clip_xywh
+from mottr.schema import Track
+from mottr import schema
 
 H = 640
 STROMA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "stroma")
@@ -81,7 +83,7 @@ def test_tracks_from_coco_round_trip():
   coco = {"images": [{"id": i + 1, "height": H} for i in range(100)], "annotations": [
       {"image_id": f + 1, "track_id": 7, "category_id": 2, "bbox": list(map(float, b))}
       for f, b in zip(falling().frames, falling().boxes)]}
-  (t,) = counting.tracks_from_coco(coco)
+  (t,) = schema.tracks_from_coco(coco)
   assert t.track_id == 7 and t.category_id == 2 and t.scores[0] == 1.0
   assert t.frames == falling().frames
   assert counting.count_coco(coco).counts == {"bolt": 0, "nut": 1}
@@ -111,7 +113,7 @@ def test_real_val_sparse_frames_count_the_same():
   coco = _real_val()
   frames_dir = os.path.join(STROMA, "frames", "val")
   ids = {int(f[:-4]) for f in os.listdir(frames_dir) if f.endswith(".jpg")}
-  tracks = counting.tracks_from_coco(
+  tracks = schema.tracks_from_coco(
       dict(coco, annotations=[a for a in coco["annotations"] if a["image_id"] in ids]))
   result = counting.count_tracks(tracks, final_frame=len(coco["images"]) - 1,
                                  frame_step=counting.frame_step_of(sorted(ids)))

@@ -4,11 +4,12 @@ import os
 import subprocess
 import sys
 
+from absl import flags
 import cv2
 import pytest
 
 from configs import default, tiny
-from data_prep import challenge
+from mottr import schema
 from mottr import counting, demo, predictor, train
 from mottr.errors import UserError
 
@@ -43,13 +44,13 @@ def test_demo_prints_counts_and_writes_all_outputs(checkpoint, tmp_path):
   assert sorted(os.listdir(out / "infer")) == ["annotated.mp4", "counts.json", "counts.png",
                                                "tracks.json", "tracks.txt"]
   assert sorted(os.listdir(out / "eval")) == ["counts.png", "metrics.json", "report.md"]
-  gt = challenge.load_annotations(str(out), demo.SPLIT)
+  gt = schema.load_annotations(str(out), demo.SPLIT)
   assert len(gt["images"]) == NUM_FRAMES
   true = counting.count_coco(gt).counts
   assert sum(true.values()) > 0, "the demo clip should hold objects that fall through"
   with open(out / "infer" / "counts.json") as f:
     predicted = json.load(f)["counts"]
-  for name in challenge.CATEGORY_NAMES.values():
+  for name in schema.CATEGORY_NAMES.values():
     assert f"{name}: predicted {predicted[name]}, true {true[name]}" in lines
   with open(out / "eval" / "metrics.json") as f:
     metrics = json.load(f)
@@ -88,7 +89,8 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
 
 
 def test_default_seed_is_not_the_training_seed():
-  assert demo._SEED.default not in (default.get_config().data.synth_seed,
+  demo.define_flags()
+  assert flags.FLAGS["seed"].default not in (default.get_config().data.synth_seed,
                                     tiny.get_config().data.synth_seed)
 
 

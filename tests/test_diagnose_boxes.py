@@ -1,12 +1,8 @@
-"""scripts/diagnose_boxes.py: matching, edge split, bias statistics and their correction."""
-import os
-import sys
+"""scripts/bench/diagnose_boxes.py: matching, edge split, bias statistics and their correction."""
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-
-import diagnose_boxes as db  # noqa: E402
+import diagnose_boxes as db
 
 
 def _biased(gt, w_scale, h_scale, dx, dy):

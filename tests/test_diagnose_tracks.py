@@ -1,14 +1,10 @@
-"""scripts/diagnose_tracks.py: outcome of every true exit and every extra predicted exit."""
-import os
-import sys
+"""scripts/bench/diagnose_tracks.py: outcome of every true exit and every extra predicted exit."""
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
-
-import diagnose_tracks  # noqa: E402
-from mottr import counting  # noqa: E402
-from mottr.tracker import Track  # noqa: E402
+import diagnose_tracks
+from mottr import counting
+from mottr.schema import Track
 
 
 def _track(track_id, x, frames, label=0, dx=0.0):

@@ -7,11 +7,10 @@ from absl import flags
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 from mottr import evaluate
-from mottr import infer
 from mottr.errors import UserError
-from mottr.tracker import clip_xywh
+from mottr.boxes import clip_xywh
 # The scripted predictor and tiny video of test_infer (pytest puts tests/ on sys.path).
 from test_infer import NUM_FRAMES, SCRIPT, FakePredictor, write_video
 
@@ -25,14 +24,14 @@ def script_coco():
     for k, obj in enumerate(SCRIPT):
       if f in obj:
         cx, cy, w, h, _, label = obj[f]
-        box = clip_xywh(np.array([cx - w / 2, cy - h / 2, w, h]) * challenge.WIDTH,
-                        challenge.WIDTH, challenge.HEIGHT)
+        box = clip_xywh(np.array([cx - w / 2, cy - h / 2, w, h]) * schema.WIDTH,
+                        schema.WIDTH, schema.HEIGHT)
         anns.append({"id": len(anns), "image_id": f + 1, "category_id": label + 1,
                      "segmentation": [], "bbox": [round(float(v), 2) for v in box],
                      "area": float(box[2] * box[3]), "iscrowd": 0, "track_id": k + 1})
-  return {"images": [{"id": f + 1, "file_name": challenge.file_name(f), "width": challenge.WIDTH,
-                      "height": challenge.HEIGHT} for f in range(NUM_FRAMES)],
-          "annotations": anns, "categories": [dict(c) for c in challenge.CATEGORIES]}
+  return {"images": [{"id": f + 1, "file_name": schema.file_name(f), "width": schema.WIDTH,
+                      "height": schema.HEIGHT} for f in range(NUM_FRAMES)],
+          "annotations": anns, "categories": [dict(c) for c in schema.CATEGORIES]}
 
 
 def run_eval(gt, pred):
@@ -88,9 +87,9 @@ def test_evaluate_predictor_on_a_window_of_image_ids(tmp_path):
   root = str(tmp_path)
   os.makedirs(os.path.join(root, "annotations"))
   os.makedirs(os.path.join(root, "images", "val"))
-  with open(challenge.annotation_path(root, "val"), "w") as f:
+  with open(schema.annotation_path(root, "val"), "w") as f:
     json.dump(script_coco(), f)
-  write_video(challenge.video_path(root, "val"))
+  write_video(schema.video_path(root, "val"))
   whole = evaluate.evaluate_predictor(FakePredictor(), root, "val")
   window = evaluate.evaluate_predictor(FakePredictor(), root, "val", image_ids=(1, 30))
   assert whole["frames_evaluated"] == NUM_FRAMES and window["frames_evaluated"] == 30
@@ -100,6 +99,7 @@ def test_evaluate_predictor_on_a_window_of_image_ids(tmp_path):
 
 
 def _main(args):
+  evaluate.define_flags()
   flags.FLAGS(["evaluate", *args])
   try:
     evaluate.main(["evaluate"])
@@ -111,10 +111,10 @@ def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
   root = tmp_path / "root"
   os.makedirs(root / "annotations")
   os.makedirs(root / "images" / "val")
-  with open(challenge.annotation_path(str(root), "val"), "w") as f:
+  with open(schema.annotation_path(str(root), "val"), "w") as f:
     json.dump(script_coco(), f)
-  write_video(challenge.video_path(str(root), "val"))
-  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  write_video(schema.video_path(str(root), "val"))
+  monkeypatch.setattr(evaluate, "load_predictor_from_flags", FakePredictor)
   out = tmp_path / "eval"
   _main([f"--root={root}", "--split=val", f"--output_dir={out}"])
   assert sorted(os.listdir(out)) == ["counts.png", "metrics.json", "report.md", "tracks.json"]
@@ -136,10 +136,10 @@ def test_cli_refuses_a_truncated_video_and_incomplete_predictions(tmp_path, monk
   root = tmp_path / "root"
   os.makedirs(root / "annotations")
   os.makedirs(root / "images" / "val")
-  with open(challenge.annotation_path(str(root), "val"), "w") as f:
+  with open(schema.annotation_path(str(root), "val"), "w") as f:
     json.dump(script_coco(), f)
-  os.rename(write_truncated_video(tmp_path / "cut.avi"), challenge.video_path(str(root), "val"))
-  monkeypatch.setattr(infer, "load_predictor_from_flags", FakePredictor)
+  os.rename(write_truncated_video(tmp_path / "cut.avi"), schema.video_path(str(root), "val"))
+  monkeypatch.setattr(evaluate, "load_predictor_from_flags", FakePredictor)
   with pytest.raises(UserError, match=f"frames decoded but .* has {NUM_FRAMES} images"):
     _main([f"--root={root}", "--split=val", f"--output_dir={tmp_path / 'eval'}"])
   assert not (tmp_path / "eval").exists()
@@ -155,7 +155,7 @@ def test_cli_refuses_a_truncated_video_and_incomplete_predictions(tmp_path, monk
 def test_cli_predictions_file_good_and_bad(tmp_path):
   root = tmp_path / "root"
   os.makedirs(root / "annotations")
-  gt_path = challenge.annotation_path(str(root), "val")
+  gt_path = schema.annotation_path(str(root), "val")
   with open(gt_path, "w") as f:
     json.dump(script_coco(), f)
   _main([f"--root={root}", f"--predictions={gt_path}", f"--output_dir={tmp_path / 'gt'}"])
@@ -172,7 +172,7 @@ def test_cli_predictions_file_good_and_bad(tmp_path):
 def test_real_val_sparse_frames_ground_truth_is_perfect(tmp_path):
   if not os.path.isdir(os.path.join(STROMA, "frames", "val")):
     pytest.skip(f"{STROMA} absent: the real Stroma reference data is not on this machine")
-  gt_path = challenge.annotation_path(STROMA, "val")
+  gt_path = schema.annotation_path(STROMA, "val")
   out = tmp_path / "eval"
   _main([f"--root={STROMA}", "--split=val", f"--predictions={gt_path}",
          f"--frames_dir={os.path.join(STROMA, 'frames', 'val')}", f"--output_dir={out}"])
@@ -189,7 +189,7 @@ def test_cli_keeps_inference_outputs_and_refuses_to_replace_silently(tmp_path):
   --predictions file and the user's files survive; the shared counts.png needs --overwrite."""
   root = tmp_path / "root"
   os.makedirs(root / "annotations")
-  with open(challenge.annotation_path(str(root), "val"), "w") as f:
+  with open(schema.annotation_path(str(root), "val"), "w") as f:
     json.dump(script_coco(), f)
   out = tmp_path / "outputs" / "val"
   os.makedirs(out)

@@ -13,14 +13,20 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import cli
+from mottr import config_overrides
 from mottr import infer
 from mottr import outputs
+from mottr import runner
+from mottr import schema
+from mottr import sources
+from mottr import tracker as tracker_lib
 from mottr.errors import UserError
 
+infer.define_flags()  # as `python -m mottr.infer` does: the tests parse its flags in-process
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_FRAMES = 40
-SIZE = challenge.WIDTH  # 640x640 so that tracks.json passes the challenge validator
+SIZE = schema.WIDTH  # 640x640 so that tracks.json passes the challenge validator
 
 
 def fall(start, x, label, v0=0.02, accel=0.0016, size=0.1):
@@ -99,7 +105,7 @@ def video(tmp_path_factory):
 
 def test_end_to_end_writes_five_consistent_files(video, tmp_path):
   out = str(tmp_path / "out")
-  result = infer.run(infer.open_source(video), FakePredictor, out, infer.TrackerSettings(),
+  result = infer.run(sources.open_source(video), FakePredictor, out, tracker_lib.TrackerSettings(),
                      progress=False)
   assert sorted(os.listdir(out)) == ["annotated.mp4", "counts.json", "counts.png", "tracks.json",
                                      "tracks.txt"]
@@ -118,7 +124,7 @@ def test_end_to_end_writes_five_consistent_files(video, tmp_path):
 
   with open(os.path.join(out, "tracks.json")) as f:
     coco = json.load(f)
-  challenge.validate_annotations(coco, "tracks.json", num_frames=NUM_FRAMES)
+  schema.validate_annotations(coco, "tracks.json", num_frames=NUM_FRAMES)
   anns = coco["annotations"]
   assert len(anns) == sum(len(o) for o in SCRIPT)  # every visible box tracked, no duplicates
   assert {a["track_id"]: a["category_id"] for a in anns} == {1: 1, 2: 2, 3: 1}
@@ -152,8 +158,8 @@ def test_cli_prints_one_count_line(video, tmp_path, monkeypatch, capsys):
 
 def test_interrupt_keeps_the_frames_seen(video, tmp_path):
   out = str(tmp_path / "out")
-  result = infer.run(infer.open_source(video), lambda: FakePredictor(interrupt_at=20), out,
-                     infer.TrackerSettings(), write_video=False, progress=False)
+  result = infer.run(sources.open_source(video), lambda: FakePredictor(interrupt_at=20), out,
+                     tracker_lib.TrackerSettings(), write_video=False, progress=False)
   assert result.interrupted and result.frames == list(range(20))
   with open(os.path.join(out, "counts.json")) as f:
     counts = json.load(f)
@@ -166,8 +172,8 @@ def test_interrupt_keeps_the_frames_seen(video, tmp_path):
 def test_failure_mid_run_leaves_no_output(video, tmp_path):
   out = tmp_path / "out"
   with pytest.raises(RuntimeError):
-    infer.run(infer.open_source(video), lambda: FakePredictor(fail_at=5), str(out),
-              infer.TrackerSettings(), progress=False)
+    infer.run(sources.open_source(video), lambda: FakePredictor(fail_at=5), str(out),
+              tracker_lib.TrackerSettings(), progress=False)
   assert os.listdir(tmp_path) == []
 
 
@@ -205,7 +211,7 @@ def test_disk_full_at_the_end_prints_the_counts_and_leaves_nothing(
 def test_frames_directory_source(tmp_path):
   for image_id in (11, 21, 31, 51):
     cv2.imwrite(str(tmp_path / f"{image_id:04d}.jpg"), np.zeros((48, 64, 3), np.uint8))
-  source = infer.open_source(str(tmp_path))
+  source = sources.open_source(str(tmp_path))
   assert (source.frame_step, source.width, source.height, source.fps) == (10, 64, 48, 30)
   assert [i for i, _ in source.frames] == [10, 20, 30, 50]
 
@@ -247,36 +253,36 @@ def test_frames_directory_numbered_from_0000_keeps_frame_0(tmp_path):
   file_name), and its first frame is processed, not dropped."""
   for index in (0, 10, 20):
     cv2.imwrite(str(tmp_path / f"{index:04d}.jpg"), np.full((48, 64, 3), index, np.uint8))
-  assert sorted(infer.frame_files(str(tmp_path))) == [0, 10, 20]
-  source = infer.open_source(str(tmp_path))
+  assert sorted(sources.frame_files(str(tmp_path))) == [0, 10, 20]
+  source = sources.open_source(str(tmp_path))
   assert source.total == 3 and source.frame_step == 10
   assert [i for i, _ in source.frames] == [0, 10, 20]
   cv2.imwrite(str(tmp_path / "0010.png"), np.zeros((48, 64, 3), np.uint8))
   with pytest.raises(UserError, match="same frame"):
-    infer.frame_files(str(tmp_path))
+    sources.frame_files(str(tmp_path))
 
 
 def test_sparse_sources_use_the_sparse_birth_threshold(video, tmp_path):
   for t in range(NUM_FRAMES):  # every 10th frame of the same timeline: image_id 1, 11, ...
     cv2.imwrite(str(tmp_path / f"{10 * t + 1:04d}.jpg"), np.zeros((32, 32, 3), np.uint8))
-  sparse = infer.open_source(str(tmp_path))
-  assert sparse.fps / sparse.frame_step < infer.SPARSE_FPS <= 30
+  sparse = sources.open_source(str(tmp_path))
+  assert sparse.fps / sparse.frame_step < tracker_lib.SPARSE_FPS <= 30
   # The fake replays the script per processed frame, so on the every-10th-frame timeline its
   # objects barely move: the motion-plausibility rule is off here, this is about births only.
-  strict_dense = infer.TrackerSettings(birth_threshold=0.95, sparse_birth_threshold=0.5,
+  strict_dense = tracker_lib.TrackerSettings(birth_threshold=0.95, sparse_birth_threshold=0.5,
                                        min_descent=0)
-  strict_sparse = infer.TrackerSettings(birth_threshold=0.5, sparse_birth_threshold=0.95,
+  strict_sparse = tracker_lib.TrackerSettings(birth_threshold=0.5, sparse_birth_threshold=0.95,
                                         min_descent=0)
   births = lambda source, settings: len(
-      infer.track_source(source, FakePredictor(), settings, progress=False).tracks)
-  assert births(infer.open_source(video), strict_dense) == 0  # scripted scores are 0.9
-  assert births(infer.open_source(str(tmp_path)), strict_dense) == 3
-  assert births(infer.open_source(video), strict_sparse) == 3
-  assert births(infer.open_source(str(tmp_path)), strict_sparse) == 0
+      runner.track_source(source, FakePredictor(), settings, progress=False).tracks)
+  assert births(sources.open_source(video), strict_dense) == 0  # scripted scores are 0.9
+  assert births(sources.open_source(str(tmp_path)), strict_dense) == 3
+  assert births(sources.open_source(video), strict_sparse) == 3
+  assert births(sources.open_source(str(tmp_path)), strict_sparse) == 0
 
 
 def test_config_overrides_are_parsed():
-  rest, overrides = infer.parse_overrides(
+  rest, overrides = config_overrides.parse_overrides(
       ["prog", "--config.model.num_slots=8", "--config.name=abc", "--video=x"])
   assert rest == ["prog", "--video=x"] and overrides == {"model.num_slots": 8, "name": "abc"}
 
@@ -325,7 +331,7 @@ def test_default_output_dir_refuses_an_earlier_run_and_keeps_other_files(
   monkeypatch.chdir(tmp_path)
   out = tmp_path / "outputs" / "tiny"
   _main([f"--video={video}"])
-  assert sorted(os.listdir(out)) == sorted(infer.OUTPUT_NAMES)
+  assert sorted(os.listdir(out)) == sorted(runner.OUTPUT_NAMES)
   (out / "notes.txt").write_text("mine")
   (out / "counts.json").write_text("earlier")
   monkeypatch.setattr(infer, "load_predictor_from_flags", lambda: pytest.fail("model loaded"))
@@ -358,10 +364,8 @@ def test_cli_refuses_an_output_dir_another_run_is_writing(video, tmp_path):
 # mottr.infer's CLI with a FakePredictor that takes 0.1 s a frame and says when frame 5 started.
 _SLOW_CLI = """
 import os, time
-from absl import app
 import test_infer
 from mottr import infer
-from mottr.errors import run_cli
 
 class Slow(test_infer.FakePredictor):
   def step(self, frame_rgb):
@@ -371,7 +375,7 @@ class Slow(test_infer.FakePredictor):
     return super().step(frame_rgb)
 
 infer.load_predictor_from_flags = Slow
-app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
+infer.run_main()
 """
 
 
@@ -412,10 +416,8 @@ def test_sigterm_writes_the_counts_so_far_and_exits_nonzero(video, tmp_path):
 # mottr.infer's CLI whose model "loads and compiles" for 1 s (it says when it started).
 _SLOW_LOAD_CLI = """
 import os, time
-from absl import app
 import test_infer
 from mottr import infer
-from mottr.errors import run_cli
 
 def load():
   open(os.environ["READY"], "w").close()
@@ -423,7 +425,7 @@ def load():
   return test_infer.FakePredictor()
 
 infer.load_predictor_from_flags = load
-app.run(run_cli(infer.main), flags_parser=infer.flags_parser)
+infer.run_main()
 """
 
 
@@ -436,4 +438,4 @@ def test_ctrl_c_while_the_model_loads_takes_effect_after_warmup(video, tmp_path)
   assert stdout.startswith("bolt=")
   with open(out / "counts.json") as f:
     counts = json.load(f)
-  assert counts["interrupted"] is True and counts["frames"] == infer.WARMUP_FRAMES - 1
+  assert counts["interrupted"] is True and counts["frames"] == runner.WARMUP_FRAMES - 1

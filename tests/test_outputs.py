@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 from mottr import outputs
 from mottr.counting import Counts, Event
 from mottr.errors import UserError
@@ -140,14 +140,12 @@ def test_export_writes_into_a_folder_and_refuses_an_earlier_export(tmp_path):
   assert sorted(os.listdir(out)) == ["NOTES.md", "config.json", "params.msgpack"]
 
 
-def test_export_script_refuses_an_earlier_export_in_one_line(tmp_path):
+def test_export_cli_refuses_an_earlier_export_in_one_line(tmp_path):
   out = tmp_path / "model"
   out.mkdir()
   (out / "config.json").write_text("{}")
-  script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
-                        "export_model.py")
-  proc = subprocess.run([sys.executable, script, "--workdir", str(tmp_path / "nope"), "--out",
-                         str(out)], capture_output=True, text=True, timeout=120)
+  proc = subprocess.run([sys.executable, "-m", "mottr.export", "--workdir", str(tmp_path / "nope"),
+                         "--out", str(out)], capture_output=True, text=True, timeout=120)
   assert proc.returncode == 2 and proc.stdout == ""
   assert proc.stderr.startswith("error: ") and "already holds config.json" in proc.stderr
   assert "--overwrite" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -155,10 +153,10 @@ def test_export_script_refuses_an_earlier_export_in_one_line(tmp_path):
 
 
 def test_tracks_to_coco_and_mot_txt_agree(tmp_path):
-  coco = outputs.tracks_to_coco(make_tracks(), range(4), 640, 640)
+  coco = schema.tracks_to_coco(make_tracks(), range(4), 640, 640)
   assert [im["id"] for im in coco["images"]] == [1, 2, 3, 4]
   assert coco["images"][0]["file_name"] == "0000.jpg"
-  challenge.validate_annotations(coco, "tracks.json", num_frames=4)
+  schema.validate_annotations(coco, "tracks.json", num_frames=4)
   anns = coco["annotations"]
   assert [(a["id"], a["image_id"], a["track_id"]) for a in anns] == [
       (0, 1, 1), (1, 2, 1), (2, 2, 2), (3, 3, 1)]

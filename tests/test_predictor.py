@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from data_prep import challenge, synth
+from data_prep import synth
 from mottr import predictor as predictor_lib
 from mottr.model.motr import DecoderOutput
+from mottr import schema
 
 
 def test_shipped_model_loads_and_tracks_a_query():
@@ -84,10 +85,10 @@ def rendered_frames(tmp_path_factory):
   """Two consecutive frames of a rendered synthetic clip with objects in view."""
   root = str(tmp_path_factory.mktemp("synth"))
   synth.generate_split(root, "val", 60, 3, rle=False, progress=False)
-  coco = challenge.load_annotations(root, "val")
+  coco = schema.load_annotations(root, "val")
   busiest = collections.Counter(a["image_id"] for a in coco["annotations"]).most_common(1)[0][0]
   index = min(busiest - 1, 58)  # image_id = frame index + 1
-  cap = cv2.VideoCapture(challenge.video_path(root, "val"))
+  cap = cv2.VideoCapture(schema.video_path(root, "val"))
   cap.set(cv2.CAP_PROP_POS_FRAMES, index)
   frames = [cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB) for _ in range(2)]
   cap.release()

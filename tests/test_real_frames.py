@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 from data_prep import real_frames
 from mottr.errors import UserError
 
@@ -76,8 +76,8 @@ def _write_sparse(root: str) -> dict:
   """frames/val with two labelled frames and the matching COCO (track ids 5 and 9)."""
   split_dir = os.path.join(root, "frames", "val")
   os.makedirs(split_dir)
-  coco = {"images": [{"id": i + 1, "file_name": challenge.file_name(i), "width": 640, "height": 640}
-                     for i in range(30)], "categories": list(challenge.CATEGORIES), "annotations": []}
+  coco = {"images": [{"id": i + 1, "file_name": schema.file_name(i), "width": 640, "height": 640}
+                     for i in range(30)], "categories": list(schema.CATEGORIES), "annotations": []}
   for image_id, boxes in ((10, [(5, 1, [100, 0, 40, 30]), (9, 2, [300, 200, 30, 30])]),
                           (20, [(5, 1, [100, 60, 40, 60])])):
     cv2.imwrite(os.path.join(split_dir, "%04d.jpg" % image_id), np.zeros((640, 640, 3), np.uint8))

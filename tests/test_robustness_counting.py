@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from mottr import counting
-from mottr.tracker import clip_xywh
+from mottr.boxes import clip_xywh
+from mottr import schema
 
 H = 640.0
 ACCEL = 0.41  # px/frame^2 at 30 FPS
@@ -138,7 +139,7 @@ def test_count_coco_reads_fps_from_info():
   coco = {"images": [{"id": i + 1, "height": H} for i in range(frames[-1] + 10)],
           "annotations": [{"image_id": f + 1, "track_id": 3, "category_id": 1,
                            "bbox": [float(v) for v in b]} for f, b in zip(frames, boxes)]}
-  assert counting.video_fps(coco) == 30.0  # a challenge file
+  assert schema.coco_fps(coco) == 30.0  # a challenge file
   assert counting.count_coco(coco).counts["bolt"] == 1  # 2 frames of 30 FPS: 46 px
   assert counting.count_coco(coco, fps=10.0).counts["bolt"] == 0  # one frame: 23 px
   assert counting.count_coco(dict(coco, info={"fps": 10.0})).counts["bolt"] == 0
@@ -168,7 +169,7 @@ def test_real_val_tracks_cut_before_their_exit():
   if not os.path.isfile(path):
     pytest.skip(f"{path} absent: the real Stroma reference data is not on this machine")
   with open(path) as f:
-    tracks = counting.tracks_from_coco(json.load(f))
+    tracks = schema.tracks_from_coco(json.load(f))
   cuts = 0
   for t in tracks:
     bottoms = np.array([b[1] + b[3] for b in t.boxes])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from data_prep import challenge
+from mottr import schema
 from data_prep import synth
 from data_prep.stroma_clips import StromaClips, build
 
@@ -34,15 +34,15 @@ def fixture_synth_root(tmp_path_factory):
 
 def test_video_root_round_trip(synth_root, tmp_path):
   root, out = synth_root, str(tmp_path / "tfds")
-  coco = challenge.validate_root(root, "val")
+  coco = schema.validate_root(root, "val")
   assert len({a["track_id"] for a in coco["annotations"]}) >= 2
   path = build(root, out)
   assert path == os.path.join(out, "stroma_clips", "r256", "1.0.0")
   records = _records(path, "val")
   assert [r["frame"] for r in records] == list(range(NUM_FRAMES))
   assert {r["video"] for r in records} == {b"val"} and {r["stride"] for r in records} == {1}
-  by_image = challenge.annotations_by_image(coco)
-  source = {fr.index: fr.image for fr in challenge.iter_frames(root, "val")}
+  by_image = schema.annotations_by_image(coco)
+  source = {fr.index: fr.image for fr in schema.iter_frames(root, "val")}
   for r in records:
     anns = by_image.get(r["frame"] + 1, [])
     obj = r["objects"]
@@ -81,12 +81,12 @@ def test_sparse_frames_root(tmp_path):
   pixels = lambda cx, cy, w, h: [(cx - w / 2) * 640, (cy - h / 2) * 640, w * 640, h * 640]
   anns = [(10, 2, 9, pixels(0.5, 0.5, 0.05, 0.05)), (10, 1, 5, pixels(0.2, 0.02, 0.06, 0.04)),
           (20, 1, 5, pixels(0.2, 0.1, 0.06, 0.1))]
-  challenge.write_annotations(challenge.annotation_path(root, "val"), {
-      "images": [{"id": i + 1, "file_name": challenge.file_name(i), "width": 640, "height": 640}
+  schema.write_annotations(schema.annotation_path(root, "val"), {
+      "images": [{"id": i + 1, "file_name": schema.file_name(i), "width": 640, "height": 640}
                  for i in range(30)],
       "annotations": [{"id": k, "image_id": i, "category_id": c, "bbox": b, "track_id": t}
                       for k, (i, c, t, b) in enumerate(anns)],
-      "categories": list(challenge.CATEGORIES)})
+      "categories": list(schema.CATEGORIES)})
   for image_id, cy in ((100, 0.05), (110, 0.25), (120, 0.6)):  # train: one falling nut, no ids
     _write_frame(tmp_path / "frames" / "train", image_id, [f"1 0.5 {cy} 0.05 0.08"])
   path = build(root, str(tmp_path / "tfds"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from data_prep import challenge
+from mottr import schema
 from data_prep import synth
 from mottr.errors import UserError
 
@@ -19,7 +19,7 @@ FRAMES = 120
 
 
 def _load(root: str, split: str = "val") -> dict:
-  with open(challenge.annotation_path(root, split)) as f:
+  with open(schema.annotation_path(root, split)) as f:
     return json.load(f)
 
 
@@ -43,9 +43,9 @@ def test_generates_objects(coco):
 
 def test_same_seed_gives_identical_json(root, tmp_path):
   synth.generate(str(tmp_path), ["val"], FRAMES, seed=0, progress=False)
-  with open(challenge.annotation_path(root, "val"), "rb") as f:
+  with open(schema.annotation_path(root, "val"), "rb") as f:
     first = f.read()
-  with open(challenge.annotation_path(str(tmp_path), "val"), "rb") as f:
+  with open(schema.annotation_path(str(tmp_path), "val"), "rb") as f:
     assert f.read() == first
 
 
@@ -70,10 +70,10 @@ def test_schema_matches_real_annotations(coco):
 
 
 def test_ids_categories_and_tracks(coco):
-  assert coco["categories"] == [dict(c) for c in challenge.CATEGORIES]
+  assert coco["categories"] == [dict(c) for c in schema.CATEGORIES]
   assert [im["id"] for im in coco["images"]] == list(range(1, FRAMES + 1))
   assert [im["file_name"] for im in coco["images"]] == [
-      challenge.file_name(i) for i in range(FRAMES)]
+      schema.file_name(i) for i in range(FRAMES)]
   anns = coco["annotations"]
   assert [a["id"] for a in anns] == list(range(len(anns)))
   assert [a["image_id"] for a in anns] == sorted(a["image_id"] for a in anns)
@@ -91,8 +91,8 @@ def test_boxes_inside_frame_whole_and_positive(coco):
   boxes = np.array([a["bbox"] for a in coco["annotations"]])
   assert np.all(boxes == np.round(boxes))
   assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, 2:] > 0)
-  assert np.all(boxes[:, 0] + boxes[:, 2] <= challenge.WIDTH)
-  assert np.all(boxes[:, 1] + boxes[:, 3] <= challenge.HEIGHT)
+  assert np.all(boxes[:, 0] + boxes[:, 2] <= schema.WIDTH)
+  assert np.all(boxes[:, 1] + boxes[:, 3] <= schema.HEIGHT)
 
 
 def test_tracks_enter_at_top_and_leave_at_bottom(coco):
@@ -101,14 +101,14 @@ def test_tracks_enter_at_top_and_leave_at_bottom(coco):
     by_track.setdefault(a["track_id"], []).append(a["bbox"])
   for boxes in by_track.values():
     assert boxes[0][1] == 0 and boxes[0][3] >= synth.MIN_VISIBLE
-    assert boxes[-1][1] + boxes[-1][3] == challenge.HEIGHT
+    assert boxes[-1][1] + boxes[-1][3] == schema.HEIGHT
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools under numpy 2
 def test_rle_decodes_to_mask_with_the_annotated_box(coco):
   for a in coco["annotations"]:
     rle = a["segmentation"]
-    assert rle["size"] == [challenge.HEIGHT, challenge.WIDTH]
+    assert rle["size"] == [schema.HEIGHT, schema.WIDTH]
     mask = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")})
     assert mask.sum() > 0
     np.testing.assert_allclose(mask_utils.toBbox(rle | {"counts": rle["counts"].encode()}),
@@ -116,13 +116,13 @@ def test_rle_decodes_to_mask_with_the_annotated_box(coco):
 
 
 def test_video_reads_back_frame_exact(root, coco):
-  capture = cv2.VideoCapture(challenge.video_path(root, "val"))
+  capture = cv2.VideoCapture(schema.video_path(root, "val"))
   count, means = 0, []
   while True:
     ok, frame = capture.read()
     if not ok:
       break
-    assert frame.shape == (challenge.HEIGHT, challenge.WIDTH, 3)
+    assert frame.shape == (schema.HEIGHT, schema.WIDTH, 3)
     means.append(frame.mean())
     count += 1
   capture.release()
@@ -131,7 +131,7 @@ def test_video_reads_back_frame_exact(root, coco):
 
 
 def test_output_passes_the_challenge_validator(root):
-  assert len(challenge.validate_root(root, "val")["images"]) == FRAMES
+  assert len(schema.validate_root(root, "val")["images"]) == FRAMES
 
 
 def test_empty_segmentation(tmp_path):
@@ -148,7 +148,7 @@ def test_background_images(tmp_path):
   summary = synth.generate_split(str(tmp_path / "out"), "val", 20, 0,
                                  backgrounds_dir=str(backgrounds), progress=False)
   assert summary["num_frames"] == 20
-  assert challenge.count_video_frames(summary["video_path"]) == 20
+  assert schema.count_video_frames(summary["video_path"]) == 20
   (backgrounds / "hall.png").unlink()
   with pytest.raises(UserError, match="no .* images"):
     synth.generate_split(str(tmp_path / "out"), "val", 20, 0,
@@ -185,7 +185,7 @@ def test_cli(tmp_path):
                       cwd=REPO, env=env, capture_output=True, text=True, check=False)
   assert ok.returncode == 0, ok.stderr
   assert "test: 15/15 frames" in ok.stdout
-  assert os.path.exists(challenge.video_path(str(tmp_path), "test"))
+  assert os.path.exists(schema.video_path(str(tmp_path), "test"))
   bad = subprocess.run([sys.executable, "-m", "data_prep.synth", "--out_dir", str(tmp_path),
                         "--splits", "dev"], cwd=REPO, env=env, capture_output=True, text=True,
                        check=False)

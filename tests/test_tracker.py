@@ -6,6 +6,8 @@ import pytest
 
 from mottr import counting
 from mottr import tracker as tracker_lib
+from mottr import boxes
+from mottr import schema
 
 NUM_SLOTS = 2
 NUM_DETECT = 3
@@ -84,11 +86,10 @@ def test_duplicate_birth_of_a_hit_track_is_suppressed():
                               valid=[True, False]), 1)
   assert [tr.track_id for tr in t.live] == [1, 2]
   assert list(next_slots) == [0, NUM_SLOTS + 1]
-  assert t.suppressed_births == 1
   # Two detect queries on one new object give one track (the stronger one).
   t2 = static_tracker(NUM_SLOTS)
   assert list(t2.update(frame(detects=[(0.8, BOX_A), (0.9, shifted)]), 0)) == [NUM_SLOTS + 1, -1]
-  assert len(t2.live) == 1 and t2.suppressed_births == 1
+  assert len(t2.live) == 1
 
 
 def test_birth_on_a_missed_track_is_suppressed_too():
@@ -97,7 +98,7 @@ def test_birth_on_a_missed_track_is_suppressed_too():
   shifted = (BOX_A[0], BOX_A[1] + 0.03, BOX_A[2], BOX_A[3])  # IoU ~0.54 with BOX_A
   # The track's query scores below keep_threshold (a miss) but its box still claims the object.
   t.update(frame(slots=[(0.2, BOX_A)], detects=[(0.95, shifted)], valid=[True, False]), 1)
-  assert [tr.track_id for tr in t.live] == [1] and t.suppressed_births == 1
+  assert [tr.track_id for tr in t.live] == [1]
   # A stricter overlap rule lets the same detection be born.
   t2 = static_tracker(NUM_SLOTS, duplicate_iou=0.7)
   t2.update(frame(detects=[(0.9, BOX_A)]), 0)
@@ -142,7 +143,7 @@ def test_boxes_outside_the_frame_are_clipped_or_missed():
 
 def test_iou_xywh():
   others = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
-  iou = tracker_lib.iou_xywh(np.array([[0, 0, 10, 10]]), others)
+  iou = boxes.iou_xywh(np.array([[0, 0, 10, 10]]), others)
   np.testing.assert_allclose(iou, [[1, 1 / 3, 0]], atol=1e-6)
 
 
@@ -150,7 +151,7 @@ def test_iou_xywh():
 
 
 def _track_with(probs, labels=None):
-  t = tracker_lib.Track(1)
+  t = schema.Track(1)
   for f, p in enumerate(probs):
     label = int(np.argmax(p)) if labels is None else labels[f]
     t.add(f, np.array([0, 0, 10, 10.0]), max(p), label, np.array(p))
@@ -251,7 +252,7 @@ def test_a_rejected_track_holds_its_box_against_rebirths_until_a_birth_needs_its
   for f in range(1, 12):  # rejected at frame 8; its query stays in slot 0
     next_slots = t.update(frame(slots=[(0.9, box)], detects=[(0.9, box)], valid=[True, False]), f)
     assert list(next_slots) == [0, -1] and t.live == []
-  assert t.rejected_tracks == 1 and t.suppressed_births == 11  # the detect query is not reborn
+  assert t.rejected_tracks == 1  # and the detect query was never reborn (next_slots above)
   # Two new objects elsewhere: one takes the free slot, the other evicts the rejected track.
   next_slots = t.update(frame(slots=[(0.9, box)], detects=[(0.9, BOX_A), (0.85, BOX_B)],
                               valid=[True, False]), 12)
@@ -295,19 +296,33 @@ def test_a_confirmed_track_that_stops_falling_is_retired_where_it_stopped():
   assert track.frames[0] == 0 and track.frames[-1] in (8, 9)  # reported up to where it stopped
 
 
-def test_tracker_defaults_agree_with_the_inference_settings():
-  from mottr import infer  # pylint: disable=g-import-not-at-top
-  s, t = infer.TrackerSettings(), tracker_lib.Tracker(NUM_SLOTS)
+def test_tracker_defaults_are_the_settings_and_the_config_section():
+  s, t = tracker_lib.TrackerSettings(), tracker_lib.Tracker(NUM_SLOTS)
   assert (t.birth_threshold, t.keep_threshold, t.duplicate_iou) == (
       s.birth_threshold, s.keep_threshold, s.duplicate_iou)
   assert (t.min_descent, t.confirm_window, t.fall_slack, t.stall_window) == (
       s.min_descent, s.confirm_window, s.fall_slack, s.stall_window)
   assert t.class_weights == (1.0, s.nut_weight)
-  assert t.spot_window == 0  # a Tracker is told its spot window (infer: only under SPARSE_FPS)
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  for name in ("birth_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window",
-               "nut_weight", "sparse_spot_window"):
-    assert flags.FLAGS[name].default == getattr(s, name), name
+  assert t.spot_window == 0  # a Tracker is told its spot window (from_settings: under SPARSE_FPS)
+  from mottr import config  # pylint: disable=g-import-not-at-top
+  assert tracker_lib.TrackerSettings.from_config(config.get_config()) == s
+  assert config.get_config().tracker.to_dict() == dataclasses.asdict(s)
+
+
+def test_a_model_without_a_tracker_section_gets_the_defaults():
+  assert tracker_lib.TrackerSettings.from_config({}) == tracker_lib.TrackerSettings()
+  assert tracker_lib.TrackerSettings.from_config(
+      {"tracker": {"birth_threshold": 0.8}}).birth_threshold == 0.8
+
+
+def test_from_settings_uses_the_sparse_thresholds_under_sparse_fps():
+  s = tracker_lib.TrackerSettings()
+  dense = tracker_lib.Tracker.from_settings(NUM_SLOTS, s, fps=30, frame_step=1, frame_size=(640, 640))
+  sparse = tracker_lib.Tracker.from_settings(NUM_SLOTS, s, fps=30, frame_step=10,
+                                             frame_size=(640, 640))
+  assert (dense.birth_threshold, dense.spot_window) == (s.birth_threshold, 0.0)
+  assert (sparse.birth_threshold, sparse.spot_window) == (s.sparse_birth_threshold,
+                                                          s.sparse_spot_window)
 
 
 def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():

@@ -1,4 +1,4 @@
-"""Tests for the `python -m data_prep.validate` CLI."""
+"""Tests for the `python -m mottr.validate` CLI."""
 import os
 import subprocess
 import sys
@@ -6,25 +6,25 @@ import sys
 import numpy as np
 import pytest
 
-from data_prep import challenge
+from mottr import schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write_root(root: str, split: str, bboxes: list[list[float]]) -> None:
   """Three dark frames; one bolt (track 1) with the given box in each frame."""
-  challenge.write_video(challenge.video_path(root, split),
+  schema.write_video(schema.video_path(root, split),
                         [np.full((640, 640, 3), 50, np.uint8)] * len(bboxes))
-  challenge.write_annotations(challenge.annotation_path(root, split), {
-      "images": [{"id": i + 1, "file_name": challenge.file_name(i), "width": 640, "height": 640}
+  schema.write_annotations(schema.annotation_path(root, split), {
+      "images": [{"id": i + 1, "file_name": schema.file_name(i), "width": 640, "height": 640}
                  for i in range(len(bboxes))],
       "annotations": [{"id": i, "image_id": i + 1, "category_id": 1, "bbox": b, "track_id": 1}
                       for i, b in enumerate(bboxes)],
-      "categories": list(challenge.CATEGORIES)})
+      "categories": list(schema.CATEGORIES)})
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, "-m", "data_prep.validate", *args], cwd=REPO,
+  return subprocess.run([sys.executable, "-m", "mottr.validate", *args], cwd=REPO,
                         capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -56,7 +56,7 @@ def test_bad_box_exits_nonzero_with_one_line(root):
 
 
 def test_missing_video_and_empty_root(root, tmp_path_factory):
-  os.remove(challenge.video_path(root, "train"))
+  os.remove(schema.video_path(root, "train"))
   out = _run("--root", root)
   assert out.returncode == 2 and "train.mp4: missing file" in out.stderr
   assert len(out.stderr.strip().splitlines()) == 1
@@ -75,10 +75,10 @@ def test_truncated_video_is_refused(root):
   writer.release()
   with open(path, "rb") as f:
     data = f.read()
-  with open(challenge.video_path(root, "val"), "wb") as f:
+  with open(schema.video_path(root, "val"), "wb") as f:
     f.write(data[:len(data) // 2])
   out = _run("--root", root, "--split", "val")
   assert out.returncode == 2 and "Traceback" not in out.stderr
   assert out.stderr.strip().splitlines() == [
-      f"error: {challenge.video_path(root, 'val')}: 2 frames decode but the header announces 3 "
+      f"error: {schema.video_path(root, 'val')}: 2 frames decode but the header announces 3 "
       "(a truncated or damaged file); re-encode or replace it"]

@@ -13,7 +13,7 @@ from absl import flags
 import tensorflow_datasets as tfds
 
 from data_prep.stroma_clips import StromaClips, build
-from mottr.errors import run_cli
+from mottr.schema import run_cli
 
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Challenge-layout root, or a folder "
                                   "holding frames/{split}/.", required=True)

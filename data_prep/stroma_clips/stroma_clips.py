@@ -2,7 +2,7 @@
 
 Source (`manual_dir`), either
   * a challenge-layout root: `annotations/instances_{split}.json` + `images/{split}/{split}.mp4`
-    (the real challenge.zip or `data_prep.synth`); one split per annotation file, every
+    (the real schema.zip or `data_prep.synth`); one split per annotation file, every
     frame of the video, stride 1; or
   * a folder holding `frames/{split}/NNNN.jpg + NNNN.txt` (the real sparse frames, every
     10th frame with objects), used when no split has a video: stride 10, track ids from
@@ -35,9 +35,9 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_prep import challenge
 from data_prep import real_frames
-from mottr.errors import UserError
+from mottr import schema
+from mottr.schema import UserError
 
 JPEG_QUALITY = 90
 
@@ -64,7 +64,7 @@ def encode_image(rgb: np.ndarray, resolution: int) -> bytes:
 
 
 def _touches_edge(boxes_cxcywh: np.ndarray) -> np.ndarray:
-  tol_x, tol_y = challenge.EDGE_TOL_PX / challenge.WIDTH, challenge.EDGE_TOL_PX / challenge.HEIGHT
+  tol_x, tol_y = schema.EDGE_TOL_PX / schema.WIDTH, schema.EDGE_TOL_PX / schema.HEIGHT
   cx, cy, w, h = boxes_cxcywh.T
   return ((cx - w / 2 <= tol_x) | (cy - h / 2 <= tol_y)
           | (cx + w / 2 >= 1 - tol_x) | (cy + h / 2 >= 1 - tol_y))
@@ -79,15 +79,15 @@ def _objects(boxes_cxcywh: np.ndarray, labels: np.ndarray, track_ids: np.ndarray
 def coco_to_cxcywh(bboxes_xywh: Any) -> np.ndarray:
   """COCO xywh pixel boxes [n, 4] -> normalised cxcywh float32."""
   b = np.asarray(bboxes_xywh, np.float64).reshape(-1, 4)
-  scale = np.array([challenge.WIDTH, challenge.HEIGHT] * 2, np.float64)
+  scale = np.array([schema.WIDTH, schema.HEIGHT] * 2, np.float64)
   return (np.concatenate([b[:, :2] + b[:, 2:] / 2, b[:, 2:]], 1) / scale).astype(np.float32)
 
 
 def find_source(root: str) -> tuple[str, list[str]]:
   """("video", splits) for a challenge root with videos, else ("frames", splits) for a
   folder holding frames/{split}/; raises a UserError for anything else."""
-  splits = challenge.present_splits(root) if os.path.isdir(root) else []
-  if any(os.path.isfile(challenge.video_path(root, s)) for s in splits):
+  splits = schema.present_splits(root) if os.path.isdir(root) else []
+  if any(os.path.isfile(schema.video_path(root, s)) for s in splits):
     return "video", splits
   frames_dir = os.path.join(root, "frames")
   sparse = sorted(d for d in (os.listdir(frames_dir) if os.path.isdir(frames_dir) else [])
@@ -143,7 +143,7 @@ class StromaClips(tfds.core.GeneratorBasedBuilder):
 
   def _generate_video(self, root: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
     r = self.builder_config.resolution
-    for fr in challenge.iter_frames(root, split):
+    for fr in schema.iter_frames(root, split):
       anns = fr.annotations
       yield fr.index, {
           "video": split, "frame": fr.index, "stride": 1, "image": encode_image(fr.image, r),
@@ -153,7 +153,7 @@ class StromaClips(tfds.core.GeneratorBasedBuilder):
 
   def _generate_sparse(self, root: str, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
     r = self.builder_config.resolution
-    ann = challenge.annotation_path(root, split)
+    ann = schema.annotation_path(root, split)
     frames, ids = real_frames.split_track_ids(os.path.join(root, "frames"), split,
                                               ann if os.path.isfile(ann) else None)
     for fr, track_ids in zip(frames, ids):

@@ -6,5 +6,5 @@
   queries and associated by Hungarian IoU matching with a Kalman motion model (SORT).
 
 Both write the same files as `mottr.infer` (counts.json, tracks.txt, tracks.json, counts.png,
-annotated.mp4); `scripts/bench_baselines.py` runs and scores all three side by side.
+annotated.mp4); `scripts/bench/bench_baselines.py` runs and scores all three side by side.
 """

@@ -2,7 +2,7 @@
 
   python -m mottr.baselines.classical --video PATH [--output_dir DIR] [--fps F] [--no_video]
                                       [--fg_threshold T] [--match_iou I] [--min_hits N]
-                                      [--miss_tolerance M]
+                                      [--miss_tolerance M] [--edge_tolerance E] [--overwrite]
 
 No learning. Per frame (at half resolution):
 1. camera pan: the translation from the previous frame, found by ECC (OpenCV) started from
@@ -18,8 +18,8 @@ No learning. Per frame (at half resolution):
    predictions); a track that did not move down by at least 40 px is dropped when it ends;
 5. class: a track is a nut when its fully visible boxes (median sides) are nut-sized (longer
    side 38-52 px) and near-square (aspect <= 1.55), else a bolt.
-Counting, output files and the evaluation are those of `mottr.infer`; outputs go to
-outputs/<video stem>_classical/ unless --output_dir.
+The tracking loop, counting, output files and the evaluation are those of `mottr.infer`
+(`mottr.runner`); outputs go to outputs/<video stem>_classical/ unless --output_dir.
 """
 import collections
 import dataclasses
@@ -30,14 +30,13 @@ from absl import flags
 import cv2
 import numpy as np
 
-from data_prep import challenge
-from mottr import infer
+from mottr import cli
+from mottr import runner
+from mottr import schema
 from mottr.baselines import sort
-from mottr.errors import UserError, parse_flags, run_cli
-from mottr.tracker import Track
-
-_FG_THRESHOLD = flags.DEFINE_float(
-    "fg_threshold", 20.0, "Foreground: gray levels (0-255) a pixel differs from the background.")
+from mottr.errors import parse_flags
+from mottr.schema import Track, UserError, run_cli
+from mottr.sources import FrameSource
 
 BOLT, NUT = 0, 1  # class indices
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 1e-3)
@@ -198,8 +197,8 @@ class BackgroundDetector:
 def track_class(track: Track, settings: ClassicalSettings, height: float) -> int:
   """The shape rule on the median of a track's boxes that touch neither the top nor the bottom."""
   boxes = np.array(track.boxes).reshape(-1, 4)
-  inside = boxes[(boxes[:, 1] > challenge.EDGE_TOL_PX)
-                 & (boxes[:, 1] + boxes[:, 3] < height - challenge.EDGE_TOL_PX)]
+  inside = boxes[(boxes[:, 1] > schema.EDGE_TOL_PX)
+                 & (boxes[:, 1] + boxes[:, 3] < height - schema.EDGE_TOL_PX)]
   sides = np.sort((inside if len(inside) else boxes)[:, 2:], axis=1)
   short, long = np.median(sides[:, 0]), np.median(sides[:, 1])
   return shape_class(long, short, settings)
@@ -218,42 +217,61 @@ def finisher(settings: ClassicalSettings, height: float) -> sort.FinishTrack:
   return finish
 
 
-def run(source: infer.FrameSource, output_dir: str, settings: ClassicalSettings,
+def run(source: FrameSource, output_dir: str, settings: ClassicalSettings,
         tracking: sort.SortSettings, *, write_video: bool = True,
-        progress: bool = True, overwrite: bool = False) -> infer.Result:
-  """Runs the classical pipeline over a source; writes mottr.infer's outputs (`infer.record`)."""
+        progress: bool = True, overwrite: bool = False) -> runner.Result:
+  """Runs the classical pipeline over a source; writes mottr.infer's outputs (`runner.record`)."""
   size = (source.width, source.height)
   return sort.run(source, lambda: BackgroundDetector(settings, size, source.frame_step),
                   output_dir, tracking, finish_track=finisher(settings, source.height),
                   write_video=write_video, progress=progress, overwrite=overwrite)
 
 
-def track_source(source: infer.FrameSource, settings: ClassicalSettings,
-                 tracking: sort.SortSettings, *, progress: bool = True) -> infer.Result:
+def track_source(source: FrameSource, settings: ClassicalSettings,
+                 tracking: sort.SortSettings, *, progress: bool = True) -> runner.Result:
   """The classical pipeline's tracks and counts of a source, nothing written."""
   detector = BackgroundDetector(settings, (source.width, source.height), source.frame_step)
   return sort.track_detections(source, detector, tracking,
                                finish_track=finisher(settings, source.height), progress=progress)
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The flags of this CLI, defined only when it runs (`run_main`, tests)."""
+  cli.define("video", "output_dir", "fps", "no_video", "overwrite")
+  sort.define_tracking_flags()
+  if "fg_threshold" not in FLAGS:
+    flags.DEFINE_float("fg_threshold", 20.0,
+                       "Foreground: gray levels (0-255) a pixel differs from the background.")
+  flags.declare_key_flag("fg_threshold")
+
+
 def settings_from_flags() -> ClassicalSettings:
-  if not _FG_THRESHOLD.value > 0:
-    raise UserError(f"--fg_threshold {_FG_THRESHOLD.value}: must be positive")
-  return ClassicalSettings(fg_threshold=_FG_THRESHOLD.value)
+  if not FLAGS.fg_threshold > 0:
+    raise UserError(f"--fg_threshold {FLAGS.fg_threshold}: must be positive")
+  return ClassicalSettings(fg_threshold=FLAGS.fg_threshold)
 
 
 def main(argv: list[str]) -> None:
   settings, tracking = settings_from_flags(), sort.settings_from_flags()
   sort.check_settings(tracking)
-  source = infer.source_from_flags(argv)
-  output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_classical")
+  source = cli.source_from_flags(argv)
+  output_dir = cli.default_output_dir(f"{source.name}_classical")
   try:
-    result = run(source, output_dir, settings, tracking, write_video=not flags.FLAGS.no_video,
-                 overwrite=flags.FLAGS.overwrite)
-  except infer.OutputsNotWritten as e:
-    infer.exit_unwritten(e)
-  infer.report(result, output_dir)
+    result = run(source, output_dir, settings, tracking, write_video=not FLAGS.no_video,
+                 overwrite=FLAGS.overwrite)
+  except runner.OutputsNotWritten as e:
+    cli.exit_unwritten(e)
+  cli.report(result, output_dir)
+
+
+def run_main() -> None:
+  """The program (`python -m mottr.baselines.classical`)."""
+  define_flags()
+  app.run(run_cli(main), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
-  app.run(run_cli(main), flags_parser=parse_flags)
+  run_main()

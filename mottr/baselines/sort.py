@@ -2,19 +2,20 @@
 
   python -m mottr.baselines.sort --video PATH [--checkpoint DIR] [--output_dir DIR] [--fps F]
                                  [--no_video] [--score_threshold S] [--match_iou I]
-                                 [--min_hits N] [--miss_tolerance M] [--config.model.x=v ...]
+                                 [--min_hits N] [--miss_tolerance M] [--edge_tolerance E]
+                                 [--overwrite] [--config.model.x=v ...]
 
 The model runs on every frame with an empty track set (`Predictor.reset()` before each frame),
 so only its detect queries fire; detections above --score_threshold (after class-agnostic NMS)
 are matched to the tracks' Kalman-predicted boxes by maximum IoU (scipy's Hungarian solver).
 The motion model is constant velocity plus the known fall acceleration (0.41 px/frame² at
 30 FPS) on the box edges not pinned to the frame border. A track gets an id after --min_hits
-consecutive hits and dies after more than --miss_tolerance missed frames (at 30 FPS). Counting,
-output files and the evaluation are those of `mottr.infer`; outputs go to
-outputs/<video stem>_sort/ unless --output_dir.
+consecutive hits and dies after more than --miss_tolerance missed frames (at 30 FPS). The
+tracking loop, counting, output files and the evaluation are those of `mottr.infer`
+(`mottr.runner`); outputs go to outputs/<video stem>_sort/ unless --output_dir.
 
-The association (`SortTracker`) and the loop around any per-frame detector (`run`) are shared
-with `mottr.baselines.classical`.
+The association (`SortTracker`) and the engine around any per-frame detector (`SortTracking`)
+are shared with `mottr.baselines.classical`.
 """
 import dataclasses
 import math
@@ -28,27 +29,19 @@ import cv2
 import numpy as np
 from scipy import optimize
 
-from data_prep import challenge
 from mottr import boxes as boxes_lib
+from mottr import cli
 from mottr import counting
-from mottr import infer
-from mottr import tracker as tracker_lib
-from mottr.errors import UserError, run_cli
+from mottr import runner
+from mottr import schema
+from mottr.boxes import clip_xywh, iou_xywh
+from mottr.schema import Track, UserError, run_cli
+from mottr.sources import FrameSource
 
 GRAVITY = 0.41  # px/frame² at 30 FPS: objects fall from rest with this acceleration
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
 POSITION_STD = 1 / 20  # Kalman noise of box position and size, fraction of the box size
 VELOCITY_STD = 1 / 160  # Kalman noise of box velocity per frame, fraction of the box size
-
-_SCORE = flags.DEFINE_float("score_threshold", 0.5, "Detections scoring less are ignored.")
-_MATCH_IOU = flags.DEFINE_float(
-    "match_iou", 0.3, "Least IoU of a detection with a track's predicted box to continue it.")
-_MIN_HITS = flags.DEFINE_integer(
-    "min_hits", 2, "Consecutive hits a new track needs before it is confirmed (gets an id).")
-_NMS_IOU = flags.DEFINE_float(
-    "nms_iou", 0.7, "Class-agnostic NMS of the detections: a box overlapping a stronger one by "
-    "more IoU is dropped.")
-
 
 @dataclasses.dataclass(frozen=True)
 class Detections:
@@ -81,7 +74,7 @@ class SortSettings:
 def nms(boxes_xywh: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
   """Indices of the boxes kept by greedy non-maximum suppression, by descending score."""
   order = np.argsort(-np.asarray(scores), kind="stable")
-  overlaps = tracker_lib.iou_xywh(boxes_xywh, boxes_xywh)
+  overlaps = iou_xywh(boxes_xywh, boxes_xywh)
   keep = []
   for i in order:
     if all(overlaps[i, k] <= iou for k in keep):
@@ -98,7 +91,7 @@ def associate(predicted: np.ndarray, detected: np.ndarray,
   """
   matches = []
   if len(predicted) and len(detected):
-    iou = tracker_lib.iou_xywh(predicted, detected)
+    iou = iou_xywh(predicted, detected)
     iou[iou < min_iou] = 0.0
     rows, cols = optimize.linear_sum_assignment(-iou)
     matches = [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] > 0]
@@ -175,7 +168,7 @@ class KalmanBox:
 @dataclasses.dataclass
 class _Live:
   kalman: KalmanBox
-  track: tracker_lib.Track  # track_id 0 until confirmed
+  track: Track  # track_id 0 until confirmed
   hits: int = 1  # while tentative (a miss ends a tentative track)
   misses: int = 0  # consecutive
 
@@ -190,20 +183,20 @@ class SortTracker:
   detected boxes of their hit frames, with the detections' scores and class indices.
   """
 
-  def __init__(self, settings: SortSettings, *, fps: float = challenge.FPS, frame_step: int = 1,
-               frame_size: tuple[int, int] = (challenge.WIDTH, challenge.HEIGHT)):
+  def __init__(self, settings: SortSettings, *, fps: float = schema.FPS, frame_step: int = 1,
+               frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
     """fps: of the video timeline; frame_step: timeline frames between two processed frames."""
     self.settings = settings
     self.max_misses = max(
-        1, math.ceil(settings.miss_tolerance * fps / frame_step / challenge.FPS - 1e-9))
-    self.gravity = settings.gravity * (challenge.FPS / fps) ** 2  # px/frame² of the timeline
+        1, math.ceil(settings.miss_tolerance * fps / frame_step / schema.FPS - 1e-9))
+    self.gravity = settings.gravity * (schema.FPS / fps) ** 2  # px/frame² of the timeline
     self.width, self.height = frame_size
     self._live: list[_Live] = []
-    self._finished: list[tracker_lib.Track] = []
+    self._finished: list[Track] = []
     self._next_id = 1
 
   @property
-  def live(self) -> list[tracker_lib.Track]:
+  def live(self) -> list[Track]:
     """Confirmed tracks alive after the last update, in id order."""
     return sorted((l.track for l in self._live if l.track.track_id), key=lambda t: t.track_id)
 
@@ -211,7 +204,7 @@ class SortTracker:
     """Consumes one frame's detections (frame_index: 0-based, on the video timeline)."""
     for live in self._live:
       live.kalman.predict(frame_index, self.gravity, self.height)
-    predicted = tracker_lib.clip_xywh(
+    predicted = clip_xywh(
         np.array([l.kalman.box for l in self._live]).reshape(-1, 4), self.width, self.height)
     inside = (predicted[:, 2] > 0) & (predicted[:, 3] > 0)
     for live in (l for l, ok in zip(self._live, inside) if not ok):
@@ -239,7 +232,7 @@ class SortTracker:
       survivors.append(live)
     for d in unmatched:
       box = detections.boxes[d]
-      live = _Live(KalmanBox(box, frame_index, self._birth_velocity(box)), tracker_lib.Track(0))
+      live = _Live(KalmanBox(box, frame_index, self._birth_velocity(box)), Track(0))
       live.track.add(frame_index, box, detections.scores[d], detections.labels[d])
       self._confirm_if_ready(live)
       survivors.append(live)
@@ -262,13 +255,13 @@ class SortTracker:
     if live.track.track_id:
       self._finished.append(live.track)
 
-  def pop_finished(self) -> list[tracker_lib.Track]:
+  def pop_finished(self) -> list[Track]:
     """Confirmed tracks that ended since the last call, in id order."""
     finished = sorted(self._finished, key=lambda t: t.track_id)
     self._finished = []
     return finished
 
-  def finish(self) -> list[tracker_lib.Track]:
+  def finish(self) -> list[Track]:
     """Ends every live track (end of video); returns the confirmed ones not yet popped."""
     for live in self._live:
       self._end(live)
@@ -276,66 +269,59 @@ class SortTracker:
     return self.pop_finished()
 
 
-FinishTrack = Callable[[tracker_lib.Track], "tracker_lib.Track | None"]
+FinishTrack = Callable[[Track], "Track | None"]
 
 
-def track_detections(source: infer.FrameSource, detector: Detector, settings: SortSettings, *,
-                     finish_track: FinishTrack | None = None,
-                     on_frame: infer.OnFrame | None = None, progress: bool = True) -> infer.Result:
-  """Runs detector + SortTracker over the source; Ctrl-C ends early with what was seen.
-
+class SortTracking:
+  """The tracking engine (`mottr.runner.FrameTracking`) of a per-frame detector + SortTracker;
   `finish_track` may rewrite each ended track (e.g. its class) or drop it (None) before it is
-  counted and output.
-  """
-  tracker = SortTracker(settings, fps=source.fps, frame_step=source.frame_step,
-                        frame_size=(source.width, source.height))
-  finish = finish_track or (lambda t: t)
-  count = lambda tracks, final: counting.count_tracks(
-      tracks, height=source.height, final_frame=final, frame_step=source.frame_step,
-      fps=source.fps, edge_tolerance=settings.edge_tolerance)
-  frames, tracks = [], []
-  running = {name: 0 for name in challenge.CATEGORY_NAMES.values()}
-  start = time.perf_counter()
-  line = infer.ProgressLine(source.total, progress)
-  warmup_seconds = 0.0
-  interrupted = False
+  counted and output."""
+  dropped_births = 0
 
-  def collect(ended: list[tracker_lib.Track], final: int | None) -> None:
-    kept = [t for t in map(finish, ended) if t is not None]
-    tracks.extend(kept)
-    for event in count(kept, final).events:
-      running[event.category] += 1
+  def __init__(self, source: FrameSource, detector: Detector, settings: SortSettings,
+               finish_track: FinishTrack | None = None):
+    self.detector = detector
+    self.tracker = SortTracker(settings, fps=source.fps, frame_step=source.frame_step,
+                               frame_size=(source.width, source.height))
+    self.edge_tolerance = settings.edge_tolerance
+    self._finish = finish_track or (lambda t: t)
 
-  try:
-    for index, bgr in source.frames:
-      tracker.update(detector(index, bgr), index)
-      frames.append(index)
-      if len(frames) <= infer.WARMUP_FRAMES:
-        warmup_seconds = time.perf_counter() - start
-      collect(tracker.pop_finished(), None)
-      if on_frame is not None:
-        on_frame(index, bgr, tracker.live, running)
-      line.update(len(frames), running)
-  except KeyboardInterrupt:
-    interrupted = True
-  finally:
-    line.close()
-  collect(tracker.finish(), frames[-1] if frames else None)
-  tracks.sort(key=lambda t: t.track_id)
-  return infer.Result(source, frames, tracks, count(tracks, frames[-1] if frames else None),
-                      interrupted, 0, time.perf_counter() - start, warmup_seconds)
+  def update(self, index: int, frame_bgr: np.ndarray) -> None:
+    self.tracker.update(self.detector(index, frame_bgr), index)
+
+  @property
+  def live(self) -> list[Track]:
+    return self.tracker.live
+
+  def _kept(self, ended: list[Track]) -> list[Track]:
+    return [t for t in map(self._finish, ended) if t is not None]
+
+  def pop_finished(self) -> list[Track]:
+    return self._kept(self.tracker.pop_finished())
+
+  def finish(self) -> list[Track]:
+    return self._kept(self.tracker.finish())
 
 
-def run(source: infer.FrameSource, make_detector: Callable[[], Detector], output_dir: str,
+def track_detections(source: FrameSource, detector: Detector, settings: SortSettings, *,
+                     finish_track: FinishTrack | None = None,
+                     progress: bool = True) -> runner.Result:
+  """Runs detector + SortTracker over the source (`runner.track`), nothing written."""
+  return runner.track(source, SortTracking(source, detector, settings, finish_track),
+                      progress=progress)
+
+
+def run(source: FrameSource, make_detector: Callable[[], Detector], output_dir: str,
         settings: SortSettings, *, finish_track: FinishTrack | None = None,
-        write_video: bool = True, progress: bool = True, overwrite: bool = False) -> infer.Result:
-  """Tracks a source and writes mottr.infer's outputs into output_dir (see `infer.record`).
+        write_video: bool = True, progress: bool = True, overwrite: bool = False) -> runner.Result:
+  """Tracks a source and writes mottr.infer's outputs into output_dir (`runner.record`).
 
   The detector is made (`make_detector()`) only after the output directory proved writable.
   """
-  return infer.record(source, output_dir, lambda on_frame: track_detections(
-      source, make_detector(), settings, finish_track=finish_track, on_frame=on_frame,
-      progress=progress), write_video=write_video, overwrite=overwrite)
+  return runner.record(source, lambda: SortTracking(source, make_detector(), settings,
+                                                    finish_track),
+                       output_dir, write_video=write_video, overwrite=overwrite,
+                       progress=progress)
 
 
 class ModelDetector:
@@ -356,7 +342,7 @@ class ModelDetector:
     self.predictor.reset()
     out = self.predictor.step(rgb)
     detect = slice(out.num_slots, None)
-    boxes = tracker_lib.clip_xywh(
+    boxes = clip_xywh(
         boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64), self.width,
                                     self.height), self.width, self.height)
     scores = np.asarray(out.scores[detect], np.float64)
@@ -365,16 +351,46 @@ class ModelDetector:
     return Detections.create(boxes[keep], scores[keep], np.asarray(out.labels)[detect][keep])
 
 
+FLAGS = flags.FLAGS
+
+
+def define_tracking_flags() -> None:
+  """The SORT association flags, shared with mottr.baselines.classical."""
+  if "match_iou" not in FLAGS:
+    flags.DEFINE_float(
+        "match_iou", 0.3, "Least IoU of a detection with a track's predicted box to continue it.")
+    flags.DEFINE_integer(
+        "min_hits", 2, "Consecutive hits a new track needs before it is confirmed (gets an id).")
+    flags.DEFINE_integer(
+        "miss_tolerance", 5, "Consecutive misses (frames at 30 FPS) a track survives.")
+    flags.DEFINE_float("edge_tolerance", counting.EDGE_TOLERANCE,
+                       "Fraction of the frame height that counts as the bottom edge.")
+  for name in ("match_iou", "min_hits", "miss_tolerance", "edge_tolerance"):
+    FLAGS.register_key_flag_for_module(cli.main_module_name(), FLAGS[name])
+
+
+def define_flags() -> None:
+  """The flags of this CLI, defined only when it runs (`run_main`, tests)."""
+  cli.define("video", "checkpoint", "output_dir", "fps", "no_video", "overwrite")
+  define_tracking_flags()
+  if "score_threshold" not in FLAGS:
+    flags.DEFINE_float("score_threshold", 0.5, "Detections scoring less are ignored.")
+    flags.DEFINE_float(
+        "nms_iou", 0.7, "Class-agnostic NMS of the detections: a box overlapping a stronger one "
+        "by more IoU is dropped.")
+  for name in ("score_threshold", "nms_iou"):
+    flags.declare_key_flag(name)
+
+
 def settings_from_flags() -> SortSettings:
-  return SortSettings(match_iou=_MATCH_IOU.value, min_hits=_MIN_HITS.value,
-                      miss_tolerance=flags.FLAGS.miss_tolerance,
-                      edge_tolerance=flags.FLAGS.edge_tolerance)
+  return SortSettings(match_iou=FLAGS.match_iou, min_hits=FLAGS.min_hits,
+                      miss_tolerance=FLAGS.miss_tolerance, edge_tolerance=FLAGS.edge_tolerance)
 
 
 def model_detector_from_flags(frame_size: tuple[int, int], predictor: Any = None) -> ModelDetector:
   """ModelDetector of --checkpoint (or the given predictor) with --score_threshold/--nms_iou."""
-  return ModelDetector(predictor or infer.load_predictor_from_flags(), frame_size,
-                       score_threshold=_SCORE.value, nms_iou=_NMS_IOU.value)
+  return ModelDetector(predictor or cli.load_predictor(), frame_size,
+                       score_threshold=FLAGS.score_threshold, nms_iou=FLAGS.nms_iou)
 
 
 def check_settings(settings: SortSettings) -> None:
@@ -389,16 +405,21 @@ def check_settings(settings: SortSettings) -> None:
 def main(argv: list[str]) -> None:
   settings = settings_from_flags()
   check_settings(settings)
-  source = infer.source_from_flags(argv)
-  output_dir = flags.FLAGS.output_dir or os.path.join("outputs", f"{source.name}_sort")
+  source = cli.source_from_flags(argv)
+  output_dir = cli.default_output_dir(f"{source.name}_sort")
   try:
     result = run(source, lambda: model_detector_from_flags((source.width, source.height)),
-                 output_dir, settings, write_video=not flags.FLAGS.no_video,
-                 overwrite=flags.FLAGS.overwrite)
-  except infer.OutputsNotWritten as e:
-    infer.exit_unwritten(e)
-  infer.report(result, output_dir)
+                 output_dir, settings, write_video=not FLAGS.no_video, overwrite=FLAGS.overwrite)
+  except runner.OutputsNotWritten as e:
+    cli.exit_unwritten(e)
+  cli.report(result, output_dir)
+
+
+def run_main() -> None:
+  """The program (`python -m mottr.baselines.sort`)."""
+  define_flags()
+  app.run(run_cli(main), flags_parser=cli.flags_parser)
 
 
 if __name__ == "__main__":
-  app.run(run_cli(main), flags_parser=infer.flags_parser)
+  run_main()

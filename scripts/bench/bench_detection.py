@@ -1,6 +1,6 @@
 """Per-frame detection AP of checkpoints (detect queries only, no track queries): the sim-to-real measure.
 
-  python scripts/bench_detection.py --root ../shared/stroma --split val \
+  python scripts/bench/bench_detection.py --root ../shared/stroma --split val \
       --frames_dir ../shared/stroma/frames/val --checkpoints workdirs/cpu_detect,workdirs/cpu_detect_synth
 
 Each checkpoint (a training workdir or an exported model; "shipped" = the shipped model) runs on
@@ -16,19 +16,18 @@ import itertools
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from data_prep import challenge  # noqa: E402
-from mottr import boxes as boxes_lib  # noqa: E402
-from mottr import evaluate, infer  # noqa: E402
-from mottr.errors import UserError  # noqa: E402
-from mottr.predictor import load_predictor  # noqa: E402
+from mottr import boxes as boxes_lib
+from mottr import evaluate
+from mottr import schema
+from mottr import sources
+from mottr.predictor import load_predictor
+from mottr.schema import UserError
 
 
-def detections(predictor, source: infer.FrameSource) -> tuple[dict, list[int]]:
+def detections(predictor, source: sources.FrameSource) -> tuple[dict, list[int]]:
   """COCO detections (xywh pixels, per-class scores) of every frame; the image ids seen."""
   anns, image_ids = [], []
   size = predictor.input_size
@@ -56,12 +55,11 @@ def main() -> None:
   parser.add_argument("--max_frames", type=int, default=None)
   args = parser.parse_args()
   try:
-    gt = challenge.load_annotations(args.root, args.split)
+    gt = schema.load_annotations(args.root, args.split)
     rows = []
     for ckpt in args.checkpoints.split(","):
-      # Detection never reads the track-query parameters: older checkpoints without some load too.
-      predictor = load_predictor(None if ckpt == "shipped" else ckpt, fill_missing=True)
-      source = infer.open_source(args.frames_dir or challenge.video_path(args.root, args.split))
+      predictor = load_predictor(None if ckpt == "shipped" else ckpt)
+      source = sources.open_source(args.frames_dir or schema.video_path(args.root, args.split))
       source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames))
       pred, image_ids = detections(predictor, source)
       rows.append((ckpt, evaluate.detection_metrics(gt, pred, image_ids), len(image_ids)))

@@ -1,6 +1,6 @@
 """Robustness of tracking and counting to lighting, noise + compression and lower frame rates.
 
-  python scripts/bench_robustness.py --root DIR --split S [--checkpoint DIR]
+  python scripts/bench/bench_robustness.py --root DIR --split S [--checkpoint DIR]
       [--methods classical,sort,mottr]
       [--variants dark,bright,noise_jpeg,stride2,stride3] [--work_dir DIR] [--quick | --max_frames N]
 
@@ -19,7 +19,7 @@ frame). The model is the shipped one unless --checkpoint (a training workdir or 
 model) is given. Copies are re-encoded (mp4v), the clean video is not.
 
 Methods: `METHODS` maps a name to a factory (parsed args -> runner); a runner tracks a
-`mottr.infer.FrameSource` and returns its `mottr.tracker.Track`s (xywh pixel boxes, 0-based
+`mottr.sources.FrameSource` and returns its `mottr.tracker.Track`s (xywh pixel boxes, 0-based
 frames of the source's timeline). The baselines run with their CLIs' default settings: the
 classical pipeline (`mottr.baselines.classical`) and SORT over our detector without track queries
 (`mottr.baselines.sort`, same checkpoint as mottr). Add a method by adding an entry.
@@ -32,32 +32,32 @@ import sys
 import time
 from typing import Callable, Iterator
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from mottr import sources
+from mottr import runner
+from mottr import tracker as tracker_lib
+from mottr import schema
+from mottr import counting
+from mottr import evaluate
 
-from data_prep import challenge  # noqa: E402
-from mottr import counting  # noqa: E402
-from mottr import evaluate  # noqa: E402
-from mottr import infer  # noqa: E402
-from mottr import outputs  # noqa: E402
-from mottr import transforms  # noqa: E402
-from mottr.baselines import classical, sort  # noqa: E402
-from mottr.errors import UserError  # noqa: E402
-from mottr.tracker import Track  # noqa: E402
+from mottr import outputs
+from mottr import transforms
+from mottr.baselines import classical, sort
+from mottr.schema import UserError
+from mottr.schema import Track
 
 QUICK_FRAMES = 301
 HOTA_TARGET = {"stride3": 10.0}  # points below clean allowed; others HOTA_TARGET_DEFAULT
 HOTA_TARGET_DEFAULT = 5.0
 CLEAN = "clean"
 
-Runner = Callable[[infer.FrameSource], list[Track]]
+Runner = Callable[[sources.FrameSource], list[Track]]
 
 
 def _mottr(args: argparse.Namespace) -> Runner:
   from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   predictor = predictor_lib.load_predictor(args.checkpoint)
-  settings = infer.TrackerSettings()
-  return lambda source: infer.track_source(source, predictor, settings, progress=False).tracks
+  settings = tracker_lib.TrackerSettings()
+  return lambda source: runner.track_source(source, predictor, settings, progress=False).tracks
 
 
 def _classical(args: argparse.Namespace) -> Runner:
@@ -74,7 +74,6 @@ def _sort(args: argparse.Namespace) -> Runner:
       source, sort.ModelDetector(predictor, (source.width, source.height)), tracking,
       progress=False).tracks
 
-
 METHODS: dict[str, Callable[[argparse.Namespace], Runner]] = {
     "classical": _classical, "sort": _sort, "mottr": _mottr}
 
@@ -89,7 +88,7 @@ class Run:
   seconds: float
 
 
-def _recorded(source: infer.FrameSource, seen: list[int]) -> infer.FrameSource:
+def _recorded(source: sources.FrameSource, seen: list[int]) -> sources.FrameSource:
   """The source, noting the index of every frame handed out in `seen`."""
   def frames() -> Iterator:
     for index, bgr in source.frames:
@@ -100,7 +99,7 @@ def _recorded(source: infer.FrameSource, seen: list[int]) -> infer.FrameSource:
 
 def score(runner: Runner, video: str, gt: dict, name: str) -> Run:
   """Runs a method over the first len(gt images) frames of a video; counts and HOTA vs gt."""
-  source = infer.open_source(video)
+  source = sources.open_source(video)
   n = len(gt["images"])
   source = dataclasses.replace(source, frames=itertools.islice(source.frames, n), total=n)
   seen: list[int] = []
@@ -109,7 +108,7 @@ def score(runner: Runner, video: str, gt: dict, name: str) -> Run:
   seconds = time.perf_counter() - start
   if len(seen) != n:
     raise UserError(f"{video}: {len(seen)} frames decoded, the annotations list {n}")
-  pred = outputs.tracks_to_coco(tracks, range(n), source.width, source.height)
+  pred = schema.tracks_to_coco(tracks, range(n), source.width, source.height)
   final = n - 1
   true = counting.count_coco(gt, fps=source.fps)
   predicted = counting.count_tracks(tracks, height=source.height, final_frame=final,
@@ -120,12 +119,12 @@ def score(runner: Runner, video: str, gt: dict, name: str) -> Run:
 
 def score_frames(runner: Runner, frames_dir: str, gt: dict, name: str) -> Run:
   """Runs a method over a folder of sparse frames; counts and HOTA vs gt on those frames."""
-  source = infer.open_source(frames_dir)
+  source = sources.open_source(frames_dir)
   seen: list[int] = []
   start = time.perf_counter()
   tracks = runner(_recorded(source, seen))
   seconds = time.perf_counter() - start
-  pred = outputs.tracks_to_coco(tracks, seen, source.width, source.height)
+  pred = schema.tracks_to_coco(tracks, seen, source.width, source.height)
   image_ids = sorted({f + 1 for f in seen} & {im["id"] for im in gt["images"]})
   metrics, _ = evaluate.evaluate(gt, pred, image_ids, source.frame_step)
   return Run(name, source.fps / source.frame_step, metrics["counts"],
@@ -133,7 +132,7 @@ def score_frames(runner: Runner, frames_dir: str, gt: dict, name: str) -> Run:
 
 
 def _pair(counts: dict) -> str:
-  return "/".join(str(counts[n]) for n in challenge.CATEGORY_NAMES.values())
+  return "/".join(str(counts[n]) for n in schema.CATEGORY_NAMES.values())
 
 
 def truth_table(truth: dict[str, tuple[float, int, dict]]) -> tuple[str, bool]:
@@ -149,7 +148,7 @@ def truth_table(truth: dict[str, tuple[float, int, dict]]) -> tuple[str, bool]:
 
 
 def results_table(results: dict[str, list[Run]]) -> str:
-  names = list(challenge.CATEGORY_NAMES.values())
+  names = list(schema.CATEGORY_NAMES.values())
   lines = ["| method | variant | FPS | true bolt/nut | predicted bolt/nut | count error | HOTA "
            "| delta HOTA | targets |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
   for method, runs in results.items():
@@ -211,8 +210,8 @@ def run(args: argparse.Namespace) -> None:
   if args.frames_dir:
     run_frames(args, methods, variants)
     return
-  gt = challenge.validate_root(args.root, args.split)
-  video = challenge.video_path(args.root, args.split)
+  gt = schema.validate_root(args.root, args.split)
+  video = schema.video_path(args.root, args.split)
   fps = transforms.video_fps(video)
   clean_gt = transforms.transform_annotations(gt, transforms.Variant(), fps, max_frames)
   work_dir = args.work_dir or os.path.join("outputs", "robustness", args.split)
@@ -224,7 +223,7 @@ def run(args: argparse.Namespace) -> None:
     out = os.path.join(work_dir, v)
     coco = transforms.build_copy(args.root, args.split, v, out, seed=args.seed,
                                  max_frames=max_frames)
-    copies[v] = (challenge.video_path(out, args.split), coco)
+    copies[v] = (schema.video_path(out, args.split), coco)
     _log(f"copy {v}: {len(coco['images'])} frames in {out} ({time.perf_counter() - start:.0f} s)")
 
   truth = {name: (coco["info"]["fps"], len(coco["images"]), counting.count_coco(coco).counts)
@@ -266,8 +265,8 @@ def run_methods(args: argparse.Namespace, methods: list[str],
 
 def run_frames(args: argparse.Namespace, methods: list[str], variants: list[str]) -> None:
   """The photometric variants of a folder of sparse frames, scored on their ground truth."""
-  files = infer.frame_files(args.frames_dir)
-  gt = challenge.load_annotations(args.root, args.split)
+  files = sources.frame_files(args.frames_dir)
+  gt = schema.load_annotations(args.root, args.split)
   skipped = [v for v in variants if transforms.variant(v).stride != 1]
   work_dir = args.work_dir or os.path.join("outputs", "robustness", f"{args.split}_frames")
   dirs = {CLEAN: args.frames_dir}

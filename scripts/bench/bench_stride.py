@@ -1,6 +1,6 @@
 """Backbone stride 16 vs 32 at the model's input size: what each costs and what each can resolve.
 
-  python scripts/bench_stride.py [--config=configs/cpu.py] [--coco FILE ...] [--repeats 20]
+  python scripts/bench/bench_stride.py [--config=configs/cpu.py] [--coco FILE ...] [--repeats 20]
 
 For each stride (16: the config's backbone; 32: one more stride-2 stage of width 256) it prints
 the feature grid, the size of the smallest objects in feature cells, the model's parameters,
@@ -12,17 +12,14 @@ holds another box's centre. Encoder proposals assign one object per centre cell
 import argparse
 import importlib
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from data_prep import challenge  # noqa: E402
-from mottr.model.motr import MOTR, build_model, empty_tracks  # noqa: E402
+from mottr import schema
+from mottr.model.motr import MOTR, build_model, empty_tracks
 
 STRIDE32_EXTRA_WIDTH = 256
 
@@ -30,7 +27,7 @@ STRIDE32_EXTRA_WIDTH = 256
 def collisions(coco: dict, image_size: int, stride: int) -> dict[str, float]:
   """Share of boxes (per class name and 'all') sharing their centre cell with another box."""
   grid = image_size // stride
-  cell = challenge.WIDTH / grid  # px of the 640 frame per feature cell
+  cell = schema.WIDTH / grid  # px of the 640 frame per feature cell
   by_image: dict[int, list[tuple[int, int, int]]] = {}
   for a in coco["annotations"]:
     x, y, w, h = a["bbox"]
@@ -40,7 +37,7 @@ def collisions(coco: dict, image_size: int, stride: int) -> dict[str, float]:
   for boxes in by_image.values():
     cells = [b[:2] for b in boxes]
     for b in boxes:
-      name = challenge.CATEGORY_NAMES[b[2]]
+      name = schema.CATEGORY_NAMES[b[2]]
       for k in (name, "all"):
         total[k] = total.get(k, 0) + 1
         shared[k] = shared.get(k, 0) + (cells.count(b[:2]) > 1)
@@ -79,7 +76,7 @@ def main() -> None:
   module = importlib.import_module(args.config.removesuffix(".py").replace("/", "."))
   base = module.get_config()
   size = base.model.image_size
-  cocos = {path: challenge.load_coco(path) for path in args.coco}
+  cocos = {path: schema.load_coco(path) for path in args.coco}
   print(f"| stride | grid | nut (45 px) in cells | params | GFLOP/frame | ms/frame | "
         + " | ".join(f"centre cell shared: {os.path.basename(p)} (bolt/nut/all)" for p in cocos) + " |")
   print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(cocos))
@@ -90,7 +87,7 @@ def main() -> None:
       config.model.backbone_blocks = tuple(base.model.backbone_blocks) + (1,)
     assert 2**len(config.model.backbone_widths) == stride
     c = cost(config, args.repeats)
-    nut_cells = 45 * size / challenge.WIDTH / stride
+    nut_cells = 45 * size / schema.WIDTH / stride
     shares = [collisions(coco, size, stride) for coco in cocos.values()]
     print(f"| {stride} | {size // stride}x{size // stride} | {nut_cells:.2f} | {c['params'] / 1e6:.2f} M | "
           f"{c['gflops']:.2f} | {c['ms']:.1f} | "

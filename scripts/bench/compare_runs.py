@@ -1,20 +1,17 @@
 """Compares training runs at equal steps: mean of each shared loss term over step windows.
 
-  python scripts/compare_runs.py --logs workdirs/cpu_detect.log,workdirs/cpu_detect_dn.log \
+  python scripts/bench/compare_runs.py --logs workdirs/cpu_detect.log,workdirs/cpu_detect_dn.log \
       --windows 250-500,750-1000,1250-1500 [--terms focal,l1,giou]
 
-Reads the progress lines of `mottr.train` logs (or their summaries, `scripts/plot_training.py`);
+Reads the progress lines of `mottr.train` logs (or their summaries, `scripts/bench/plot_training.py`);
 for each window (first-last step, inclusive) prints the mean of each term over the progress lines
 inside it, one markdown row per run and window. Runs of the same config and seed see the same
 batches in the same order, so the rows differ only by what the runs change.
 """
 import argparse
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from plot_training import parse  # noqa: E402
+from plot_training import parse
 
 
 def window_means(path: str, first: int, last: int, terms: list[str]) -> dict[str, float] | None:

@@ -1,6 +1,6 @@
 r"""Compares the scene statistics of a generated split with the real Stroma data.
 
-    python scripts/compare_stats.py --root DIR [--split val] [--real ../shared/stroma]
+    python scripts/bench/compare_stats.py --root DIR [--split val] [--real ../shared/stroma]
 
 Prints `statistic | real | generated | diff %` and exits 1 when a calibrated statistic is
 more than --tolerance away from the real value (2 when an input is missing). Real
@@ -17,12 +17,10 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from data_prep import challenge  # pylint: disable=g-import-not-at-top
 from data_prep import scene_stats
-from mottr.errors import UserError
-from mottr.errors import run_cli
+from mottr import schema
+from mottr.schema import UserError, run_cli
+
 
 def _define_flags() -> None:
   """CLI flags, defined only when this file runs as a program (tests import it)."""
@@ -52,9 +50,9 @@ def real_stats(real_dir: str, split: str) -> dict[str, float]:
         f"{real_dir}: real reference folder absent; the comparison needs the real Stroma "
         "annotations and frames (annotations/instances_val.json, frames/{train,val}/*.jpg); "
         "pass --real with their location")
-  path = challenge.annotation_path(real_dir, split)
+  path = schema.annotation_path(real_dir, split)
   if not os.path.exists(path):
-    path = challenge.annotation_path(real_dir, "val")
+    path = schema.annotation_path(real_dir, "val")
   if not os.path.exists(path):
     raise UserError(f"{path}: real annotations missing; pass --real with a folder holding "
                     "annotations/instances_val.json")
@@ -70,8 +68,8 @@ def real_stats(real_dir: str, split: str) -> dict[str, float]:
 
 def generated_stats(root: str, split: str) -> dict[str, float]:
   """Calibration statistics of a generated split."""
-  stats = scene_stats.annotation_stats(_load_json(challenge.annotation_path(root, split)))
-  video = challenge.video_path(root, split)
+  stats = scene_stats.annotation_stats(_load_json(schema.annotation_path(root, split)))
+  video = schema.video_path(root, split)
   if not os.path.exists(video):
     raise UserError(f"{video}: not found; generate it with python -m data_prep.synth")
   means = scene_stats.video_frame_means(video)

@@ -1,12 +1,12 @@
 """Box-convention diagnosis: how the detector's boxes miss the real annotators' boxes.
 
-  python scripts/diagnose_boxes.py --root ../shared/stroma \
+  python scripts/bench/diagnose_boxes.py --root ../shared/stroma \
       --sets val:../shared/stroma/frames/val,dense:../shared/stroma/dense:3 \
       --checkpoint shipped --synth data/synth --cache_dir /tmp/diagnose_boxes
 
 Each set is `split:frames_dir[:step]` (the split names the annotation file
 `ROOT/annotations/instances_{split}.json`; step takes every step-th frame). The per-frame
-detector runs as in `scripts/bench_detection.py` (detect queries, empty track set). For the box
+detector runs as in `scripts/bench/bench_detection.py` (detect queries, empty track set). For the box
 statistics each detect query gives one detection (its most probable class, kept when that
 probability >= --score, class-wise NMS at --nms); every ground-truth box is matched greedily by
 IoU to a detection of the same class (IoU >= 0.5, each used once). Per class, split into boxes
@@ -28,18 +28,13 @@ import dataclasses
 import itertools
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data_prep import challenge  # noqa: E402
+from mottr import schema
 
 NAMES = {1: "bolt", 2: "nut"}
 WIDTH = HEIGHT = 640
-
 
 # ---------------------------------------------------------------- pure numpy
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -207,8 +202,8 @@ def tag_above(mask: np.ndarray, box, min_pixels: int = 40) -> bool:
 def mark_tags(pairs: list[Pair], frames_dir: str) -> int:
   """Sets Pair.tagged from the frames; returns how many frames hold > 60 tag pixels."""
   import cv2
-  from mottr import infer
-  files = infer.frame_files(frames_dir)
+  from mottr import sources
+  files = sources.frame_files(frames_dir)
   by_image = collections.defaultdict(list)
   for p in pairs:
     by_image[p.image_id].append(p)
@@ -226,8 +221,8 @@ def draw_sheet(path: str, frames_dir: str, gt_by_image: dict, det_by_image: dict
   """Contact sheet of n fully visible truth boxes (green) with overlapping detections (red),
   2x nearest-neighbour zoom, for looking at the conventions by eye (keep it out of the repo)."""
   import cv2
-  from mottr import infer
-  files = infer.frame_files(frames_dir)
+  from mottr import sources
+  files = sources.frame_files(frames_dir)
   rng = np.random.default_rng(seed)
   boxes = [(i, c, b) for i, gts in gt_by_image.items() for c, b in gts if not touches_edge(b)]
   crops, s = [], 170
@@ -252,8 +247,8 @@ def draw_sheet(path: str, frames_dir: str, gt_by_image: dict, det_by_image: dict
 # ---------------------------------------------------------------- detections
 def run_detections(predictor, root: str, split: str, frames_dir: str, step: int) -> tuple[dict, list]:
   import bench_detection
-  from mottr import infer
-  source = infer.open_source(frames_dir)
+  from mottr import sources
+  source = sources.open_source(frames_dir)
   source = dataclasses.replace(source, frames=itertools.islice(source.frames, 0, None, step))
   return bench_detection.detections(predictor, source)
 
@@ -437,8 +432,8 @@ def margins_of(frames, boxes_by_image: dict) -> dict[int, np.ndarray]:
 
 def _gray_frames(frames_dir: str, image_ids):
   import cv2
-  from mottr import infer
-  files = infer.frame_files(frames_dir)
+  from mottr import sources
+  files = sources.frame_files(frames_dir)
   for i in image_ids:
     yield i, cv2.imread(files[i - 1], cv2.IMREAD_GRAYSCALE).astype(np.float32)
 
@@ -450,7 +445,7 @@ def _synth_frames(synth_root: str, step: int, jpeg_like: str | None):
   import cv2
   from PIL import Image
   tables = Image.open(jpeg_like).quantization if jpeg_like else None
-  cap = cv2.VideoCapture(challenge.video_path(synth_root, "val"))
+  cap = cv2.VideoCapture(schema.video_path(synth_root, "val"))
   index = 0
   while True:
     ok, frame = cap.read()
@@ -530,7 +525,7 @@ def main() -> None:
   for spec in args.sets.split(","):
     split, frames_dir, *rest = spec.split(":")
     step = int(rest[0]) if rest else 1
-    gt = challenge.load_annotations(args.root, split)
+    gt = schema.load_annotations(args.root, split)
     cache = (os.path.join(args.cache_dir, f"{split}_step{step}_{os.path.basename(args.checkpoint)}.json")
              if args.cache_dir else None)
     if cache and os.path.exists(cache):
@@ -540,8 +535,7 @@ def main() -> None:
     else:
       if predictor is None:
         from mottr.predictor import load_predictor
-        predictor = load_predictor(None if args.checkpoint == "shipped" else args.checkpoint,
-                                   fill_missing=True)
+        predictor = load_predictor(None if args.checkpoint == "shipped" else args.checkpoint)
       pred, image_ids = run_detections(predictor, args.root, split, frames_dir, step)
       if cache:
         os.makedirs(args.cache_dir, exist_ok=True)
@@ -618,10 +612,10 @@ def main() -> None:
     margins[f"real {split}, matched detections"] = margins_of(
         _gray_frames(frames_dir, sorted(pred_by_image)), pred_by_image)
   if args.synth:
-    synth_gt = gt_frames(challenge.load_coco(challenge.annotation_path(args.synth, "val")), range(1, 100000))
+    synth_gt = gt_frames(schema.load_coco(schema.annotation_path(args.synth, "val")), range(1, 100000))
     first = next(iter(sets.values()))
-    from mottr import infer
-    like = infer.frame_files(first["frames_dir"])[first["image_ids"][0] - 1]
+    from mottr import sources
+    like = sources.frame_files(first["frames_dir"])[first["image_ids"][0] - 1]
     margins["synthetic val, truth (every 10th frame)"] = margins_of(_synth_frames(args.synth, 10, None), synth_gt)
     margins[f"synthetic val, truth, re-encoded with the JPEG tables of {os.path.basename(like)} "
             f"({next(iter(sets))})"] = margins_of(_synth_frames(args.synth, 10, like), synth_gt)
@@ -631,7 +625,7 @@ def main() -> None:
   if args.synth:
     real_gt = next(iter(sets.values()))["gt"]
     real_name = next(iter(sets))
-    synth_gt = challenge.load_coco(challenge.annotation_path(args.synth, "val"))
+    synth_gt = schema.load_coco(schema.annotation_path(args.synth, "val"))
     print()
     print("\n".join(convention_report(convention_stats(real_gt, args.edge_px),
                                       convention_stats(synth_gt, args.edge_px),

@@ -1,6 +1,6 @@
 """Follows every ground-truth exit of a validation split and asks what the predicted tracks did there.
 
-  python scripts/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
+  python scripts/bench/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
       [--frames_dir ../shared/stroma/dense] [--birth 0.8] [--min_descent 20] [--confirm_window 8]
       [--fall_slack 3] [--stall_window 0] [--nut_weight 2.5] [--config.model.snap_tracks=False ...]
 
@@ -24,14 +24,15 @@ import dataclasses
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from data_prep import challenge  # noqa: E402
-from mottr import counting, evaluate, infer  # noqa: E402
-from mottr.predictor import load_predictor  # noqa: E402
-from mottr.tracker import Track, iou_xywh  # noqa: E402
+from mottr import config_overrides
+from mottr import counting, evaluate
+from mottr import schema
+from mottr import tracker as tracker_lib
+from mottr.boxes import iou_xywh
+from mottr.predictor import load_predictor
+from mottr.schema import Track
 
 MATCH_IOU = 0.3  # a track box on an object
 FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the video) is reported
@@ -109,7 +110,7 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
 
 def confusion_markdown(confusion: collections.Counter) -> str:
   """Counted exits as a markdown table: rows true class, columns counted class ("none" = absent)."""
-  names = list(challenge.CATEGORY_NAMES.values()) + [NONE]
+  names = list(schema.CATEGORY_NAMES.values()) + [NONE]
   lines = ["| true \\ counted | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
   for true_name in names:
     lines.append(f"| {true_name} | " + " | ".join(
@@ -128,11 +129,11 @@ def main() -> None:
   parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
   for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight"):
     parser.add_argument(f"--{name}", type=float, help="default mottr.infer's")
-  rest, overrides = infer.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
+  rest, overrides = config_overrides.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
   args = parser.parse_args(rest)
   if args.split == "test":
     raise SystemExit("error: diagnose a val split, never a test split")
-  settings = infer.TrackerSettings()
+  settings = tracker_lib.TrackerSettings()
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
   for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight"):
@@ -141,7 +142,7 @@ def main() -> None:
   gt, source, result = evaluate.track_split(load_predictor(args.checkpoint, overrides or None),
                                             args.root, args.split, max_frames=args.max_frames,
                                             frames_dir=args.frames_dir, settings=settings)
-  gt_tracks = counting.tracks_from_coco(gt)
+  gt_tracks = schema.tracks_from_coco(gt)
   final = max(im["id"] for im in gt["images"]) - 1
   true = counting.count_tracks(gt_tracks, final_frame=final, fps=source.fps)
   d = diagnose(gt_tracks, true, result.tracks, result.counts)
@@ -156,7 +157,7 @@ def main() -> None:
   t = d["longest_false_track"]
   if t is not None:
     cy = lambda b: b[1] + b[3] / 2
-    line += (f"; longest: track {t.track_id} ({challenge.CATEGORY_NAMES[t.category_id]}), frames "
+    line += (f"; longest: track {t.track_id} ({schema.CATEGORY_NAMES[t.category_id]}), frames "
              f"{t.frames[0]}-{t.frames[-1]} ({len(t.frames)} hits), centre y {cy(t.boxes[0]):.0f} -> "
              f"{cy(t.boxes[-1]):.0f}")
   print(line)

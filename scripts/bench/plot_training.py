@@ -1,6 +1,6 @@
 """Plots the loss curves of a training run from its saved stdout (the progress lines of mottr.train).
 
-  python scripts/plot_training.py --log train.log --out docs/loss.png [--summary docs/train_summary.txt]
+  python scripts/bench/plot_training.py --log train.log --out docs/loss.png [--summary docs/train_summary.txt]
 
 The summary (optional) keeps every validation line and every 10th progress line: what the
 repository keeps of a run instead of its whole log.
@@ -12,7 +12,7 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 _STEP = re.compile(r"^step (\d+)/(\d+) .*\| (.*)$")
 

@@ -1,12 +1,11 @@
 """Sweeps the runtime tracker's thresholds on a validation split (never a test split).
 
-  python scripts/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
+  python scripts/bench/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
-      [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7] [--detached_births 0,1]
+      [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
       [--snap_tracks 0,1] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--nut_weight 1,2.5]
 
-Prints one markdown row per setting (births decoded with or without the tracks, track boxes snapped
-to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
+Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window and
 fall_slack;
 the nut weight of the class evidence) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
@@ -17,13 +16,10 @@ a split, check on another.
 """
 import argparse
 import itertools
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mottr import evaluate, infer  # noqa: E402
-from mottr.predictor import load_predictor  # noqa: E402
+from mottr import evaluate
+from mottr import tracker as tracker_lib
+from mottr.predictor import load_predictor
 
 
 def main() -> None:
@@ -37,9 +33,8 @@ def main() -> None:
   parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
-  parser.add_argument("--detached_births", default="0", help="0 and/or 1: model.detached_births")
   parser.add_argument("--snap_tracks", default="0", help="0 and/or 1: model.snap_tracks")
-  defaults = infer.TrackerSettings()
+  defaults = tracker_lib.TrackerSettings()
   parser.add_argument("--min_descent", default=str(defaults.min_descent), help="0: rule off")
   parser.add_argument("--confirm_window", default=str(defaults.confirm_window))
   parser.add_argument("--fall_slack", default=str(defaults.fall_slack))
@@ -51,33 +46,33 @@ def main() -> None:
   image_ids = tuple(int(v) for v in args.image_ids.split("-")) if args.image_ids else None
   rows = []
   flags01 = lambda text: [bool(int(v)) for v in text.split(",")]
-  for detached, snap in itertools.product(flags01(args.detached_births), flags01(args.snap_tracks)):
-    predictor = load_predictor(args.checkpoint, {"model.detached_births": detached,
-                                                 "model.snap_tracks": snap})
+  for snap in flags01(args.snap_tracks):
+    predictor = load_predictor(args.checkpoint, {"model.snap_tracks": snap})
     for birth, keep, dup, descent, window, slack, nut in itertools.product(
         grid(args.birth), grid(args.keep), grid(args.duplicate_iou), grid(args.min_descent),
         grid(args.confirm_window), grid(args.fall_slack), grid(args.nut_weight)):
       if keep > birth:
         continue
-      settings = infer.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
-                                       keep_threshold=keep, duplicate_iou=dup, min_descent=descent,
-                                       confirm_window=window, fall_slack=slack, nut_weight=nut)
+      settings = tracker_lib.TrackerSettings(birth_threshold=birth, sparse_birth_threshold=birth,
+                                             keep_threshold=keep, duplicate_iou=dup, min_descent=descent,
+                                             confirm_window=window, fall_slack=slack,
+                                             nut_weight=nut)
       motion = (descent, window, slack, nut)
       m = evaluate.evaluate_predictor(predictor, args.root, args.split, max_frames=args.max_frames,
                                       image_ids=image_ids, frames_dir=args.frames_dir,
                                       settings=settings)
       t = m["tracking"]["all"]
-      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(detached), int(snap), birth, keep, dup, motion,
+      rows.append((m["counts"]["abs_error"], -t["HOTA"], int(snap), birth, keep, dup, motion,
                    t["HOTA"], t["MOTA"], t["IDF1"], t["FP"],
                    m["detection"]["all"]["mAP50"], m["detection"]["all"]["mAP"], m["counts"]["error"]))
-      print(f"detached={int(detached)} snap={int(snap)} birth={birth} keep={keep} dup={dup} "
+      print(f"snap={int(snap)} birth={birth} keep={keep} dup={dup} "
             f"min_descent={descent} confirm_window={window} fall_slack={slack} nut_weight={nut} "
             f"count_error={m['counts']['error']} HOTA={t['HOTA']:.3f}", flush=True)
-  print("| detached births | snapped tracks | birth | keep | duplicate IoU | min descent | confirm window | fall slack | nut weight | abs count error | count error | HOTA | MOTA | IDF1 | FP | mAP50 | mAP |")
-  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-  for (err, _, detached, snap, birth, keep, dup, (descent, window, slack, nut), hota, mota, idf1, fp, ap50, ap,
+  print("| snapped tracks | birth | keep | duplicate IoU | min descent | confirm window | fall slack | nut weight | abs count error | count error | HOTA | MOTA | IDF1 | FP | mAP50 | mAP |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+  for (err, _, snap, birth, keep, dup, (descent, window, slack, nut), hota, mota, idf1, fp, ap50, ap,
        per_class) in sorted(rows, key=lambda r: r[:2]):
-    print(f"| {detached} | {snap} | {birth} | {keep} | {dup} | {descent} | {window} | {slack} | {nut} | {err} | {per_class} | "
+    print(f"| {snap} | {birth} | {keep} | {dup} | {descent} | {window} | {slack} | {nut} | {err} | {per_class} | "
           f"{hota:.3f} | {mota:.3f} | {idf1:.3f} | {fp} | {ap50:.3f} | {ap:.3f} |")
 
 

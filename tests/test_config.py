@@ -1,0 +1,47 @@
+"""The config schema: the tracker section, overrides, and saved configs with deleted options."""
+import dataclasses
+
+import pytest
+
+from mottr import config
+from mottr import config_overrides
+from mottr import tracker
+from mottr.schema import UserError
+
+
+def test_the_tracker_section_holds_the_tracker_defaults():
+  assert config.get_config().tracker.to_dict() == dataclasses.asdict(tracker.TrackerSettings())
+
+
+def test_tracker_overrides_use_the_one_syntax():
+  rest, overrides = config_overrides.parse_overrides(
+      ["prog", "--config.tracker.birth_threshold=0.8", "--video=x"])
+  assert rest == ["prog", "--video=x"]
+  c = config_overrides.apply(config.get_config(), overrides)
+  assert tracker.TrackerSettings.from_config(c).birth_threshold == 0.8
+  with pytest.raises(UserError, match="did you mean tracker.birth_threshold"):
+    config_overrides.apply(config.get_config(), {"tracker.birth_treshold": 0.8})
+
+
+def test_a_saved_config_with_deleted_options_off_loads_without_them():
+  saved = config.get_config().to_dict()
+  saved["model"].update(denoise=False)
+  saved["loss"].update(dn_box_noise=0.4, dn_label_noise=0.2)
+  kept = config.drop_deleted(saved, "config.json")
+  assert "denoise" not in kept["model"] and "dn_box_noise" not in kept["loss"]
+  assert config.from_dict(saved, "config.json").model.num_slots == saved["model"]["num_slots"]
+
+
+def test_a_saved_config_with_a_deleted_option_on_is_refused_in_one_line():
+  with pytest.raises(UserError, match="model.denoise=True was deleted") as e:
+    config.drop_deleted({"model": {"denoise": True}}, "ckpt/config.json")
+  assert "\n" not in str(e.value)
+  c = config.get_config()
+  c.model.denoise = True
+  with pytest.raises(UserError, match="model.denoise=True: this option was deleted"):
+    config.refuse_deleted(c)
+
+
+def test_unknown_keys_of_a_saved_config_are_refused():
+  with pytest.raises(UserError, match="does not match this version"):
+    config.from_dict({"model": {"num_slotz": 3}}, "config.json")
