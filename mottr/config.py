@@ -23,6 +23,7 @@ from mottr.tracker import TrackerSettings
 ANY = object()
 DELETED: dict[str, Any] = {
     "model.denoise": False,
+    "model.detached_births": False,
     "loss.dn_box_noise": ANY,
     "loss.dn_label_noise": ANY,
 }

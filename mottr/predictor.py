@@ -2,22 +2,18 @@
 
 `Predictor.step` runs the model on one frame with the current track queries; the runtime tracker
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
-frame's track queries through QIM. With `model.detached_births` the frame is decoded twice over
-the same encoder memory: the track slots with the live tracks, the detect queries (births) with
-no tracks, so a detect query's confidence does not depend on the tracks around it (MOTR's
-tracklet-aware assignment trains detect queries to stay silent on tracked objects, which also
-damps them on objects nobody tracks yet). With `model.snap_tracks` a track's box is replaced by
-the detection of that second decode it overlaps most (`snap_tracks`): detect queries localise
-better than carried track queries (stage 3 on synthetic val, scripts/diagnose_tracks.py: mean IoU
-0.62 at birth, 0.50 carried), and the snapped box is also the reference the track is carried
-with. Checkpoints load from a training workdir (latest Orbax checkpoint) or from an exported
-directory (`config.json` + `params.msgpack`, as shipped).
+frame's track queries through QIM. With `model.snap_tracks` the frame's encoder memory is decoded
+a second time with no tracks, and a track's box is replaced by the detection of that decode it
+overlaps most (`snap_tracks`): detect queries localise better than carried track queries (stage 3
+on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU 0.62 at birth, 0.50 carried), and the
+snapped box is also the reference the track is carried with. Checkpoints load from a training
+workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,
+as shipped); their config is read by `mottr.config.from_dict`, the tracker section included.
 """
 import dataclasses
 import functools
 import json
 import os
-import sys
 
 import flax
 from flax import traverse_util
@@ -28,9 +24,10 @@ import numpy as np
 
 from mottr import boxes as boxes_lib
 from mottr import compile_cache
+from mottr import config as config_lib
 from mottr import config_overrides
-from mottr.errors import UserError
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
+from mottr.schema import UserError
 
 SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
@@ -65,19 +62,10 @@ class Predictor:
   def _forward(self, params, image, tracks, gap):
     memory = self.model.apply(params, image[None], method=MOTR.encode)
     out = self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
-    m = self.config.model
-    if not (m.detached_births or m.snap_tracks):
+    if not self.config.model.snap_tracks:
       return out
     alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
-    if m.snap_tracks:
-      out = snap_tracks(out, alone, self.num_slots)
-    if not m.detached_births:
-      return out
-    take = lambda tracked, detached, axis: jnp.concatenate(
-        [jax.lax.slice_in_dim(tracked, 0, self.num_slots, axis=axis),
-         jax.lax.slice_in_dim(detached, self.num_slots, None, axis=axis)], axis=axis)
-    return DecoderOutput(take(out.logits, alone.logits, 2), take(out.boxes, alone.boxes, 2),
-                         take(out.hidden, alone.hidden, 1))
+    return snap_tracks(out, alone, self.num_slots)
 
   def _step_outputs(self, params, image, tracks, gap):
     """The decoder output (kept on the device for `carry`) and what the host reads of it: class
@@ -133,34 +121,11 @@ def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
       f.write(flax.serialization.to_bytes(params))
 
 
-def _config_from_dict(d: dict) -> ml_collections.ConfigDict:
-  from configs import default
-  config = default.get_config()
-  try:
-    config.update_from_flattened_dict(_flatten(d))
-  except (KeyError, AttributeError, TypeError) as e:
-    raise UserError(f"checkpoint config does not match this version of mottr ({e}); retrain or use a matching checkpoint") from None
-  return config
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-  return out
-
-
-def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None,
-                   fill_missing: bool = False) -> Predictor:
+def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:
   """A Predictor from an exported dir or a training workdir; None = the shipped model.
 
   Turns on mottr's persistent compilation cache (`mottr.compile_cache`) for every program, so a
   second process with the same model skips XLA compilation (issue 16: the start-up time).
-  With `fill_missing`, parameters the checkpoint lacks (it predates them) keep their
-  initialisation, named on stderr: for per-frame detection with an older checkpoint.
   """
   compile_cache.enable(min_compile_secs=0.0)
   path = checkpoint_dir or SHIPPED_CHECKPOINT
@@ -177,17 +142,13 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
   if not isinstance(saved, dict):
     raise UserError(f"{config_path}: not a JSON object of config values; the checkpoint is "
                     "damaged, export or copy it again")
-  config = _config_from_dict(saved)
+  config = config_lib.from_dict(saved, config_path)  # deleted options off, no unknown key
   config_overrides.apply(config, overrides)  # unknown keys and wrong types: UserError
+  config_lib.refuse_deleted(config)
   model = build_model(config)
   size = config.model.image_size
   init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
                             empty_tracks(1, config.model.num_slots, config.model.d_model))
-  if fill_missing:
-    params, fresh = merge_params(init(), raw_params(path))
-    if fresh:
-      print(f"{path}: initialised (not in the checkpoint): {', '.join(fresh)}", file=sys.stderr)
-    return Predictor(config, params)
   template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
   return Predictor(config, _load_params(path, template))
 

@@ -8,6 +8,7 @@ import pytest
 
 from data_prep import synth
 from mottr import predictor as predictor_lib
+from mottr.schema import UserError
 from mottr.model.motr import DecoderOutput
 from mottr import schema
 
@@ -33,31 +34,9 @@ def test_shipped_model_loads_and_tracks_a_query():
   assert np.isfinite(second.boxes).all()
 
 
-def test_detached_births_decode_detect_queries_without_the_tracks():
-  joint = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
-  detached = predictor_lib.load_predictor(None, {"model.detached_births": True, "model.snap_tracks": False})
-  alone = predictor_lib.load_predictor(None, {"model.snap_tracks": False})
-  size, s = joint.input_size, joint.num_slots
-  rng = np.random.default_rng(0)
-  frames = [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(2)]
-  next_slots = np.full(s, -1, np.int32)
-  next_slots[:3] = s + np.arange(3)  # three detect queries become tracks
-  for p in (joint, detached):
-    p.reset()
-    p.step(frames[0])
-    p.carry(next_slots)
-  with_tracks, births = joint.step(frames[1]), detached.step(frames[1])
-  alone.reset()
-  no_tracks = alone.step(frames[1])
-  # Track slots come from the decode with the tracks, detect queries from the decode without.
-  np.testing.assert_allclose(births.boxes[:s], with_tracks.boxes[:s], atol=1e-5)
-  np.testing.assert_allclose(births.scores[s:], no_tracks.scores[s:], atol=1e-5)
-  np.testing.assert_allclose(births.boxes[s:], no_tracks.boxes[s:], atol=1e-5)
-  assert np.abs(with_tracks.scores[s:] - no_tracks.scores[s:]).max() > 1e-4  # the tracks do change them
-  # A birth carries the detached decode's query: next frame's slot starts from that box.
-  detached.carry(np.array([s] + [-1] * (s - 1), np.int32))
-  assert detached.step(frames[0]).slot_valid[0]
-  np.testing.assert_allclose(np.asarray(detached._tracks.ref[0, 0]), no_tracks.boxes[s], atol=1e-5)
+def test_detached_births_are_refused_as_a_deleted_option():
+  with pytest.raises(UserError, match="model.detached_births=True: this option was deleted"):
+    predictor_lib.load_predictor(None, {"model.detached_births": True})
 
 
 def _decoder_output(boxes, scores):

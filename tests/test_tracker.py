@@ -309,6 +309,15 @@ def test_tracker_defaults_are_the_settings_and_the_config_section():
   assert config.get_config().tracker.to_dict() == dataclasses.asdict(s)
 
 
+def test_the_shipped_model_carries_the_tracker_thresholds():
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from mottr import predictor  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(predictor.SHIPPED_CHECKPOINT, "config.json")) as f:
+    shipped = json.load(f)
+  assert shipped["tracker"] == dataclasses.asdict(tracker_lib.TrackerSettings())
+
+
 def test_a_model_without_a_tracker_section_gets_the_defaults():
   assert tracker_lib.TrackerSettings.from_config({}) == tracker_lib.TrackerSettings()
   assert tracker_lib.TrackerSettings.from_config(

@@ -1,12 +1,12 @@
 """Benchmarks mottr.infer on a generated 640x640 30 FPS video: throughput and peak memory.
 
-  python scripts/bench_infer.py [--checkpoint DIR] [--seconds 60] [--loops 10] [--quick]
+  python scripts/bench/bench_infer.py [--checkpoint DIR] [--seconds 60] [--loops 10] [--quick]
 
 Renders --seconds of synthetic video (data_prep.synth, seed 4242: neither the training nor the
 demo seed) and prints two markdown tables:
 - throughput, in this process: decode only (cv2 read loop); mottr.infer without drawing (decode
   + resize + model + tracking + counting); mottr.infer writing annotated.mp4 too. FPS leave out
-  the first infer.WARMUP_FRAMES frames (they compile the model), and are compared with decode
+  the first runner.WARMUP_FRAMES frames (they compile the model), and are compared with decode
   only. Targets: >= 30 FPS end to end and >= 0.5 of decode only.
 - memory: peak RSS of `python -m mottr.infer` (all outputs, annotated.mp4 included), each run
   in a fresh process, on the video and on it looped --loops times (default 10 minutes): equal
@@ -32,18 +32,22 @@ import tempfile
 import time
 import types
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import cv2
+import jax
+import numpy as np
 
-import cv2  # noqa: E402
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+from data_prep import synth
+from mottr import infer
+from mottr import outputs
+from mottr import predictor as predictor_lib
+from mottr import runner
+from mottr import schema
+from mottr import sources
+from mottr import tracker as tracker_lib
+from mottr.model.motr import MOTR, empty_tracks
+from mottr.schema import UserError
 
-from data_prep import challenge, synth  # noqa: E402
-from mottr import infer  # noqa: E402
-from mottr import predictor as predictor_lib  # noqa: E402
-from mottr.errors import UserError  # noqa: E402
-from mottr.model.motr import MOTR, empty_tracks  # noqa: E402
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SEED = 4242
 TARGET_FPS = 30.0
@@ -74,7 +78,7 @@ def loop_video(src: str, dst: str, loops: int, max_frames: int | None = None) ->
       if not ok:
         break
       if writer is None:
-        writer = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), challenge.FPS,
+        writer = cv2.VideoWriter(dst, cv2.VideoWriter_fourcc(*"mp4v"), schema.FPS,
                                  (frame.shape[1], frame.shape[0]))
       writer.write(frame)
       n += 1
@@ -91,7 +95,7 @@ def infer_process(video: str, checkpoint: str | None, out_dir: str, cache_home: 
   log_path = out_dir + ".log"
   start = time.perf_counter()
   with open(log_path, "w") as log:
-    env = dict(os.environ, PYTHONPATH=REPO, **({"XDG_CACHE_HOME": cache_home} if cache_home else {}))
+    env = dict(os.environ, **({"XDG_CACHE_HOME": cache_home} if cache_home else {}))
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
@@ -113,7 +117,7 @@ def start_up(video: str, checkpoint: str | None, out_dir: str, cache_home: str) 
   cmd = [sys.executable, "-m", "mottr.infer", "--video", video, "--output_dir", out_dir, "--no_video"]
   if checkpoint:
     cmd += ["--checkpoint", checkpoint]
-  env = dict(os.environ, PYTHONPATH=REPO, XDG_CACHE_HOME=cache_home)
+  env = dict(os.environ, XDG_CACHE_HOME=cache_home)
   start = time.perf_counter()
   proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
   seen, first = b"", None
@@ -128,7 +132,7 @@ def start_up(video: str, checkpoint: str | None, out_dir: str, cache_home: str) 
 
 
 class StageTimer:
-  """Per-stage seconds of every frame of one `infer.track_source` run, timed from inside its
+  """Per-stage seconds of every frame of one `runner.track_source` run, timed from inside its
   loop: a predictor proxy runs the model in its stages, and the tracker, counting and drawing
   calls are wrapped."""
 
@@ -158,8 +162,8 @@ class StageTimer:
 
   def step(self, frame_rgb):
     p = self.p
-    if p.config.model.detached_births or not p.config.model.snap_tracks:
-      raise UserError("the stage breakdown times the shipped decoding (snap_tracks on, detached_births off)")
+    if not p.config.model.snap_tracks:
+      raise UserError("the stage breakdown times the shipped decoding (snap_tracks on)")
     memory = self.timed("backbone + encoder", self._encode, jax.numpy.asarray(frame_rgb))
     out = self.timed("decoder pass 1 (tracks + detect queries)", self._decode, memory, p._tracks, p._gap)
     out = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
@@ -184,7 +188,7 @@ class StageTimer:
 def stage_breakdown(video: str, predictor, settings, out_dir: str) -> tuple[dict[str, float], float]:
   """Mean ms per frame of each stage after the warm-up frames, and the run's end-to-end ms per frame."""
   timer = StageTimer(predictor)
-  source = infer.open_source(video)
+  source = sources.open_source(video)
   frames = source.frames
   def timed_frames():
     it = iter(frames)
@@ -197,21 +201,22 @@ def stage_breakdown(video: str, predictor, settings, out_dir: str) -> tuple[dict
       timer.times.setdefault("decode (cv2 read)", []).append(time.perf_counter() - start)
       yield item
   source = dataclasses.replace(source, frames=timed_frames())
-  real = (infer.tracker_lib.Tracker, infer.counting.count_tracks)
+  real = (runner.tracker_lib.Tracker, runner.counting.count_tracks, outputs.AnnotatedVideo.write)
 
   class TimedTracker(real[0]):
     update = timer.wrap("tracker", real[0].update)
     pop_finished = timer.wrap("tracker", real[0].pop_finished)
 
-  infer.tracker_lib.Tracker = TimedTracker
-  infer.counting.count_tracks = timer.wrap("counting", real[1])
+  runner.tracker_lib.Tracker = TimedTracker
+  runner.counting.count_tracks = timer.wrap("counting", real[1])
+  outputs.AnnotatedVideo.write = timer.wrap("drawing + encoding", real[2])
   try:
-    result = infer.record(source, out_dir, lambda on_frame: infer.track_source(
-        source, timer, settings, on_frame=timer.wrap("drawing + encoding", on_frame), progress=False))
+    result = runner.record(source, lambda: runner.ModelTracking(source, timer, settings), out_dir,
+                           progress=False)
   finally:
-    infer.tracker_lib.Tracker, infer.counting.count_tracks = real
+    runner.tracker_lib.Tracker, runner.counting.count_tracks, outputs.AnnotatedVideo.write = real
   n = len(result.frames)
-  skip = infer.WARMUP_FRAMES
+  skip = runner.WARMUP_FRAMES
   means = {}
   for stage, values in timer.times.items():
     per_frame = np.add.reduceat(values, np.linspace(0, len(values), n + 1).astype(int)[:-1]) if len(values) != n \
@@ -248,24 +253,24 @@ def main() -> None:
     args.seconds, args.loops = 3.0, 2
   checkpoint = os.path.abspath(args.checkpoint) if args.checkpoint else None
   predictor = predictor_lib.load_predictor(checkpoint)
-  num_frames = round(args.seconds * challenge.FPS)
-  settings = infer.TrackerSettings()
+  num_frames = round(args.seconds * schema.FPS)
+  settings = tracker_lib.TrackerSettings.from_config(predictor.config)
 
   with tempfile.TemporaryDirectory(prefix="bench_infer_") as tmp:
     start = time.perf_counter()
     synth.generate_split(tmp, "test", num_frames, SEED, rle=False, progress=False)
-    video = challenge.video_path(tmp, "test")
+    video = schema.video_path(tmp, "test")
     print(f"rendered {num_frames} frames ({args.seconds:g} s, 640x640, 30 FPS, mp4v) in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     decode = decode_fps(video)
-    plain = infer.run(infer.open_source(video), lambda: predictor, os.path.join(tmp, "plain"),
+    plain = infer.run(sources.open_source(video), lambda: predictor, os.path.join(tmp, "plain"),
                       settings, write_video=False, progress=False)
-    drawn = infer.run(infer.open_source(video), lambda: predictor, os.path.join(tmp, "drawn"),
+    drawn = infer.run(sources.open_source(video), lambda: predictor, os.path.join(tmp, "drawn"),
                       settings, write_video=True, progress=False)
 
     print(f"\nmodel: {checkpoint or 'shipped model'} ({predictor.input_size} px input); "
           f"{os.cpu_count()} cores, {len(jax.devices())} {jax.devices()[0].platform} device(s)")
-    print(f"FPS leave out the first {infer.WARMUP_FRAMES} frames of each run (warm-up: "
+    print(f"FPS leave out the first {runner.WARMUP_FRAMES} frames of each run (warm-up: "
           f"{plain.warmup_seconds:.1f} s in the first run, compilation included).\n")
     print(f"| stage | FPS | vs decode only | >= {TARGET_FPS:g} FPS | >= {TARGET_RATIO:g} of decode |")
     print("|---|---:|---:|---|---|")
@@ -311,7 +316,7 @@ def main() -> None:
       if run["frames"] != frames:
         raise RuntimeError(f"{path}: mottr.infer processed {run['frames']} of {frames} frames")
       peaks.append(run["rss_mib"])
-      print(f"| {frames / challenge.FPS / 60:.2f} min | {frames} | {run['rss_mib']:.0f} | "
+      print(f"| {frames / schema.FPS / 60:.2f} min | {frames} | {run['rss_mib']:.0f} | "
             f"{run['wall_s']:.0f} | {run['fps']:.1f} |", flush=True)
     print(f"\npeak RSS, long / short video: {peaks[1] / peaks[0]:.3f}")
 
