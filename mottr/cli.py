@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -20,7 +21,7 @@ from mottr import config_overrides
 from mottr import tracker as tracker_lib
 from mottr.errors import parse_flags
 from mottr.runner import WARMUP_FRAMES, OutputsNotWritten, Result
-from mottr.schema import UserError
+from mottr.schema import UserError, run_cli
 from mottr.sources import FrameSource, open_source
 
 FLAGS = flags.FLAGS
@@ -41,6 +42,15 @@ _DEFINITIONS = {
         "files this command writes; other files are never touched). Without it such a folder is "
         "refused."),
 }
+
+
+def run_program(main: Any, doc: str | None, parser: Any = None) -> None:
+  """Runs a CLI's `main` under absl (one-line UserErrors, exit 2) with `flags_parser` (or
+  `parser`); a console script (mottr-infer, ...) shows the CLI module's doc in --help."""
+  main_module = sys.modules["__main__"]
+  if not getattr(main_module, "__doc__", None):
+    main_module.__doc__ = doc
+  app.run(run_cli(main), flags_parser=parser or flags_parser)
 
 
 def main_module_name() -> str:

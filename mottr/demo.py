@@ -23,7 +23,6 @@ import sys
 import time
 from typing import Any
 
-from absl import app
 from absl import flags
 
 from mottr import cli
@@ -34,7 +33,7 @@ from mottr import runner
 from mottr import schema
 from mottr import sources
 from mottr import tracker as tracker_lib
-from mottr.schema import UserError, run_cli
+from mottr.schema import UserError
 
 FLAGS = flags.FLAGS
 
@@ -162,7 +161,7 @@ def main(argv: list[str]) -> None:
 def run_main() -> None:
   """The program (`python -m mottr.demo`, console script `mottr-demo`)."""
   define_flags()
-  app.run(run_cli(main), flags_parser=cli.flags_parser)
+  cli.run_program(main, __doc__)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import itertools
 import os
 from typing import Any, Sequence
 
-from absl import app
 from absl import flags
 import numpy as np
 from pycocotools import coco as coco_api
@@ -43,7 +42,7 @@ from mottr import schema
 from mottr import sources
 from mottr import tracker as tracker_lib
 from mottr.boxes import iou_xywh
-from mottr.schema import UserError, run_cli
+from mottr.schema import UserError
 
 with contextlib.redirect_stdout(io.StringIO()):  # it prints a note about an optional dataset
   import trackeval  # pylint: disable=g-import-not-at-top
@@ -346,7 +345,7 @@ def main(argv: list[str]) -> None:
 def run_main() -> None:
   """The program (`python -m mottr.evaluate`, console script `mottr-evaluate`)."""
   define_flags()
-  app.run(run_cli(main), flags_parser=cli.flags_parser)
+  cli.run_program(main, __doc__)
 
 
 if __name__ == "__main__":

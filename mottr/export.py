@@ -17,12 +17,11 @@ model) is refused unless --overwrite.
 """
 import os
 
-from absl import app
 from absl import flags
 
 from mottr import cli
 from mottr import outputs
-from mottr.schema import UserError, run_cli
+from mottr.schema import UserError
 
 FLAGS = flags.FLAGS
 
@@ -55,7 +54,7 @@ def main(argv: list[str]) -> None:
 def run_main() -> None:
   """The program (`python -m mottr.export`, console script `mottr-export`)."""
   define_flags()
-  app.run(run_cli(main), flags_parser=cli.flags_parser)
+  cli.run_program(main, __doc__)
 
 
 if __name__ == "__main__":

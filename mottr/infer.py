@@ -34,15 +34,13 @@ import sys
 import threading
 from typing import Any, Callable
 
-from absl import app
 import numpy as np
 
 from mottr import cli
 from mottr import runner
 from mottr import tracker as tracker_lib
-from mottr.config_overrides import parse_overrides  # noqa: F401  (the --config.a.b=v parser)
+from mottr.config_overrides import parse_overrides  # noqa: F401  (scripts/bench_train.py reads it here)
 from mottr.runner import WARMUP_FRAMES
-from mottr.schema import run_cli
 from mottr.sources import FrameSource
 
 FLAGS = cli.FLAGS
@@ -168,7 +166,7 @@ def define_flags() -> None:
 def run_main() -> None:
   """The program (`python -m mottr.infer`, console script `mottr-infer`)."""
   define_flags()
-  app.run(run_cli(main), flags_parser=cli.flags_parser)
+  cli.run_program(main, __doc__)
 
 
 if __name__ == "__main__":

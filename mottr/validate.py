@@ -5,6 +5,7 @@
 A problem is printed as one line (file, record, rule) and the exit status is 2. The summary
 counts the objects that fell through by the one rule of `mottr.counting`.
 """
+import sys
 from typing import Any
 
 from absl import app
@@ -78,6 +79,8 @@ def main(argv: list[str]) -> None:
 def cli() -> None:
   """Console script `mottr-validate`."""
   _define_flags()
+  if not getattr(sys.modules["__main__"], "__doc__", None):
+    sys.modules["__main__"].__doc__ = __doc__  # --help of the console script mottr-validate
   app.run(run_cli(main))
 
 
