@@ -117,7 +117,30 @@ class _Live:
   recent: list | None = None  # a rejected track's (frame, box) hits of the last confirm_window frames
 
 
-class Tracker:
+class TrackSet:
+  """The ended tracks of a tracker (MOTR's `Tracker`, the baselines' `SortTracker`): its live
+  entries in `_live` end through its `_end`, which puts reportable tracks in `_finished`."""
+  _live: list
+  _finished: list[Track]
+
+  def _end(self, live: Any) -> None:
+    raise NotImplementedError
+
+  def pop_finished(self) -> list[Track]:
+    """Tracks that ended (died, or were retired) since the last call, in id order."""
+    finished = sorted(self._finished, key=lambda t: t.track_id)
+    self._finished = []
+    return finished
+
+  def finish(self) -> list[Track]:
+    """Ends every live track (end of video); returns the reportable ones not yet popped, by id."""
+    for live in self._live:
+      self._end(live)
+    self._live = []
+    return self.pop_finished()
+
+
+class Tracker(TrackSet):
   """Turns per-frame query outputs into tracks with stable ids (MOTR's runtime track set).
 
   A live track in slot s is hit when its query scores >= keep_threshold and missed otherwise;
@@ -324,16 +347,3 @@ class Tracker:
       next_slots[slot] = q
     self._live.sort(key=lambda l: l.track.track_id)
     return next_slots
-
-  def pop_finished(self) -> list[Track]:
-    """Tracks that died (or were retired) since the last call, in id order."""
-    finished = sorted(self._finished, key=lambda t: t.track_id)
-    self._finished = []
-    return finished
-
-  def finish(self) -> list[Track]:
-    """Ends every live track (end of video); returns them with any unpopped dead ones, by id."""
-    for live in self._live:
-      self._end(live)
-    self._live = []
-    return self.pop_finished()

@@ -34,6 +34,7 @@ from mottr import cli
 from mottr import counting
 from mottr import runner
 from mottr import schema
+from mottr import tracker as tracker_lib
 from mottr.boxes import clip_xywh, iou_xywh
 from mottr.schema import Track, UserError, run_cli
 from mottr.sources import FrameSource
@@ -173,7 +174,7 @@ class _Live:
   misses: int = 0  # consecutive
 
 
-class SortTracker:
+class SortTracker(tracker_lib.TrackSet):
   """SORT: Kalman-predicted boxes matched to detections by Hungarian IoU each frame.
 
   An unmatched detection starts a tentative track; it is confirmed (ids 1, 2, ... in order of
@@ -254,19 +255,6 @@ class SortTracker:
   def _end(self, live: _Live) -> None:
     if live.track.track_id:
       self._finished.append(live.track)
-
-  def pop_finished(self) -> list[Track]:
-    """Confirmed tracks that ended since the last call, in id order."""
-    finished = sorted(self._finished, key=lambda t: t.track_id)
-    self._finished = []
-    return finished
-
-  def finish(self) -> list[Track]:
-    """Ends every live track (end of video); returns the confirmed ones not yet popped."""
-    for live in self._live:
-      self._end(live)
-    self._live = []
-    return self.pop_finished()
 
 
 FinishTrack = Callable[[Track], "Track | None"]
