@@ -125,8 +125,8 @@ def summary(demo: Demo) -> str:
 
 def check_model(checkpoint: str | None) -> None:
   """Without a checkpoint, the shipped model must be there: else one clear error."""
-  from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-  shipped = os.path.join(predictor_lib.SHIPPED_CHECKPOINT, "config.json")
+  from mottr import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  shipped = os.path.join(checkpoint_lib.SHIPPED_CHECKPOINT, "config.json")
   if not checkpoint and not os.path.isfile(shipped):
     raise UserError(f"{shipped}: the shipped model is missing; get it with the repository, or "
                     "pass --checkpoint DIR (a training workdir, e.g. of python -m mottr.train "

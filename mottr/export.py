@@ -19,6 +19,7 @@ import os
 
 from absl import flags
 
+from mottr import checkpoint
 from mottr import cli
 from mottr import outputs
 from mottr.schema import UserError
@@ -28,9 +29,8 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   """The flags of this CLI, defined only when it runs."""
-  from mottr import predictor  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint) or exported model.")
-  flags.DEFINE_string("out", predictor.SHIPPED_CHECKPOINT,
+  flags.DEFINE_string("out", checkpoint.SHIPPED_CHECKPOINT,
                       "Folder for config.json and params.msgpack (other files there are kept); "
                       "default: the shipped model's.")
   flags.DEFINE_bool("overwrite", False, "Replace config.json and params.msgpack already in --out; "
@@ -42,11 +42,10 @@ def main(argv: list[str]) -> None:
   cli.check_no_arguments(argv)
   if not FLAGS.workdir:
     raise UserError("--workdir is required: a training workdir or an exported model")
-  from mottr import predictor  # pylint: disable=g-import-not-at-top
-  outputs.check_output_dir(FLAGS.out, predictor.EXPORT_NAMES, overwrite=FLAGS.overwrite,
+  outputs.check_output_dir(FLAGS.out, checkpoint.EXPORT_NAMES, overwrite=FLAGS.overwrite,
                            flag="--out")
-  loaded = predictor.load_predictor(FLAGS.workdir, overrides=cli.overrides())
-  predictor.export(loaded.config, loaded.params, FLAGS.out, overwrite=FLAGS.overwrite)
+  config, params = checkpoint.load(FLAGS.workdir, cli.overrides())
+  checkpoint.export(config, params, FLAGS.out, overwrite=FLAGS.overwrite)
   size = os.path.getsize(os.path.join(FLAGS.out, "params.msgpack"))
   print(f"{FLAGS.workdir} -> {FLAGS.out} ({size / 2**20:.1f} MiB)")
 

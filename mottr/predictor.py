@@ -8,28 +8,22 @@ overlaps most (`snap_tracks`): detect queries localise better than carried track
 on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU 0.62 at birth, 0.50 carried), and the
 snapped box is also the reference the track is carried with. Checkpoints load from a training
 workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,
-as shipped); their config is read by `mottr.config.from_dict`, the tracker section included.
+as shipped); their config is read by `mottr.config.from_dict`, the tracker section included (`mottr.checkpoint`).
 """
 import dataclasses
 import functools
-import json
-import os
 
-import flax
-from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from mottr import boxes as boxes_lib
+from mottr import checkpoint
 from mottr import compile_cache
-from mottr import config as config_lib
-from mottr import config_overrides
+from mottr.checkpoint import merge_params, raw_params  # noqa: F401  (mottr/train.py reads them here)
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
-from mottr.schema import UserError
 
-SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
 SNAP_SCORE = 0.3  # detections that may replace a track's box (max class probability)
 
@@ -105,97 +99,9 @@ def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int) -
   return out._replace(boxes=out.boxes.at[-1, :, :num_slots].set(snapped))
 
 
-EXPORT_NAMES = ("config.json", "params.msgpack")
-
-
-def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
-           overwrite: bool = False) -> None:
-  """Writes `config.json` + `params.msgpack` (no pickle) into out_dir, each moved into place
-  atomically. Other files in out_dir are never touched; an out_dir that already holds either
-  file (an earlier export) is refused (UserError) unless `overwrite`."""
-  from mottr import outputs  # pylint: disable=g-import-not-at-top
-  with outputs.output_dir(out_dir, EXPORT_NAMES, overwrite=overwrite, flag="--out") as tmp:
-    with open(os.path.join(tmp, "config.json"), "w") as f:
-      json.dump(config.to_dict(), f, indent=1)
-    with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
-      f.write(flax.serialization.to_bytes(params))
-
-
 def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:
-  """A Predictor from an exported dir or a training workdir; None = the shipped model.
-
-  Turns on mottr's persistent compilation cache (`mottr.compile_cache`) for every program, so a
-  second process with the same model skips XLA compilation (issue 16: the start-up time).
-  """
+  """A Predictor of an exported dir or a training workdir (`checkpoint.load`); None = the shipped
+  model. Turns on mottr's persistent compilation cache (`mottr.compile_cache`) for every program,
+  so a second process with the same model skips XLA compilation (issue 16: the start-up time)."""
   compile_cache.enable(min_compile_secs=0.0)
-  path = checkpoint_dir or SHIPPED_CHECKPOINT
-  config_path = os.path.join(path, "config.json")
-  if not os.path.isfile(config_path):
-    raise UserError(f"{path}: no checkpoint here (config.json missing); pass --checkpoint DIR of a training "
-                    "workdir or an exported model")
-  try:
-    with open(config_path) as f:
-      saved = json.load(f)
-  except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
-    raise UserError(f"{config_path}: not valid JSON ({str(e)[:120]}); the checkpoint is damaged, "
-                    "export or copy it again") from None
-  if not isinstance(saved, dict):
-    raise UserError(f"{config_path}: not a JSON object of config values; the checkpoint is "
-                    "damaged, export or copy it again")
-  config = config_lib.from_dict(saved, config_path)  # deleted options off, no unknown key
-  config_overrides.apply(config, overrides)  # unknown keys and wrong types: UserError
-  config_lib.refuse_deleted(config)
-  model = build_model(config)
-  size = config.model.image_size
-  init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
-                            empty_tracks(1, config.model.num_slots, config.model.d_model))
-  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
-  return Predictor(config, _load_params(path, template))
-
-
-def merge_params(params, source) -> tuple[dict, list[str]]:
-  """`params` with every array of `source` whose name and shape agree; and the names left as
-  they were."""
-  flat = traverse_util.flatten_dict(params)
-  src = traverse_util.flatten_dict(source)
-  kept = [k for k, v in flat.items() if not (k in src and np.shape(src[k]) == np.shape(v))]
-  for k, v in flat.items():
-    if k not in kept:
-      flat[k] = jnp.asarray(src[k], v.dtype)
-  return traverse_util.unflatten_dict(flat), sorted("/".join(map(str, k)) for k in kept)
-
-
-def raw_params(path: str) -> dict:
-  """The parameter dict of an exported model or a workdir's latest checkpoint, as stored."""
-  exported = os.path.join(path, "params.msgpack")
-  if os.path.isfile(exported):
-    with open(exported, "rb") as f:
-      return flax.serialization.msgpack_restore(f.read())
-  ckpt_dir = os.path.join(path, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
-  import orbax.checkpoint as ocp
-  mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
-  step = mngr.latest_step()
-  if step is None:
-    raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored["state"]["params"]
-
-
-def _checked(template, params):
-  """params, after checking every leaf has the template's shape (the config's architecture)."""
-  for (key, want), got in zip(jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(params)):
-    if np.shape(got) != np.shape(want):
-      raise ValueError(f"{jax.tree_util.keystr(key)} has shape {np.shape(got)}, the config needs {np.shape(want)}")
-  return params
-
-
-def _load_params(path: str, template):
-  try:
-    return _checked(template, flax.serialization.from_state_dict(template, raw_params(path)))
-  except UserError:
-    raise
-  except Exception as e:  # shape/structure mismatch of a foreign checkpoint
-    raise UserError(f"{path}: checkpoint does not fit its config ({type(e).__name__}: {str(e)[:120]}); "
-                    "use a checkpoint written by this version of mottr") from None
+  return Predictor(*checkpoint.load(checkpoint_dir, overrides))

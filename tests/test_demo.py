@@ -10,7 +10,8 @@ import pytest
 
 from configs import default, tiny
 from mottr import schema
-from mottr import counting, demo, predictor, train
+from mottr import checkpoint as checkpoint_lib
+from mottr import counting, demo, train
 from mottr.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +67,7 @@ def test_demo_prints_counts_and_writes_all_outputs(checkpoint, tmp_path):
 
 
 def test_missing_shipped_model_is_one_clear_error(tmp_path, monkeypatch):
-  monkeypatch.setattr(predictor, "SHIPPED_CHECKPOINT", str(tmp_path / "shipped"))
+  monkeypatch.setattr(checkpoint_lib, "SHIPPED_CHECKPOINT", str(tmp_path / "shipped"))
   with pytest.raises(UserError, match="shipped model is missing.*--checkpoint"):
     demo.check_model(None)
   demo.check_model(str(tmp_path / "elsewhere"))  # a given checkpoint is loaded (and checked) later
@@ -79,7 +80,7 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path):
   (tmp_path / "mine.txt").write_text("keep me\n")
   cases = [("--checkpoint", str(tmp_path / "nope"), "--out_dir", str(tmp_path / "demo")),
            ("--checkpoint", str(tmp_path), "--out_dir", str(tmp_path))]  # not a checkpoint
-  if not os.path.isfile(os.path.join(predictor.SHIPPED_CHECKPOINT, "config.json")):
+  if not os.path.isfile(os.path.join(checkpoint_lib.SHIPPED_CHECKPOINT, "config.json")):
     cases.append(("--out_dir", str(tmp_path / "demo")))
   for args in cases:
     proc = _cli(*args, cwd=str(tmp_path))

@@ -126,16 +126,16 @@ def test_unwritable_output_dir_is_a_user_error(tmp_path):
 
 def test_export_writes_into_a_folder_and_refuses_an_earlier_export(tmp_path):
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from mottr import predictor  # pylint: disable=g-import-not-at-top
+  from mottr import checkpoint  # pylint: disable=g-import-not-at-top
   out = tmp_path / "model"
   out.mkdir()
   (out / "NOTES.md").write_text("mine")
   config, params = ml_collections.ConfigDict({"a": 1}), {"w": np.zeros(3, np.float32)}
-  predictor.export(config, params, str(out))
+  checkpoint.export(config, params, str(out))
   assert sorted(os.listdir(out)) == ["NOTES.md", "config.json", "params.msgpack"]
   with pytest.raises(UserError, match="already holds config.json, params.msgpack.*--overwrite"):
-    predictor.export(config, params, str(out))
-  predictor.export(ml_collections.ConfigDict({"a": 2}), params, str(out), overwrite=True)
+    checkpoint.export(config, params, str(out))
+  checkpoint.export(ml_collections.ConfigDict({"a": 2}), params, str(out), overwrite=True)
   assert '"a": 2' in (out / "config.json").read_text()
   assert sorted(os.listdir(out)) == ["NOTES.md", "config.json", "params.msgpack"]
 

@@ -312,8 +312,8 @@ def test_tracker_defaults_are_the_settings_and_the_config_section():
 def test_the_shipped_model_carries_the_tracker_thresholds():
   import json  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
-  from mottr import predictor  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(predictor.SHIPPED_CHECKPOINT, "config.json")) as f:
+  from mottr import checkpoint  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(checkpoint.SHIPPED_CHECKPOINT, "config.json")) as f:
     shipped = json.load(f)
   assert shipped["tracker"] == dataclasses.asdict(tracker_lib.TrackerSettings())
 

@@ -1,0 +1,122 @@
+"""Checkpoints: a model's config and parameters on disk, exported, loaded and warm-started.
+
+An exported model is a folder with `config.json` (the whole config: architecture, training and the
+`tracker` section, read by `mottr.config.from_dict`) and `params.msgpack` (flax serialisation, no
+pickle), as `mottr/assets/shipped/`; a training workdir holds the same config.json beside its
+Orbax checkpoints (`checkpoints/`), whose latest one is read. Training saves and restores its
+full state itself (`mottr.train`); `merge_params` is its warm start.
+"""
+import json
+import os
+
+import flax
+from flax import traverse_util
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mottr import config as config_lib
+from mottr import config_overrides
+from mottr.model.motr import build_model, empty_tracks
+from mottr.schema import UserError
+
+SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
+EXPORT_NAMES = ("config.json", "params.msgpack")
+
+
+def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
+           overwrite: bool = False) -> None:
+  """Writes `config.json` + `params.msgpack` (no pickle) into out_dir, each moved into place
+  atomically. Other files in out_dir are never touched; an out_dir that already holds either
+  file (an earlier export) is refused (UserError) unless `overwrite`."""
+  from mottr import outputs  # pylint: disable=g-import-not-at-top
+  with outputs.output_dir(out_dir, EXPORT_NAMES, overwrite=overwrite, flag="--out") as tmp:
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+      json.dump(config.to_dict(), f, indent=1)
+    with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
+      f.write(flax.serialization.to_bytes(params))
+
+
+def read_config(path: str) -> ml_collections.ConfigDict:
+  """The config.json of an exported model or training workdir, as `mottr.config.from_dict` reads
+  it; a missing, damaged or foreign one is a one-line UserError."""
+  config_path = os.path.join(path, "config.json")
+  if not os.path.isfile(config_path):
+    raise UserError(f"{path}: no checkpoint here (config.json missing); pass --checkpoint DIR of a training "
+                    "workdir or an exported model")
+  try:
+    with open(config_path) as f:
+      saved = json.load(f)
+  except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+    raise UserError(f"{config_path}: not valid JSON ({str(e)[:120]}); the checkpoint is damaged, "
+                    "export or copy it again") from None
+  if not isinstance(saved, dict):
+    raise UserError(f"{config_path}: not a JSON object of config values; the checkpoint is "
+                    "damaged, export or copy it again")
+  return config_lib.from_dict(saved, config_path)  # deleted options off, no unknown key
+
+
+def load(checkpoint_dir: str | None = None, overrides: dict | None = None
+         ) -> tuple[ml_collections.ConfigDict, dict]:
+  """(config, parameters) of an exported model or a training workdir's latest checkpoint; None =
+  the shipped model. `overrides` ({"a.b": v}) change the config first (unknown keys, wrong
+  types, deleted options turned on and parameters that do not fit: one-line UserErrors)."""
+  path = checkpoint_dir or SHIPPED_CHECKPOINT
+  config = read_config(path)
+  config_overrides.apply(config, overrides)
+  config_lib.refuse_deleted(config)
+  model = build_model(config)
+  size = config.model.image_size
+  init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
+                            empty_tracks(1, config.model.num_slots, config.model.d_model))
+  template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
+  return config, _load_params(path, template)
+
+
+def merge_params(params, source) -> tuple[dict, list[str]]:
+  """`params` with every array of `source` whose name and shape agree; and the names left as
+  they were."""
+  flat = traverse_util.flatten_dict(params)
+  src = traverse_util.flatten_dict(source)
+  kept = [k for k, v in flat.items() if not (k in src and np.shape(src[k]) == np.shape(v))]
+  for k, v in flat.items():
+    if k not in kept:
+      flat[k] = jnp.asarray(src[k], v.dtype)
+  return traverse_util.unflatten_dict(flat), sorted("/".join(map(str, k)) for k in kept)
+
+
+def raw_params(path: str) -> dict:
+  """The parameter dict of an exported model or a workdir's latest checkpoint, as stored."""
+  exported = os.path.join(path, "params.msgpack")
+  if os.path.isfile(exported):
+    with open(exported, "rb") as f:
+      return flax.serialization.msgpack_restore(f.read())
+  ckpt_dir = os.path.join(path, "checkpoints")
+  if not os.path.isdir(ckpt_dir):
+    raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
+  step = mngr.latest_step()
+  if step is None:
+    raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return restored["state"]["params"]
+
+
+def _checked(template, params):
+  """params, after checking every leaf has the template's shape (the config's architecture)."""
+  for (key, want), got in zip(jax.tree_util.tree_leaves_with_path(template), jax.tree.leaves(params)):
+    if np.shape(got) != np.shape(want):
+      raise ValueError(f"{jax.tree_util.keystr(key)} has shape {np.shape(got)}, the config needs {np.shape(want)}")
+  return params
+
+
+def _load_params(path: str, template):
+  try:
+    return _checked(template, flax.serialization.from_state_dict(template, raw_params(path)))
+  except UserError:
+    raise
+  except Exception as e:  # shape/structure mismatch of a foreign checkpoint
+    raise UserError(f"{path}: checkpoint does not fit its config ({type(e).__name__}: {str(e)[:120]}); "
+                    "use a checkpoint written by this version of mottr") from None
