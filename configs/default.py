@@ -37,10 +37,11 @@ def get_config() -> ml_collections.ConfigDict:
       real_weight=0.25,        # sampling weight of real clips vs synthetic ones
       max_objects=12,
       strides=(1, 2, 3),       # random frame stride of synthetic clips
-      augment=True,
+      augment=True,            # flip + JPEG on the host (input.flip_and_jpeg), the photometric rest in the step (mottr/augment.py)
       synth_box_pad_px=(0, 0),  # px per side (at 640 px) added to synthetic bolt / nut boxes: the real convention
       overlay_prob=0.0,        # share of clips with burned-in detector overlays drawn in (input.draw_overlays)
-      workers=0))              # grain worker processes making batches ahead of the step (0: in the loop)
+      workers=0))              # grain worker processes making batches ahead of the step (0: in the loop; each
+                               # worker fills its own frame cache: 1.4 GB per 7200 frames at 256 px)
 
   # (steps, clip length): single-frame detection pre-training, then a clip-length curriculum.
   c.curriculum = ((20000, 1), (10000, 2), (10000, 3), (20000, 5))

@@ -258,7 +258,7 @@ def flip_and_jpeg(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict
   if rng.random() < 0.5:
     quality = int(rng.integers(30, 96))
     image = np.stack([_jpeg(frame, quality) for frame in image])
-  clip["image"] = np.ascontiguousarray(image)
+  clip["image"] = image  # a flipped clip stays a view: batching copies it once
   return clip
 
 

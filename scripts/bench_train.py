@@ -12,7 +12,8 @@
 2. With `data.augment`, the photometric augmentation alone (jitted; it is also part of every step).
 3. The model step alone, for every clip length of the curriculum: compilation timed apart (tracing
    and lowering, then XLA compilation; `compile s` is both, without the first step's own run, which
-   is printed as `first step s`), WARMUP_STEPS untimed, then `--steps` timed steps on batches of the
+   is printed as `first step s`; `compile CPU s`: the process's CPU time meanwhile, steadier than wall
+   time where other work shares the cores), WARMUP_STEPS untimed, then `--steps` timed steps on batches of the
    config's shape (random frames, 3 objects per frame).
 Ends with one line: `summary: input_fps=.. step_fps=.. compile_s_max=.. compile_s_min=..`
 (step_fps: frames/s of the curriculum's longest clips).
@@ -97,16 +98,17 @@ def bench_steps(config, steps: int) -> tuple[float, list[float]]:
   jax.block_until_ready(state)
   print(f"init: {time.perf_counter() - t0:.1f} s", flush=True)
   rng = np.random.default_rng(0)
-  print("| clip length | trace+lower s | XLA compile s | compile s | first step s | step s | frames/s | steps/hour |")
-  print("|---|---|---|---|---|---|---|---|")
+  print("| clip length | trace+lower s | XLA compile s | compile s | compile CPU s | first step s | step s | frames/s "
+        "| steps/hour |")
+  print("|---|---|---|---|---|---|---|---|---|")
   total_s, compiles, longest = 0.0, [], (0, 0.0)
   for n, clip_len in config.curriculum:
     batch = _batch(config, clip_len, rng)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     lowered = step.lower(state, batch, train.step_rng(config, 0))
     t1 = time.perf_counter()
     compiled = lowered.compile()
-    t2 = time.perf_counter()
+    t2, cpu_s = time.perf_counter(), time.process_time() - c0
     lower_s = t1 - t0
     compiles.append(t2 - t0)
     state, metrics = compiled(state, batch, train.step_rng(config, 0))
@@ -123,7 +125,7 @@ def bench_steps(config, steps: int) -> tuple[float, list[float]]:
     total_s += dt * n
     frames = config.batch_size * clip_len / dt
     longest = max(longest, (clip_len, frames))
-    print(f"| {clip_len} | {lower_s:.1f} | {t2 - t1:.1f} | {compiles[-1]:.1f} | {first:.2f} | {dt:.3f} "
+    print(f"| {clip_len} | {lower_s:.1f} | {t2 - t1:.1f} | {compiles[-1]:.1f} | {cpu_s:.1f} | {first:.2f} | {dt:.3f} "
           f"| {frames:.1f} | {3600 / dt:.0f} |", flush=True)
   print(f"whole curriculum ({data.total_steps(config)} steps): {total_s / 3600:.2f} h of model steps")
   return longest[1], compiles
