@@ -98,9 +98,9 @@ def bench_steps(config, steps: int) -> tuple[float, list[float]]:
   jax.block_until_ready(state)
   print(f"init: {time.perf_counter() - t0:.1f} s", flush=True)
   rng = np.random.default_rng(0)
-  print("| clip length | trace+lower s | XLA compile s | compile s | compile CPU s | first step s | step s | frames/s "
-        "| steps/hour |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  print("| clip length | trace+lower s | XLA compile s | compile s | compile CPU s | first step s | step s "
+        "| step s min / median | frames/s | steps/hour |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   total_s, compiles, longest = 0.0, [], (0, 0.0)
   for n, clip_len in config.curriculum:
     batch = _batch(config, clip_len, rng)
@@ -117,16 +117,18 @@ def bench_steps(config, steps: int) -> tuple[float, list[float]]:
     for i in range(WARMUP_STEPS):  # first executions pay one-time allocation costs
       state, metrics = compiled(state, batch, train.step_rng(config, i))
     jax.block_until_ready(metrics)
-    t0 = time.perf_counter()
-    for i in range(steps):
+    times = []
+    for i in range(steps):  # each step waited for: min and median resist other work on shared cores
+      t0 = time.perf_counter()
       state, metrics = compiled(state, batch, train.step_rng(config, i))
-    jax.block_until_ready(metrics)
-    dt = (time.perf_counter() - t0) / steps
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - t0)
+    dt = float(np.mean(times))
     total_s += dt * n
     frames = config.batch_size * clip_len / dt
     longest = max(longest, (clip_len, frames))
     print(f"| {clip_len} | {lower_s:.1f} | {t2 - t1:.1f} | {compiles[-1]:.1f} | {cpu_s:.1f} | {first:.2f} | {dt:.3f} "
-          f"| {frames:.1f} | {3600 / dt:.0f} |", flush=True)
+          f"| {min(times):.3f} / {np.median(times):.3f} | {frames:.1f} | {3600 / dt:.0f} |", flush=True)
   print(f"whole curriculum ({data.total_steps(config)} steps): {total_s / 3600:.2f} h of model steps")
   return longest[1], compiles
 
