@@ -5,7 +5,8 @@ One parameter set per clip, drawn from the clip's own key, each with probability
 said: always gamma 0.7-1.4, contrast 0.7-1.3 (about the clip's mean), brightness +-0.15, colour
 temperature +-8 % (red vs blue); exposure gain 0.45-1.6 (log-uniform: dim or over-exposed cameras,
 clipped); Gaussian blur (probability 1/4, sigma 0.3-1.2 pixels at `BLUR_REFERENCE_WIDTH`, scaled
-with the clip's width); Gaussian noise (sigma 1-5 grey levels). The result is rounded back to uint8.
+with the clip's width); Gaussian noise (sigma 1-5 grey levels; drawn by `pixel_noise`, a counter hash
+seeded from the clip's key, cheaper than `jax.random.normal` on a CPU). The result is rounded back to uint8.
 
   images = photometric(batch["image"], key)   # uint8 [B, T, H, W, 3] -> uint8, same shape
 
