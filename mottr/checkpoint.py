@@ -60,12 +60,11 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 def load(checkpoint_dir: str | None = None, overrides: dict | None = None
          ) -> tuple[ml_collections.ConfigDict, dict]:
   """(config, parameters) of an exported model or a training workdir's latest checkpoint; None =
-  the shipped model. `overrides` ({"a.b": v}) change the config first (unknown keys, wrong
-  types, deleted options turned on and parameters that do not fit: one-line UserErrors)."""
+  the shipped model. `overrides` ({"a.b": v}) change the config first (unknown keys, deleted
+  options among them, wrong types and parameters that do not fit: one-line UserErrors)."""
   path = checkpoint_dir or SHIPPED_CHECKPOINT
   config = read_config(path)
   config_overrides.apply(config, overrides)
-  config_lib.refuse_deleted(config)
   model = build_model(config)
   size = config.model.image_size
   init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),

@@ -8,7 +8,7 @@ defaults is `mottr.tracker.TrackerSettings`). Any key is changed from a command 
 
 Options measured as useless were deleted (docs/history.md, "Deleted options"): a saved config
 that still holds one is read when it holds the "off" value (the key is dropped) and refused in
-one line otherwise (`drop_deleted`).
+one line otherwise (`drop_deleted`); `--config.model.denoise=True` is an unknown key.
 """
 import dataclasses
 from typing import Any
@@ -24,29 +24,59 @@ ANY = object()
 DELETED: dict[str, Any] = {
     "model.denoise": False,
     "model.detached_births": False,
+    "model.velocity_prior": False,
     "loss.dn_box_noise": ANY,
     "loss.dn_label_noise": ANY,
 }
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """Every key with its default: configs/default.py (the GPU/TPU recipe) and the tracker section."""
-  # configs/default.py still holds the model, loss, data and schedule keys (another change edits
-  # it now); they move here next, and configs/default.py will start from this function.
-  from configs import default  # pylint: disable=g-import-not-at-top
-  c = default.get_config()
+  """Every key with its default (the defaults are the GPU/TPU recipe, configs/default.py)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.init_from = ""  # a workdir whose latest checkpoint's parameters start this run (stage 2 of a recipe)
+  c.distributed = False  # call jax.distributed.initialize() (multi-host GPU clusters / TPU pods)
+
+  c.model = ml_collections.ConfigDict(dict(
+      num_classes=2, image_size=256, d_model=128, num_heads=8, ffn_dim=512, enc_layers=2, dec_layers=3,
+      num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
+      anchor_size=0.1,
+      snap_tracks=False))     # inference: track boxes snapped to the detections of a track-free decode (mottr/predictor.py)
+
+  c.loss = ml_collections.ConfigDict(dict(
+      focal_alpha=0.25, focal_gamma=2.0, cost_class=2.0, cost_l1=5.0, cost_giou=2.0,
+      w_class=2.0, w_l1=5.0, w_giou=2.0, track_drop_prob=0.1, fp_insert_prob=0.3))
+
+  c.data = ml_collections.ConfigDict(dict(
+      synth_root="",           # challenge-layout root of synthetic data; "" = generate one into the workdir
+      synth_frames=7200,       # frames of the generated train split when synth_root is ""
+      synth_seed=1,            # seed of the generated data (tests/benchmarks use other seeds)
+      real_root="",            # e.g. ../shared/stroma: real sparse frames (stride 10), train split only
+      real_weight=0.25,        # sampling weight of real clips vs synthetic ones
+      max_objects=12,
+      strides=(1, 2, 3),       # random frame stride of synthetic clips
+      augment=True,            # flip + JPEG on the host (input.flip_and_jpeg), the photometric rest in the step (mottr/augment.py)
+      synth_box_pad_px=(0, 0),  # px per side (at 640 px) added to synthetic bolt / nut boxes: the real convention
+      overlay_prob=0.0,        # share of clips with burned-in detector overlays drawn in (input.draw_overlays)
+      workers=0))              # grain worker processes making batches ahead of the step (0: in the loop; each
+                               # worker fills its own frame cache: 1.4 GB per 7200 frames at 256 px)
+
+  # (steps, clip length): single-frame detection pre-training, then a clip-length curriculum.
+  c.curriculum = ((20000, 1), (10000, 2), (10000, 3), (20000, 5))
+  c.batch_size = 32
+
+  c.optim = ml_collections.ConfigDict(dict(
+      lr=4e-4, warmup_steps=1000, weight_decay=1e-4, clip_norm=0.1, min_lr_ratio=0.05))
+
+  c.log_every = 50
+  c.checkpoint_every = 2000
+  c.keep_checkpoints = 3
+  c.eval_every = 5000
+  c.eval_frames = 600      # frames of the val split used by the periodic validation
+
   # Tracker and counting thresholds (mottr.tracker.TrackerSettings), exported with the model.
   c.tracker = ml_collections.ConfigDict(dataclasses.asdict(TrackerSettings()))
   return c
-
-
-def refuse_deleted(config: ml_collections.ConfigDict) -> None:
-  """UserError (one line) when a config turns on a deleted option."""
-  flat = _flatten(config.to_dict())
-  for key, off in DELETED.items():
-    if off is not ANY and key in flat and flat[key] != off:
-      raise UserError(f"config {key}={flat[key]!r}: this option was deleted (measured useless, "
-                      "docs/history.md)")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

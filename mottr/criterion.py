@@ -3,7 +3,7 @@
 For each frame (clips are evenly spaced, `batch["gap"]` apart in 1/30 s): decode [track queries ;
 detect queries], assign targets tracklet-aware
 (`matching.tracklet_aware_assignment`), add focal + L1 + GIoU on every decoder layer and on the
-encoder proposals (and, with `model.denoise`, on the denoising queries of `mottr.denoising`), then
+encoder proposals, then
 pick the queries that go on (tracked objects, newly matched detections, with random track drop and
 false-positive insertion) and update them with QIM. The clip's summed
 losses are divided once by the number of ground-truth boxes in the batch (collective average loss).
@@ -12,13 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from mottr import losses
-from mottr.denoising import noised_queries
 from mottr.matching import tracklet_aware_assignment
-from mottr.model.motr import MOTR, DecoderOutput, Memory, carry_tracks, empty_tracks
+from mottr.model.motr import MOTR, Memory, carry_tracks, empty_tracks
 
 TERMS = ("focal", "l1", "giou", "prop_focal", "prop_l1", "prop_giou")
-DENOISE_TERMS = ("dn_focal", "dn_l1", "dn_giou")
-DENOISE_SEED = 1000  # folded into the step's key with the frame index for the denoising noise
 
 
 def proposal_targets(gt_boxes: jax.Array, gt_labels: jax.Array, gt_mask: jax.Array, grid: tuple[int, int],
@@ -84,7 +81,6 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
   focal_kw = dict(alpha=lc.focal_alpha, gamma=lc.focal_gamma)
   cost_kw = dict(w_class=lc.cost_class, w_l1=lc.cost_l1, w_giou=lc.cost_giou, **focal_kw)
   gap = batch["gap"].astype(jnp.float32)
-  terms = TERMS + (DENOISE_TERMS if mc.denoise else ())
   layer_loss = jax.vmap(jax.vmap(_query_losses, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
                         in_axes=(0, 0, None, None, None, None, None, None))
 
@@ -93,20 +89,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     tracks, slot_obj, sums = carry
     t, feat, p_logits, p_boxes, gt_boxes, gt_labels, gt_mask = xs
     sums = dict(sums)
-    dn = None
-    if mc.denoise:
-      dn = noised_queries(jax.random.fold_in(rng, DENOISE_SEED + t), gt_boxes, gt_labels, gt_mask,
-                          mc.num_classes, lc.dn_box_noise, lc.dn_label_noise)
-    out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes), tracks, gap, dn, method=MOTR.decode)
-    if dn is not None:
-      n = mc.num_slots + mc.num_queries
-      dn_target = jnp.where(dn.valid, jnp.arange(dn.valid.shape[1]), -1)
-      focal, l1, giou = layer_loss(out.logits[:, :, n:], out.boxes[:, :, n:], dn_target, dn.valid, gt_boxes,
-                                   gt_labels, mc.num_classes, focal_kw)
-      sums["dn_focal"] += focal.sum()
-      sums["dn_l1"] += l1.sum()
-      sums["dn_giou"] += giou.sum()
-      out = DecoderOutput(out.logits[:, :, :n], out.boxes[:, :, :n], out.hidden[:, :n])
+    out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes), tracks, gap, method=MOTR.decode)
     target = jax.vmap(lambda lg, bx, so, sv, gb, gl, gm: tracklet_aware_assignment(
         lg, bx, so, sv, gb, gl, gm, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
                                                 gt_boxes, gt_labels, gt_mask)
@@ -127,19 +110,19 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     rngs = jax.random.split(jax.random.fold_in(rng, t), b)
     next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
         target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
-    tracks = carry_tracks(model, params, out, tracks, gap, next_slots, bool(mc.velocity_prior))
+    tracks = carry_tracks(model, params, out, tracks, gap, next_slots)
     return (tracks, slot_obj, sums), None
 
   time_major = lambda x: jnp.swapaxes(x, 0, 1)
   xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes, batch["boxes"], batch["labels"],
                                              batch["mask"])))
   init = (empty_tracks(b, mc.num_slots, mc.d_model), jnp.full((b, mc.num_slots), -1, jnp.int32),
-          {k: jnp.zeros(()) for k in terms})
+          {k: jnp.zeros(()) for k in TERMS})
   (_, _, sums), _ = jax.lax.scan(frame, init, xs)
   num_boxes = jnp.maximum(batch["mask"].sum(), 1).astype(jnp.float32)
   metrics = {k: v / num_boxes for k, v in sums.items()}
   weights = {"focal": lc.w_class, "l1": lc.w_l1, "giou": lc.w_giou}
-  weights.update({f"{p}_{k}": w for p in ("prop", "dn") for k, w in tuple(weights.items())})
-  loss = sum(weights[k] * metrics[k] for k in terms)
+  weights.update({f"prop_{k}": w for k, w in tuple(weights.items())})
+  loss = sum(weights[k] * metrics[k] for k in TERMS)
   metrics["loss"] = loss
   return loss, metrics

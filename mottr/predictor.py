@@ -49,8 +49,7 @@ class Predictor:
     self.input_size = int(config.model.image_size)
     self.num_slots = int(config.model.num_slots)
     self._step = jax.jit(self._step_outputs)
-    self._carry = jax.jit(functools.partial(carry_tracks, self.model,
-                                            velocity_prior=bool(config.model.velocity_prior)))
+    self._carry = jax.jit(functools.partial(carry_tracks, self.model))
     self.reset()
 
   def _forward(self, params, image, tracks, gap):

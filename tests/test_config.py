@@ -25,7 +25,7 @@ def test_tracker_overrides_use_the_one_syntax():
 
 def test_a_saved_config_with_deleted_options_off_loads_without_them():
   saved = config.get_config().to_dict()
-  saved["model"].update(denoise=False)
+  saved["model"].update(denoise=False, detached_births=False, velocity_prior=False)
   saved["loss"].update(dn_box_noise=0.4, dn_label_noise=0.2)
   kept = config.drop_deleted(saved, "config.json")
   assert "denoise" not in kept["model"] and "dn_box_noise" not in kept["loss"]
@@ -36,10 +36,10 @@ def test_a_saved_config_with_a_deleted_option_on_is_refused_in_one_line():
   with pytest.raises(UserError, match="model.denoise=True was deleted") as e:
     config.drop_deleted({"model": {"denoise": True}}, "ckpt/config.json")
   assert "\n" not in str(e.value)
-  c = config.get_config()
-  c.model.denoise = True
-  with pytest.raises(UserError, match="model.denoise=True: this option was deleted"):
-    config.refuse_deleted(c)
+  with pytest.raises(UserError, match="velocity_prior=True was deleted"):
+    config.from_dict({"model": {"velocity_prior": True}}, "ckpt/config.json")
+  with pytest.raises(UserError, match="model.denoise=True: unknown key"):  # as an override
+    config_overrides.apply(config.get_config(), {"model.denoise": True})
 
 
 def test_unknown_keys_of_a_saved_config_are_refused():

@@ -5,7 +5,7 @@ import numpy as np
 
 from configs import tiny
 from mottr import criterion
-from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks, predicted_ref
+from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks
 
 
 def _setup():
@@ -42,42 +42,21 @@ def test_carry_tracks_moves_chosen_queries_into_slots():
   np.testing.assert_allclose(np.asarray(nxt.ref[0, 0]), np.asarray(out.boxes[-1, 0, 5]))
   np.testing.assert_allclose(np.asarray(nxt.ref[1, 2]), np.asarray(out.boxes[-1, 1, 4]))
   assert float(jnp.abs(nxt.embed[0, 1:]).max()) == 0  # empty slots carry nothing
-  assert float(jnp.abs(nxt.velocity).max()) == 0  # new tracks start at rest
 
 
-def test_tracks_carry_velocity_and_move_their_reference_by_the_gap():
+def test_carried_tracks_start_from_their_last_box_and_see_the_gap():
   config, model, params, images, tracks = _setup()
   memory = model.apply(params, images, method=MOTR.encode)
   slots = config.model.num_slots
   gap = jnp.array([2.0, 3.0])
   first = model.apply(params, memory, tracks, gap, method=MOTR.decode)
   born = carry_tracks(model, params, first, tracks, gap, jnp.array([[slots, -1, -1, -1], [-1, slots + 1, -1, -1]]))
-  second = model.apply(params, memory, born, gap, method=MOTR.decode)
-  # Slot 0 of clip 0 and slot 1 of clip 1 continue; slot 2 of clip 1 is born from a detect query.
-  nxt = carry_tracks(model, params, second, born, gap, jnp.array([[0, -1, -1, -1], [-1, 1, slots, -1]]))
-  want0 = (second.boxes[-1, 0, 0, :2] - born.ref[0, 0, :2]) / 2.0
-  want1 = (second.boxes[-1, 1, 1, :2] - born.ref[1, 1, :2]) / 3.0
-  np.testing.assert_allclose(np.asarray(nxt.velocity[0, 0]), np.asarray(want0), rtol=1e-5, atol=1e-7)
-  np.testing.assert_allclose(np.asarray(nxt.velocity[1, 1]), np.asarray(want1), rtol=1e-5, atol=1e-7)
-  assert float(jnp.abs(nxt.velocity[1, 2]).max()) == 0
-  np.testing.assert_array_equal(np.asarray(nxt.moving), [[True, False, False, False], [False, True, False, False]])
-  assert not np.asarray(born.moving).any()
-  still = carry_tracks(model, params, second, born, gap, jnp.array([[0, -1, -1, -1], [-1, 1, slots, -1]]),
-                       velocity_prior=False)
-  assert not np.asarray(still.moving).any() and float(jnp.abs(still.velocity).max()) == 0
-  np.testing.assert_array_equal(np.asarray(still.valid), np.asarray(nxt.valid))
-  assert float(jnp.abs(want0).max()) > 0
-  # The reference a track is decoded from is its last box moved by velocity x gap.
-  moved = nxt._replace(velocity=jnp.full_like(nxt.velocity, 0.01))
-  ref = predicted_ref(moved, gap)
-  np.testing.assert_allclose(np.asarray(ref[1, :, :2] - nxt.ref[1, :, :2]), 0.03, rtol=1e-5)
-  np.testing.assert_allclose(np.asarray(ref[..., 2:]), np.asarray(nxt.ref[..., 2:]))
-  # The gap and the motion reach the live track queries' decoding.
-  out = model.apply(params, memory, nxt, gap, method=MOTR.decode)
-  for changed in (dict(gap=gap * 2), dict(tracks=nxt._replace(moving=~nxt.moving))):
-    args = dict(tracks=nxt, gap=gap) | changed
-    other = model.apply(params, memory, args["tracks"], args["gap"], method=MOTR.decode)
-    assert float(jnp.abs(other.boxes[-1, 0, 0] - out.boxes[-1, 0, 0]).max()) > 0
+  np.testing.assert_allclose(np.asarray(born.ref[0, 0]), np.asarray(first.boxes[-1, 0, slots]))
+  np.testing.assert_allclose(np.asarray(born.ref[1, 1]), np.asarray(first.boxes[-1, 1, slots + 1]))
+  # The gap reaches the live track queries' decoding.
+  out = model.apply(params, memory, born, gap, method=MOTR.decode)
+  other = model.apply(params, memory, born, gap * 2, method=MOTR.decode)
+  assert float(jnp.abs(other.boxes[-1, 0, 0] - out.boxes[-1, 0, 0]).max()) > 0
 
 
 def test_select_next_keeps_tracked_and_new_objects():
@@ -126,11 +105,10 @@ def test_track_queries_see_the_frame_under_their_reference():
   cells = memory.features.shape[1]
   side = int(cells**0.5)
   live = tracks._replace(valid=tracks.valid.at[:, 0].set(True),
-                         ref=tracks.ref.at[:, 0].set(jnp.array([0.2, 0.2, 0.1, 0.1])),
-                         velocity=tracks.velocity.at[:, 0].set(jnp.array([0.0, 0.3])))
+                         ref=tracks.ref.at[:, 0].set(jnp.array([0.2, 0.5, 0.1, 0.1])))
   gap = jnp.ones(2)
-  under = int(np.floor(0.5 * side)) * side + int(np.floor(0.2 * side))  # centre moved to (0.2, 0.5)
-  content = lambda feats: model.apply(params, memory._replace(features=feats), live, gap, predicted_ref(live, gap),
+  under = int(np.floor(0.5 * side)) * side + int(np.floor(0.2 * side))  # the centre (0.2, 0.5)
+  content = lambda feats: model.apply(params, memory._replace(features=feats), live, gap,
                                      method=MOTR.track_content)
   base = content(memory.features)
   elsewhere = content(memory.features.at[:, (under + 1) % cells].add(5.0))

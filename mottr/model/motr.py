@@ -6,18 +6,11 @@ become detect queries (content from their encoder feature, reference = proposal 
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
-Track queries carry a velocity (box centre per 1/30 s, measured from their last two boxes; none
-yet for a track born in the previous frame) and every frame comes with its time gap from the
-previous one (in 1/30 s): a track's reference box is moved by velocity x gap before decoding, and
-the gap, that predicted move and whether a velocity is known are embedded into its content. So one
-model serves any frame rate or training stride, and tells a just-born track (whose move it must
-find in the image) from one whose move is predicted. Like a detect query, whose content is the
+Every frame comes with its time gap from the previous one (in 1/30 s), embedded into the track
+queries' content, so one model serves any frame rate or training stride; a track query is decoded
+from its last box and finds its move in the image. Like a detect query, whose content is the
 encoder feature of its proposal's cell, a track query adds the encoder feature of the cell under
-its predicted centre: it sees the current frame where it expects its object.
-
-With `denoise` (training only, DN-DETR), the decoder also takes one group of denoising queries:
-ground-truth boxes with noise, whose content is the embedding of a (possibly flipped) class,
-trained to reconstruct their object. The other queries cannot attend to them.
+its last centre: it sees the current frame where its object was.
 """
 from typing import NamedTuple, Sequence
 
@@ -45,36 +38,26 @@ class Memory(NamedTuple):
 class TrackQueries(NamedTuple):
   embed: jax.Array     # [B, S, D]
   ref: jax.Array       # [B, S, 4] cxcywh: the box of the previous frame
-  velocity: jax.Array  # [B, S, 2] box centre motion per 1/30 s (0 where not moving)
-  moving: jax.Array    # [B, S] bool: velocity measured (False for a track born last frame)
   valid: jax.Array     # [B, S] bool
 
 
-class DenoiseQueries(NamedTuple):
-  """Noised ground truth decoded beside the other queries in training (`mottr.denoising`)."""
-  labels: jax.Array  # [B, K] int32 class index, some flipped
-  boxes: jax.Array   # [B, K, 4] cxcywh, jittered
-  valid: jax.Array   # [B, K] bool (padding is False)
-
-
 class DecoderOutput(NamedTuple):
-  logits: jax.Array  # [L, B, S+Q(+K), C]   every decoder layer (the last one is the prediction)
-  boxes: jax.Array   # [L, B, S+Q(+K), 4]   (+K: denoising queries, when given)
-  hidden: jax.Array  # [B, S+Q(+K), D]      last layer's query states, input of QIM
+  logits: jax.Array  # [L, B, S+Q, C]   every decoder layer (the last one is the prediction)
+  boxes: jax.Array   # [L, B, S+Q, 4]
+  hidden: jax.Array  # [B, S+Q, D]      last layer's query states, input of QIM
 
 
 def empty_tracks(batch: int, slots: int, d_model: int) -> TrackQueries:
   return TrackQueries(jnp.zeros((batch, slots, d_model), jnp.float32),
-                      jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots, 2), jnp.float32),
-                      jnp.zeros((batch, slots), bool), jnp.zeros((batch, slots), bool))
+                      jnp.full((batch, slots, 4), 0.5, jnp.float32), jnp.zeros((batch, slots), bool))
 
 
 def motion_features(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
-  """[B, S, 5]: log gap, gap / 10, predicted centre move x 10, velocity known."""
+  """[B, S, 5]: log gap, gap / 10, and three zeros where the deleted velocity prior put the
+  predicted centre move and whether it was known (kept so that trained weights load)."""
   b, s = tracks.valid.shape
   per_clip = jnp.broadcast_to(jnp.stack([jnp.log(gap), gap / 10.0], -1)[:, None], (b, s, 2))
-  move = 10.0 * tracks.velocity * gap[:, None, None]
-  return jnp.concatenate([per_clip, move, tracks.moving[..., None].astype(jnp.float32)], -1)
+  return jnp.concatenate([per_clip, jnp.zeros((b, s, 3), per_clip.dtype)], -1)
 
 
 def cell_under(boxes: jax.Array, cells: int) -> jax.Array:
@@ -84,11 +67,6 @@ def cell_under(boxes: jax.Array, cells: int) -> jax.Array:
   col = jnp.clip(jnp.floor(boxes[..., 0] * side), 0, side - 1).astype(jnp.int32)
   row = jnp.clip(jnp.floor(boxes[..., 1] * side), 0, side - 1).astype(jnp.int32)
   return row * side + col
-
-
-def predicted_ref(tracks: TrackQueries, gap: jax.Array) -> jax.Array:
-  """Track reference boxes [B, S, 4] moved by velocity x gap (gap [B], in 1/30 s)."""
-  return tracks.ref.at[..., :2].add(tracks.velocity * gap[:, None, None])
 
 
 class MOTR(nn.Module):
@@ -102,7 +80,6 @@ class MOTR(nn.Module):
   backbone_widths: Sequence[int] = (32, 48, 96, 192)
   backbone_blocks: Sequence[int] = (1, 1, 1)
   anchor_size: float = 0.1
-  denoise: bool = False
 
   def setup(self):
     d = self.d_model
@@ -124,16 +101,11 @@ class MOTR(nn.Module):
     self.qim_ffn = Mlp(self.ffn_dim, d)
     self.qim_norm2 = nn.LayerNorm()
     self.motion_embed = nn.Dense(d)
-    if self.denoise:
-      self.denoise_label = nn.Embed(self.num_classes, d)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
     memory = self.encode(images)
-    b = images.shape[0]
-    dn = (DenoiseQueries(jnp.zeros((b, 1), jnp.int32), jnp.full((b, 1, 4), 0.5), jnp.ones((b, 1), bool))
-          if self.denoise else None)
-    out = self.decode(memory, tracks, jnp.ones((b,), jnp.float32), dn)
+    out = self.decode(memory, tracks, jnp.ones((images.shape[0],), jnp.float32))
     slots = tracks.valid.shape[1]
     return memory, out, self.qim(out.hidden[:, :slots], tracks.valid)
 
@@ -151,28 +123,18 @@ class MOTR(nn.Module):
     boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat))
     return Memory(feat, pos, self.proposal_class(feat), boxes)
 
-  def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array,
-             dn: DenoiseQueries | None = None) -> DecoderOutput:
-    """Decodes [track queries ; top-k proposals as detect queries (; denoising queries)] against one
-    frame's memory; `gap` [B] is the time since the tracks' frame in 1/30 s."""
+  def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
+    """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory;
+    `gap` [B] is the time since the tracks' frame in 1/30 s."""
     scores = memory.proposal_logits.max(-1)
     _, top = jax.lax.top_k(scores, self.num_queries)                       # [B, Q]
     det_feat = jnp.take_along_axis(memory.features, top[..., None], axis=1)
     det_ref = jax.lax.stop_gradient(jnp.take_along_axis(memory.proposal_boxes, top[..., None], axis=1))
     det_content = self.query_content_norm(self.query_content(det_feat))
-    track_ref = predicted_ref(tracks, gap)
-    tgt = jnp.concatenate([self.track_content(memory, tracks, gap, track_ref), det_content], axis=1)
-    ref = jnp.concatenate([track_ref, det_ref], axis=1)
+    tgt = jnp.concatenate([self.track_content(memory, tracks, gap), det_content], axis=1)
+    ref = jnp.concatenate([tracks.ref, det_ref], axis=1)
     valid = jnp.concatenate([tracks.valid, jnp.ones(top.shape, bool)], axis=1)
-    if dn is not None:
-      tgt = jnp.concatenate([tgt, self.denoise_label(dn.labels) * dn.valid[..., None]], axis=1)
-      ref = jnp.concatenate([ref, dn.boxes], axis=1)
-      valid = jnp.concatenate([valid, dn.valid], axis=1)
     self_mask = nn.make_attention_mask(jnp.ones_like(valid), valid)
-    if dn is not None:  # track and detect queries must not see the (ground-truth) denoising queries
-      main = tracks.valid.shape[1] + self.num_queries
-      index = jnp.arange(valid.shape[1])
-      self_mask = jnp.where((index[:, None] < main) & (index[None, :] >= main), 0.0, self_mask)
     all_logits, all_boxes = [], []
     for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
       query_pos = self.query_pos(sine_embed(ref, self.d_model // 4))
@@ -183,12 +145,11 @@ class MOTR(nn.Module):
       ref = jax.lax.stop_gradient(boxes)
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
 
-  def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array, ref: jax.Array) -> jax.Array:
-    """Decoder input [B, S, D] of the track queries: the carried state, the embedded motion, and
-    (as a detect query's content is its proposal's encoder feature) the encoder feature of the cell
-    under the predicted centre `ref` (`predicted_ref`), so the query sees this frame where it
-    expects its object."""
-    cell = cell_under(ref, memory.features.shape[1])
+  def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> jax.Array:
+    """Decoder input [B, S, D] of the track queries: the carried state, the embedded frame gap,
+    and (as a detect query's content is its proposal's encoder feature) the encoder feature of the
+    cell under its last centre, so the query sees this frame where its object was."""
+    cell = cell_under(tracks.ref, memory.features.shape[1])
     seen = jnp.take_along_axis(memory.features, cell[..., None], axis=1)
     content = (tracks.embed + self.motion_embed(motion_features(tracks, gap))
                + self.query_content_norm(self.query_content(seen)))
@@ -202,26 +163,20 @@ class MOTR(nn.Module):
 
 
 def carry_tracks(model: MOTR, params, out: DecoderOutput, tracks: TrackQueries, gap: jax.Array,
-                 next_slots: jax.Array, velocity_prior: bool = True) -> TrackQueries:
-  """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty).
-
-  `tracks` and `gap` [B] are what `out` was decoded with: a continuing track's velocity is its
-  box centre's move since then divided by the gap; a new track starts at rest. Without
-  `velocity_prior` every track is carried as if just born (no velocity).
-  """
+                 next_slots: jax.Array) -> TrackQueries:
+  """Next frame's track queries: slot s continues query `next_slots[b, s]` of `out` (-1 = empty),
+  from its last box, its state updated by QIM. (`tracks` and `gap` are what `out` was decoded
+  with; a carried track no longer moves its reference by a measured velocity: that prior fed back
+  on itself in long videos and was deleted, docs/history.md.)"""
+  del tracks, gap
   valid = next_slots >= 0
   index = jnp.maximum(next_slots, 0)[..., None]
   hidden = jnp.take_along_axis(out.hidden, index, axis=1)
   ref = jax.lax.stop_gradient(jnp.take_along_axis(out.boxes[-1], index, axis=1))
-  slots = tracks.valid.shape[1]
-  continuing = valid & (next_slots < slots) & velocity_prior
-  previous = jnp.take_along_axis(tracks.ref, jnp.minimum(index, slots - 1), axis=1)
-  velocity = (ref[..., :2] - previous[..., :2]) / gap[:, None, None]
   embed = model.apply(params, hidden, valid, method=MOTR.qim)
   embed = jnp.where(valid[..., None], embed, 0.0)
   ref = jnp.where(valid[..., None], ref, 0.5)
-  velocity = jnp.where(continuing[..., None], velocity, 0.0)
-  return TrackQueries(embed, ref, velocity, continuing, valid)
+  return TrackQueries(embed, ref, valid)
 
 
 def build_model(config) -> MOTR:
@@ -230,4 +185,4 @@ def build_model(config) -> MOTR:
   return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
               enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
               backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
-              anchor_size=m.anchor_size, denoise=bool(m.denoise))
+              anchor_size=m.anchor_size)

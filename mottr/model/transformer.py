@@ -49,7 +49,7 @@ class EncoderLayer(nn.Module):
 
 class DecoderLayer(nn.Module):
   """Self-attention among queries (`self_mask` [B, 1, N, N]: which query may look at which; it hides
-  empty track slots and keeps denoising queries from the others), cross-attention to memory, FFN."""
+  empty track slots), cross-attention to memory, FFN."""
   d_model: int
   num_heads: int
   ffn_dim: int
