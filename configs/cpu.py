@@ -5,7 +5,7 @@ Run:  python -m mottr.train --config=configs/cpu_detect.py --workdir=workdirs/cp
       python -m mottr.train --config=configs/cpu.py --workdir=workdirs/cpu \
         --config.data.real_root=../shared/stroma                      # stage 2, clips of 3-4 frames
 Time: stage 2 is 2200 steps, about 40 min on 2 CPU cores (measured 1.2 steps/s with 3-frame clips, 0.85
-      with 4-frame clips; the shipped recipe stopped it at step 1500); scripts/bench_train.py gives
+      with 4-frame clips; the shipped recipe stopped it at step 1500); scripts/bench/bench_train.py gives
       the per-step cost of each clip length. Stage 3 (configs/cpu_clips.py) starts from it.
 """
 from configs import default

@@ -3,7 +3,7 @@
 Run:  python -m mottr.train --config=configs/cpu_clips.py --workdir=workdirs/cpu_clips \
         --config.data.real_root=../shared/stroma
 Time: 3500 steps (1200 of 4-frame, 2300 of 5-frame clips): 1.14 h of model steps alone on 2 CPU cores
-      (scripts/bench_train.py); the shipped run took 108 min with two other trainings sharing the cores.
+      (scripts/bench/bench_train.py); the shipped run took 108 min with two other trainings sharing the cores.
 Starts from stage 2 (configs/cpu.py in workdirs/cpu). Tracks were carried without the velocity
 prior, as the shipped tracker runs them: with the prior, a track's overshoot raised its measured
 velocity and the error fed back (synthetic val HOTA 0.219 with it vs 0.272 without); the prior

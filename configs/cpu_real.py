@@ -2,7 +2,7 @@
 
 Run:  python -m mottr.train --config=configs/cpu_real.py --workdir=workdirs/cpu_real \
         --config.data.real_root=../shared/stroma [--config.init_from=DIR]
-Time: 3000 steps of four 5-frame clips: 0.89 s per model step on 2 quiet cores (scripts/bench_train.py),
+Time: 3000 steps of four 5-frame clips: 0.89 s per model step on 2 quiet cores (scripts/bench/bench_train.py),
       0.66-0.9 steps/s in the 2026-11-30 run, which shared the cores (about 75 min); checkpoints every 250 steps.
 Starts from the exported shipped model; the 2026-11-30 run started from the 200-step H200 fine-tune
 (--config.init_from=workdirs/h200_s200, docs/h200_session.md). Same objective as stages 3-4; what changes is the mix: the real

@@ -15,24 +15,25 @@ from absl import flags
 import grain
 import numpy as np
 
-from data_prep import challenge, synth
+from data_prep import synth
 from data_prep.stroma_clips import build as build_tfds
 from mottr import input as clip_input
-from mottr.errors import UserError
+from mottr import schema
+from mottr.schema import UserError
 
 
 def synth_root(config, workdir: str) -> str:
   """The synthetic root to train and validate on, generated into the workdir if none is given."""
   if config.data.synth_root:
     root = config.data.synth_root
-    if not os.path.isfile(challenge.annotation_path(root, "train")):
+    if not os.path.isfile(schema.annotation_path(root, "train")):
       raise UserError(f"{root}: no annotations/instances_train.json; generate one with "
                       "python -m data_prep.synth --out_dir DIR or pass the real challenge root")
     return root
   root = os.path.join(workdir, "data", "synth")
   frames = {"train": config.data.synth_frames, "val": max(config.eval_frames, 60)}
   for split, n in frames.items():
-    if not os.path.isfile(challenge.annotation_path(root, split)):
+    if not os.path.isfile(schema.annotation_path(root, split)):
       synth.generate_split(root, split, n, config.data.synth_seed)
   return root
 
@@ -70,7 +71,7 @@ class TrainData:
     self.config = config
     size = config.model.image_size
     data_dir = os.path.join(workdir, "data", "tfds")
-    synth_pad = tuple(px / challenge.WIDTH for px in config.data.synth_box_pad_px)
+    synth_pad = tuple(px / schema.WIDTH for px in config.data.synth_box_pad_px)
     self.sources = [(prepared_source(synth_root(config, workdir), os.path.join(data_dir, "synth"), "train", size),
                      tuple(config.data.strides), 1.0, synth_pad)]
     if config.data.real_root:
@@ -89,8 +90,7 @@ class TrainData:
                                      overlay_prob=c.data.overlay_prob)
                for k, (source, strides, _, pad) in enumerate(self.sources)]
       weights = [w for _, _, w, _ in self.sources]
-      mixed = clips[0] if len(clips) == 1 else grain.MapDataset.mix(clips, weights)
-      self._stages[index] = clip_input.batch_clips(mixed, c.batch_size)
+      self._stages[index] = clip_input.mix_clip_datasets(clips, weights, c.batch_size)
     return self._stages[index]
 
   def batch(self, step: int) -> dict[str, np.ndarray]:

@@ -39,7 +39,6 @@ import numpy as np
 from mottr import cli
 from mottr import runner
 from mottr import tracker as tracker_lib
-from mottr.config_overrides import parse_overrides  # noqa: F401  (scripts/bench_train.py reads it here)
 from mottr.runner import WARMUP_FRAMES
 from mottr.sources import FrameSource
 

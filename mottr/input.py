@@ -18,9 +18,9 @@ beyond M are dropped. Everything is deterministic for a fixed seed. `augment` he
 part (flip, JPEG); the photometric part runs in the train step (`mottr.augment`). Training
 reads frames from a `FrameCache` (decoded once, gathered by index).
 
-  ds = make_clip_dataset(FrameCache(open_data_source(dir, "train"), 256), clip_len=5,
-                         strides=(1, 2, 4), batch_size=8, max_objects=12, seed=0, augment=True,
-                         image_size=256)
+  clips = make_clips(FrameCache(open_data_source(dir, "train"), 256), clip_len=5,
+                     strides=(1, 2, 4), max_objects=12, seed=0, augment=True, image_size=256)
+  ds = mix_clip_datasets([clips], [1.0], batch_size=8)  # several sources: in proportion to weights
   for batch in ds: ...          # infinite; ds.to_iter_dataset(grain.ReadOptions(...)) to prefetch
 """
 import dataclasses
@@ -320,18 +320,11 @@ def batch_clips(clips: grain.MapDataset, batch_size: int) -> grain.MapDataset:
   return clips.batch(batch_size, drop_remainder=True)
 
 
-def make_clip_dataset(data_source: Sequence[dict[str, Any]], *, clip_len: int,
-                      strides: Sequence[int], batch_size: int, max_objects: int, seed: int,
-                      augment: bool, image_size: int) -> grain.MapDataset:
-  """Infinite MapDataset of clip batches (see the module docstring)."""
-  return batch_clips(make_clips(data_source, clip_len=clip_len, strides=strides,
-                                max_objects=max_objects, seed=seed, augment=augment,
-                                image_size=image_size), batch_size)
-
-
 def mix_clip_datasets(clip_datasets: Sequence[grain.MapDataset], weights: Sequence[float],
                       batch_size: int) -> grain.MapDataset:
-  """Batches of clips drawn from several `make_clips` datasets in proportion to `weights`
-  (e.g. synthetic video and real sparse frames). The datasets must share clip_len,
+  """Infinite batches of clips drawn from one or several `make_clips` datasets in proportion to
+  `weights` (e.g. synthetic video and real sparse frames). The datasets must share clip_len,
   max_objects and image_size."""
-  return batch_clips(grain.MapDataset.mix(list(clip_datasets), list(weights)), batch_size)
+  datasets = list(clip_datasets)
+  mixed = datasets[0] if len(datasets) == 1 else grain.MapDataset.mix(datasets, list(weights))
+  return batch_clips(mixed, batch_size)

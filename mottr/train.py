@@ -39,8 +39,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from data_prep import challenge
-from mottr import augment, compile_cache, config_overrides, criterion, data, predictor
+from mottr import augment, compile_cache, config_overrides, criterion, data, predictor, schema
 from mottr.data import stage_at, total_steps
 from mottr.errors import UserError, parse_flags, run_cli
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -340,11 +339,11 @@ def check_config(config, workdir: str) -> None:
   if root:
     if not os.path.isdir(root):
       raise UserError(f"config.data.synth_root {root}: no such folder")
-    if not os.path.isfile(challenge.annotation_path(root, "train")):
+    if not os.path.isfile(schema.annotation_path(root, "train")):
       raise UserError(f"{root}: no annotations/instances_train.json; generate one with "
                       "python -m data_prep.synth --out_dir DIR or pass the real challenge root")
     if config.eval_every:
-      for path in (challenge.annotation_path(root, "val"), challenge.video_path(root, "val")):
+      for path in (schema.annotation_path(root, "val"), schema.video_path(root, "val")):
         if not os.path.isfile(path):
           raise UserError(f"{path}: missing; config.eval_every={config.eval_every} validates on the val split "
                           f"of {root}; add one or set --config.eval_every=0")
@@ -508,7 +507,10 @@ def _close(mngr: ocp.CheckpointManager, writer, quiet: bool) -> None:
 
 def _define_flags() -> None:
   """CLI flags, defined only when this module runs as a program (tests and tools import it)."""
-  config_flags.DEFINE_config_file("config", "configs/default.py", "Training configuration.", lock_config=True)
+  import configs  # pylint: disable=g-import-not-at-top  (the recipes; the CLI's default is configs/default.py)
+  default = os.path.join(os.path.dirname(configs.__file__), "default.py")
+  config_flags.DEFINE_config_file("config", default, "Training configuration (a configs/*.py recipe).",
+                                  lock_config=True)
   flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and prepared data.", required=True)
   flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of process 0's coordinator "
                       "(every process passes the same); implies --config.distributed.")
@@ -548,6 +550,13 @@ def main(argv: list[str]) -> None:
     sys.exit(e.exit_code)
 
 
-if __name__ == "__main__":
+def run_main() -> None:
+  """The program (`python -m mottr.train`, console script `mottr-train`)."""
   _define_flags()
+  if not getattr(sys.modules["__main__"], "__doc__", None):
+    sys.modules["__main__"].__doc__ = __doc__  # --help of the console script
   app.run(run_cli(main), flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run_main()

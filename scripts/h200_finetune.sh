@@ -28,10 +28,10 @@ PY=.venv/bin/python
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
 [ -f data/synth/annotations/instances_train.json ] || \
   $PY -m data_prep.synth --out_dir data/synth --splits train --seed 1 > "$OUT/synth.log" 2>&1 &
-$PY scripts/bench_train.py --config=$CONFIG --no_input --steps 10 $EXTRA 2>&1 | grep --line-buffered -v Warn | tee "$OUT/bench_step.txt"
+$PY scripts/bench/bench_train.py --config=$CONFIG --no_input --steps 10 $EXTRA 2>&1 | grep --line-buffered -v Warn | tee "$OUT/bench_step.txt"
 wait
 echo "data + step bench: $(( $(date +%s) - t0 )) s"
-$PY scripts/bench_train.py --config=$CONFIG --no_step --input_batches 30 --workdir $WORKDIR $DATA $EXTRA 2>&1 \
+$PY scripts/bench/bench_train.py --config=$CONFIG --no_step --input_batches 30 --workdir $WORKDIR $DATA $EXTRA 2>&1 \
   | grep --line-buffered -v -E "Warn|examples|Shuffling" | tee "$OUT/bench_input.txt"
 BUDGET=$(( DEADLINE - ($(date +%s) - t0) - COMPILE_S - EXPORT_S ))
 STEPS=$($PY - "$OUT" "$BUDGET" $EXTRA <<'PY'

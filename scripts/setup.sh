@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv, installs the pinned requirements (CPU; no TensorFlow) and mottr itself
 # (pip install -e .: mottr, data_prep and configs importable from anywhere, console scripts
-# mottr-infer, mottr-evaluate, mottr-demo, mottr-export, mottr-validate).
+# mottr-infer, mottr-evaluate, mottr-demo, mottr-train, mottr-export, mottr-validate).
 # trackeval is installed --no-deps: its declared dependencies pin an old numpy, yet it works with numpy 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Tests for data_prep.challenge: streaming reader, validation rules, summary."""
+"""Tests for mottr.schema (streaming reader, validation rules) and mottr.validate's summary."""
 import copy
 import json
 import os

@@ -106,7 +106,7 @@ CASES = {
         "-m", "mottr.evaluate", f"--root={_root(t, video=False)}", "--split=val",
         "--config.model.snap_trakcs=True"],
     "demo_override_wrong_type": lambda t: ["-m", "mottr.demo", "--config.model.num_slots=1.5"],
-    # mottr.export --config.x=v, scripts/bench_train.py --config.x=v
+    # mottr.export --config.x=v, scripts/bench/bench_train.py --config.x=v
     "export_override_typo": lambda t: [
         "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
         f"--out={t}/exp", "--config.model.snap_trakcs=True"],
@@ -119,7 +119,7 @@ CASES = {
     "export_empty_workdir": lambda t: [
         "-m", "mottr.export", f"--workdir={os.makedirs(t + '/w') or t + '/w'}",
         f"--out={t}/exp"],
-    "bench_train_typo": lambda t: ["scripts/bench_train.py", "--config=configs/tiny.py",
+    "bench_train_typo": lambda t: ["scripts/bench/bench_train.py", "--config=configs/tiny.py",
                                    "--config.batch_siz=2"],
     # mottr.train
     "train_missing_config_file": lambda t: ["-m", "mottr.train", f"--config={t}/nope.py",

@@ -45,7 +45,8 @@ def _dataset(records, **kw):
   args = dict(clip_len=4, strides=(1, 2), batch_size=4, max_objects=6, seed=0, augment=False,
               image_size=SIZE)
   args.update(kw)
-  return inp.make_clip_dataset(records, **args)
+  batch_size = args.pop("batch_size")
+  return inp.mix_clip_datasets([inp.make_clips(records, **args)], [1.0], batch_size)
 
 
 def test_batch_shapes_and_dtypes():
@@ -214,8 +215,8 @@ def test_reads_a_built_tfds_dataset(tmp_path):
                  inp.open_data_source(path, "train")):
     index = inp.RecordIndex.of(source)
     assert index.frame.tolist() == list(range(9, 79, 10)) and set(index.stride.tolist()) == {10}
-    batch = inp.make_clip_dataset(source, clip_len=3, strides=(1, 2), batch_size=2, max_objects=4,
-                                  seed=0, augment=False, image_size=96)[0]
+    batch = inp.mix_clip_datasets([inp.make_clips(source, clip_len=3, strides=(1, 2), max_objects=4,
+                                                  seed=0, augment=False, image_size=96)], [1.0], 2)[0]
     assert batch["image"].shape == (2, 3, 96, 96, 3)
     red, blue = batch["image"][..., 0, :48, 0].mean(), batch["image"][..., 0, :48, 2].mean()
     assert red > blue + 100  # RGB
@@ -226,8 +227,9 @@ def test_reads_a_built_tfds_dataset(tmp_path):
 def test_synthetic_video_clips_keep_objects_in_their_slots(tmp_path):
   synth.generate_split(str(tmp_path / "root"), "val", num_frames=60, seed=0, progress=False)
   path = build(str(tmp_path / "root"), str(tmp_path / "tfds"), "r192")
-  ds = inp.make_clip_dataset(inp.open_data_source(path, "val"), clip_len=4, strides=(1, 3),
-                             batch_size=4, max_objects=6, seed=0, augment=True, image_size=96)
+  ds = inp.mix_clip_datasets([inp.make_clips(inp.open_data_source(path, "val"), clip_len=4,
+                                             strides=(1, 3), max_objects=6, seed=0, augment=True,
+                                             image_size=96)], [1.0], 4)
   checked = 0
   for step in range(8):
     batch = ds[step]

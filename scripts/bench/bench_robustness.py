@@ -4,7 +4,7 @@
       [--methods classical,sort,mottr]
       [--variants dark,bright,noise_jpeg,stride2,stride3] [--work_dir DIR] [--quick | --max_frames N]
 
-Builds the transformed copies of the split (`mottr.transforms`: dark x0.45, bright x1.6,
+Builds the transformed copies of the split (`transforms.py` beside this script: dark x0.45, bright x1.6,
 noise_jpeg = noise sigma 12 + JPEG 20, stride2 / stride3 = a 15 / 10 FPS video), cached in
 --work_dir, then:
 1. checks that the ground truth of every copy counts exactly the clean split's true counts by the
@@ -40,9 +40,9 @@ from mottr import counting
 from mottr import evaluate
 
 from mottr import outputs
-from mottr import transforms
 from mottr.baselines import classical, sort
 from mottr.schema import UserError
+import transforms  # scripts/bench/transforms.py, beside this script
 from mottr.schema import Track
 
 QUICK_FRAMES = 301
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> None:
     return
   gt = schema.validate_root(args.root, args.split)
   video = schema.video_path(args.root, args.split)
-  fps = transforms.video_fps(video)
+  fps = transforms.container_fps(video)
   clean_gt = transforms.transform_annotations(gt, transforms.Variant(), fps, max_frames)
   work_dir = args.work_dir or os.path.join("outputs", "robustness", args.split)
   work_dir = os.path.join(work_dir, f"first{max_frames}" if max_frames else "all")

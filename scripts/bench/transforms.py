@@ -1,4 +1,5 @@
-"""Transformed copies of a challenge split (video + matching ground truth) for robustness checks.
+"""Transformed copies of a challenge split (video + matching ground truth) for robustness checks
+(scripts/bench/bench_robustness.py; lab code, not part of the mottr package).
 
   out = build_copy(root, "val", "stride2", "/tmp/robust/stride2")  # -> a challenge-layout root
 
@@ -107,7 +108,7 @@ def _read_frames(path: str, count: int) -> Iterator[np.ndarray]:
     cap.release()
 
 
-def video_fps(path: str) -> float:
+def container_fps(path: str) -> float:
   """The container's frame rate (schema.FPS where it reports none)."""
   cap = cv2.VideoCapture(path)
   try:
@@ -154,7 +155,7 @@ def build_copy(root: str, split: str, name: str, out_root: str, *, seed: int = 0
   if reuse and (cached := _cached(out_root, split, record)) is not None:
     return cached
   n = len(coco["images"][:max_frames])
-  out = transform_annotations(coco, v, video_fps(src), max_frames)
+  out = transform_annotations(coco, v, container_fps(src), max_frames)
   out["info"]["transform"] = record
   rng = np.random.default_rng(seed)
   keep = set(kept_frames(n, v.stride))

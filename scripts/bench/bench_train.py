@@ -1,6 +1,6 @@
 """Benchmarks training on whatever JAX devices this machine has: input pipeline, model step, compilation.
 
-  python scripts/bench_train.py [--config=configs/cpu.py] [--steps 10] [--input_batches 20]
+  python scripts/bench/bench_train.py [--config=configs/cpu.py] [--steps 10] [--input_batches 20]
       [--no_input | --no_step] [--workdir DIR] [--config.a.b=v ...]
 
 1. The input pipeline alone: `TrainData.batches` with the config's `data.workers`, on the config's
@@ -25,14 +25,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from mottr import compile_cache, data, infer, train  # noqa: E402
-from mottr.model.motr import build_model  # noqa: E402
-from mottr.errors import UserError  # noqa: E402
+from mottr import compile_cache, config_overrides, data, train
+from mottr.model.motr import build_model
+from mottr.schema import UserError
 
 WARMUP_STEPS = 2
 WARMUP_BATCHES = 3
@@ -141,7 +139,7 @@ def main() -> None:
   parser.add_argument("--no_input", action="store_true", help="skip the input pipeline")
   parser.add_argument("--no_step", action="store_true", help="skip the model step")
   parser.add_argument("--workdir", help="prepare the input data here (default: a temporary folder)")
-  rest, overrides = infer.parse_overrides(sys.argv[1:])
+  rest, overrides = config_overrides.parse_overrides(sys.argv[1:])
   args = parser.parse_args(rest)
   try:
     config = train.load_config(args.config, overrides)
