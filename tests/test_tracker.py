@@ -315,7 +315,10 @@ def test_the_shipped_model_carries_the_tracker_thresholds():
   from mottr import checkpoint  # pylint: disable=g-import-not-at-top
   with open(os.path.join(checkpoint.SHIPPED_CHECKPOINT, "config.json")) as f:
     shipped = json.load(f)
-  assert shipped["tracker"] == dataclasses.asdict(tracker_lib.TrackerSettings())
+  assert set(shipped["tracker"]) == set(dataclasses.asdict(tracker_lib.TrackerSettings()))  # every threshold
+  settings = tracker_lib.TrackerSettings.from_config(shipped)
+  assert dataclasses.asdict(settings) == shipped["tracker"]  # what the CLIs track with
+  assert settings.nut_weight == 1.0  # tuned for the stage-6 weights (plain argmax), not the 2.5 default
 
 
 def test_a_model_without_a_tracker_section_gets_the_defaults():
