@@ -1,10 +1,13 @@
-"""Stage 6 of the CPU recipe: the shipped model continued with the real box convention and overlay robustness.
+"""Stage 6 of the CPU recipe (shipped): stage 4 continued with the real box convention and overlay robustness.
 
 Run:  python -m mottr.train --config=configs/cpu_padded.py --workdir=workdirs/cpu_padded \
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
-Time: 3000 steps of four 5-frame clips, about 0.9 s per model step on 2 quiet cores (scripts/bench_train.py),
-      so about 45-75 min depending on what shares the cores; checkpoints every 250 steps.
-What changes against stage 4 (configs/cpu_clips_long.py, the shipped weights):
+Time: 3000 steps of four 5-frame clips, about 0.9 s per model step on 2 quiet cores (scripts/bench/bench_train.py),
+      so about 45-75 min depending on what shares the cores (the shipped run took 95 min on cores shared with
+      tests); checkpoints every 250 steps. Export: python -m mottr.export --workdir workdirs/cpu_padded \
+        --config.model.snap_tracks=True --config.tracker.nut_weight=1.0 --overwrite  (docs/stage6.md)
+Starts from stage 4 (configs/cpu_clips_long.py in workdirs/cpu_clips_long); the 2026-11-30 run started from its
+export, then shipped (--config.init_from=mottr/assets/shipped before this stage replaced it). What changes:
 - synthetic boxes grow by 4 px (bolts) / 5 px (nuts) per side, the margin the real annotators leave
   (docs/boxes.md), so synthetic and real boxes stop pulling the box regression apart;
 - half the clips get burned-in detector overlays (1-px boxes with label tags, colour independent of the class),
@@ -17,7 +20,7 @@ from configs import cpu_clips_long
 def get_config():
   c = cpu_clips_long.get_config()
   c.seed = 3
-  c.init_from = "mottr/assets/shipped"
+  c.init_from = "workdirs/cpu_clips_long"
   c.data.real_weight = 0.4
   c.data.synth_box_pad_px = (4, 5)
   c.data.overlay_prob = 0.5
