@@ -14,19 +14,14 @@ export, then shipped (--config.init_from=mottr/assets/shipped before this stage 
   as the frames copied from another tracker's output video carry (the dense real clip; docs/boxes.md);
 - real frames at weight 0.4.
 """
-from configs import cpu_clips_long
+from configs import cpu_real
 
 
 def get_config():
-  c = cpu_clips_long.get_config()
+  """Stage 5's schedule and mix (configs/cpu_real.py), with the padded synthetic boxes and the overlays."""
+  c = cpu_real.get_config()
   c.seed = 3
-  c.init_from = "workdirs/cpu_clips_long"
-  c.data.real_weight = 0.4
   c.data.synth_box_pad_px = (4, 5)
   c.data.overlay_prob = 0.5
-  c.curriculum = ((3000, 5),)
-  c.optim.update(lr=1e-4, warmup_steps=100)
-  c.checkpoint_every = 250
   c.keep_checkpoints = 12
-  c.eval_every = 0
   return c
