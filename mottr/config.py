@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
       w_class=2.0, w_l1=5.0, w_giou=2.0, track_drop_prob=0.1, fp_insert_prob=0.3))
 
   c.data = ml_collections.ConfigDict(dict(
-      synth_root="",           # challenge-layout root of synthetic data; "" = generate one into the workdir
+      synth_root="",           # challenge-layout root of synthetic data; "" = one generated into the workdir (data_prep.prepare)
       synth_frames=7200,       # frames of the generated train split when synth_root is ""
       synth_seed=1,            # seed of the generated data (tests/benchmarks use other seeds)
       real_root="",            # e.g. ../shared/stroma: real sparse frames (stride 10), train split only

@@ -418,14 +418,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
       with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(config.to_dict(), f, indent=1)
 
-    if multi_host:  # process 0 prepares the data first: processes sharing a workdir must not race on it
-      if primary:
-        loader = data.TrainData(config, workdir)
-      multihost_utils.sync_global_devices("mottr: training data prepared")
-      if not primary:
-        loader = data.TrainData(config, workdir)
-    else:
-      loader = data.TrainData(config, workdir)
+    loader = data.TrainData(config, workdir)  # prepared by data_prep.prepare (main does it)
     train_step = make_train_step(config, model, mesh)
     split = NamedSharding(mesh, P("data"))
     writer = SummaryWriter(os.path.join(workdir, "tb")) if primary else _NoWriter()
@@ -530,6 +523,17 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
                     "--num_processes=N --process_id=I on every process") from None
 
 
+def prepare_data(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """The CLI's data step (`data_prep.prepare`: generate, build records) before the library trains;
+  process 0 prepares and the others wait, so processes sharing a workdir do not race on it."""
+  from data_prep import prepare  # pylint: disable=g-import-not-at-top  (data generation: CLIs only)
+  check_config(config, workdir)
+  if jax.process_index() == 0:
+    prepare.prepare(config, workdir)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("mottr: training data prepared")
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}; use --config.x=v for overrides")
@@ -544,6 +548,7 @@ def main(argv: list[str]) -> None:
   multi = (flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
   if config.distributed or any(v is not None for v in multi):
     initialize_distributed(*multi)
+  prepare_data(config, flags.FLAGS.workdir)
   try:
     train_and_evaluate(config, flags.FLAGS.workdir)
   except TrainingInterrupted as e:

@@ -9,6 +9,7 @@ import cv2
 import pytest
 
 from configs import default, tiny
+from data_prep import prepare
 from mottr import schema
 from mottr import checkpoint as checkpoint_lib
 from mottr import counting, demo, train
@@ -24,6 +25,7 @@ def checkpoint(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("tiny"))
   config = tiny.get_config()
   config.curriculum = ((2, 1),)
+  prepare.prepare(config, workdir)
   train.train_and_evaluate(config, workdir)
   return workdir
 

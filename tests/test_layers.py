@@ -6,10 +6,9 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("mottr", "data_prep", "configs")
-# mottr modules that call data_prep: the demo CLI renders its clip; mottr.data still generates the
-# synthetic root of a config without one and builds the TFDS records of a root (to move into the
-# training CLI or a data_prep step; issue 15, left open).
-CALLS_DATA_PREP = {"mottr.demo", "mottr.data"}
+# mottr modules that call data_prep, each from its CLI code only (a deferred import): the demo renders
+# its clip, the training CLI prepares the data (data_prep.prepare) before the library trains on it.
+CALLS_DATA_PREP = {"mottr.demo", "mottr.train"}
 
 
 def _modules() -> dict[str, str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from data_prep import prepare
 from mottr import data, train
 from mottr.model.motr import build_model
 
@@ -27,8 +28,19 @@ def synth_workdir(tmp_path_factory):
   """A workdir whose generated tiny root and prepared TFDS data later runs share (copied by path)."""
   workdir = tmp_path_factory.mktemp("prepared")
   config = tiny.get_config()
-  data.TrainData(config, str(workdir))
+  _loader(config, str(workdir))
   return str(workdir / "data" / "synth")
+
+
+def _loader(config, workdir: str) -> data.TrainData:
+  prepare.prepare(config, workdir)
+  return data.TrainData(config, workdir)
+
+
+def _train(config, workdir: str, **kwargs):
+  """As `python -m mottr.train` does: prepare the data, then train (the library only opens it)."""
+  prepare.prepare(config, workdir)
+  return train.train_and_evaluate(config, workdir, **kwargs)
 
 
 def _config(synth_root, **curriculum):
@@ -48,7 +60,7 @@ def test_overfits_one_clip(synth_workdir, tmp_path):
   config.data.augment = False
   config.optim.update(lr=3e-3, warmup_steps=5, min_lr_ratio=1.0)
   config.curriculum = ((150, 2),)
-  batch = data.TrainData(config, str(tmp_path)).batch(0)
+  batch = _loader(config, str(tmp_path)).batch(0)
   assert batch["mask"].any(), "the tiny clip should hold objects"
   model = build_model(config)
   state = train.create_state(config, model)
@@ -62,9 +74,9 @@ def test_overfits_one_clip(synth_workdir, tmp_path):
 
 def test_resume_equals_uninterrupted(synth_workdir, tmp_path):
   config = _config(synth_workdir)
-  full = train.train_and_evaluate(config, str(tmp_path / "full"))
-  train.train_and_evaluate(config, str(tmp_path / "resumed"), stop_at=2)
-  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  full = _train(config, str(tmp_path / "full"))
+  _train(config, str(tmp_path / "resumed"), stop_at=2)
+  resumed = _train(config, str(tmp_path / "resumed"))
   assert int(full.step) == int(resumed.step) == 4
   for a, b in zip(_leaves(full), _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
@@ -73,7 +85,7 @@ def test_resume_equals_uninterrupted(synth_workdir, tmp_path):
 
 def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
   config = _config(synth_workdir)
-  trained = train.train_and_evaluate(config, str(tmp_path / "stage1"))
+  trained = _train(config, str(tmp_path / "stage1"))
   stage2 = _config(synth_workdir)
   stage2.model.ffn_dim = 48  # FFN kernels change shape; everything else carries over
   fresh = train.create_state(stage2, build_model(stage2))
@@ -143,7 +155,7 @@ def test_two_processes_equal_one(synth_workdir, tmp_path):
   assert "step 2/2" in outs[0] and "step 2/2" not in outs[1]  # process 0 logs
   config = _config(synth_workdir)
   config.curriculum = ((2, 1),)
-  single = train.train_and_evaluate(config, str(tmp_path / "single"))
+  single = _train(config, str(tmp_path / "single"))
   fresh = train.create_state(config, build_model(config))
   multi = train.restore_checkpoint(train.checkpoint_manager(str(tmp_path / "multi"), config), fresh)
   assert int(multi.step) == int(single.step) == 2
@@ -163,7 +175,7 @@ def test_worker_batches_equal_in_process_batches(synth_workdir, tmp_path):
   """grain worker processes make the same batches, in step order across a stage change, as `batch(step)`."""
   config = _config(synth_workdir)
   config.curriculum = ((3, 1), (3, 2))
-  loader = data.TrainData(config, str(tmp_path))
+  loader = _loader(config, str(tmp_path))
   want = [loader.batch(s) for s in range(1, 6)]
   for workers in (0, 2):
     got = list(loader.batches(1, 6, workers))
@@ -192,7 +204,7 @@ def test_exception_mid_run_keeps_the_checkpoint_being_written(synth_workdir, tmp
 
   monkeypatch.setattr(train, "step_rng", failing)
   with pytest.raises(RuntimeError, match="boom"):
-    train.train_and_evaluate(config, str(tmp_path))
+    _train(config, str(tmp_path))
   assert _checkpoints(tmp_path) == ["2"]  # no N.orbax-checkpoint-tmp folder
   assert train.checkpoint_manager(str(tmp_path), config).latest_step() == 2
 
@@ -209,7 +221,7 @@ def test_ctrl_c_finishes_the_step_and_saves(synth_workdir, tmp_path, monkeypatch
   monkeypatch.setattr(train, "step_rng", interrupting)
   handler = signal.getsignal(signal.SIGINT)
   with pytest.raises(train.TrainingInterrupted) as e:
-    train.train_and_evaluate(config, str(tmp_path))
+    _train(config, str(tmp_path))
   assert (e.value.step, e.value.exit_code) == (3, 130)
   assert _checkpoints(tmp_path) == ["2", "3"]
   lines = [l for l in capsys.readouterr().err.splitlines() if "SIGINT" in l]
@@ -241,13 +253,13 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(synth_workdir, tmp_path):
 
 def test_corrupt_newest_checkpoint_falls_back_with_one_warning(synth_workdir, tmp_path, capfd, caplog):
   config = _config(synth_workdir)  # checkpoints 2 and 4
-  full = train.train_and_evaluate(config, str(tmp_path))
+  full = _train(config, str(tmp_path))
   for folder, _, files in os.walk(tmp_path / "checkpoints" / "4"):
     for name in files:  # a torn write: every file of the newest checkpoint cut in half
       path = os.path.join(folder, name)
       os.truncate(path, os.path.getsize(path) // 2)
   capfd.readouterr()
-  resumed = train.train_and_evaluate(config, str(tmp_path))
+  resumed = _train(config, str(tmp_path))
   out, err = capfd.readouterr()
   warnings = [l for l in err.splitlines() if "checkpoint" in l]
   assert len(warnings) == 1 and "checkpoint 4" in warnings[0] and "resuming from checkpoint 2" in warnings[0], err

@@ -28,6 +28,7 @@ import time
 import jax
 import numpy as np
 
+from data_prep import prepare
 from mottr import compile_cache, config_overrides, data, train
 from mottr.model.motr import build_model
 from mottr.schema import UserError
@@ -53,6 +54,7 @@ def bench_input(config, batches: int, workdir: str | None) -> float:
     if not config.data.synth_root:
       config.data.synth_frames = 600
     t0 = time.perf_counter()
+    prepare.prepare(config, workdir or tmp)
     loader = data.TrainData(config, workdir or tmp)
     cached = [source for source, *_ in loader.sources]
     print(f"frame cache: {sum(len(c) for c in cached)} frames, {sum(c.nbytes for c in cached) / 2**20:.0f} MiB "
