@@ -8,7 +8,7 @@ from typing import Any
 
 import ml_collections
 
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 
 def parse_value(text: str) -> Any:

@@ -1,11 +1,9 @@
 """The CLI boundary of the one-line errors: absl flag parsing (bad flags and config overrides as
-one line, exit 2). `UserError` and `run_cli` live in `mottr.schema` and are re-exported here."""
+one line, exit 2). `UserError` and `run_cli` live in `mottr.schema`."""
 import re
 import sys
 
 from absl import flags
-
-from mottr.schema import UserError, quiet_native_stderr, run_cli  # noqa: F401
 
 
 def parse_flags(argv: list[str]) -> list[str]:

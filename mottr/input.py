@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.data_sources import base as tfds_data_sources
 
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 DATASET_NAME = "stroma_clips"
 

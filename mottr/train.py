@@ -41,8 +41,9 @@ import orbax.checkpoint as ocp
 
 from mottr import augment, compile_cache, config_overrides, criterion, data, predictor, schema
 from mottr.data import stage_at, total_steps
-from mottr.errors import UserError, parse_flags, run_cli
+from mottr.errors import parse_flags
 from mottr.model.motr import MOTR, build_model, empty_tracks
+from mottr.schema import UserError, run_cli
 
 
 class TrainState(train_state.TrainState):

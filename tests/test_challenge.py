@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mottr import schema
-from mottr.errors import UserError
+from mottr.schema import UserError
 from mottr import validate
 
 REAL_VAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "stroma",

@@ -196,7 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path):
 def test_overrides_are_checked_against_the_config():
   from configs import default
   from mottr import config_overrides
-  from mottr.errors import UserError
+  from mottr.schema import UserError
   config = default.get_config()
   with pytest.raises(UserError, match="did you mean model.snap_tracks"):
     config_overrides.apply(config, {"model.snap_track": False})

@@ -3,7 +3,7 @@ import compare_stats
 import pytest
 
 from data_prep import scene_stats
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 
 def test_compare_flags_statistics_outside_tolerance():

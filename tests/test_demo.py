@@ -13,7 +13,7 @@ from data_prep import prepare
 from mottr import schema
 from mottr import checkpoint as checkpoint_lib
 from mottr import counting, demo, train
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_FRAMES = 60

@@ -9,7 +9,7 @@ import pytest
 
 from mottr import schema
 from mottr import evaluate
-from mottr.errors import UserError
+from mottr.schema import UserError
 from mottr.boxes import clip_xywh
 # The scripted predictor and tiny video of test_infer (pytest puts tests/ on sys.path).
 from test_infer import NUM_FRAMES, SCRIPT, FakePredictor, write_video
@@ -107,12 +107,18 @@ def _main(args):
     flags.FLAGS.unparse_flags()
 
 
-def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
+def _gt_root(tmp_path):
+  """A challenge-layout root holding the scripted val ground truth (annotations only)."""
   root = tmp_path / "root"
   os.makedirs(root / "annotations")
-  os.makedirs(root / "images" / "val")
   with open(schema.annotation_path(str(root), "val"), "w") as f:
     json.dump(script_coco(), f)
+  return root
+
+
+def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
+  root = _gt_root(tmp_path)
+  os.makedirs(root / "images" / "val")
   write_video(schema.video_path(str(root), "val"))
   monkeypatch.setattr(evaluate, "load_predictor_from_flags", FakePredictor)
   out = tmp_path / "eval"
@@ -133,11 +139,8 @@ def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
 
 def test_cli_refuses_a_truncated_video_and_incomplete_predictions(tmp_path, monkeypatch):
   from test_infer import write_truncated_video  # pylint: disable=g-import-not-at-top
-  root = tmp_path / "root"
-  os.makedirs(root / "annotations")
+  root = _gt_root(tmp_path)
   os.makedirs(root / "images" / "val")
-  with open(schema.annotation_path(str(root), "val"), "w") as f:
-    json.dump(script_coco(), f)
   os.rename(write_truncated_video(tmp_path / "cut.avi"), schema.video_path(str(root), "val"))
   monkeypatch.setattr(evaluate, "load_predictor_from_flags", FakePredictor)
   with pytest.raises(UserError, match=f"frames decoded but .* has {NUM_FRAMES} images"):
@@ -153,11 +156,8 @@ def test_cli_refuses_a_truncated_video_and_incomplete_predictions(tmp_path, monk
 
 
 def test_cli_predictions_file_good_and_bad(tmp_path):
-  root = tmp_path / "root"
-  os.makedirs(root / "annotations")
+  root = _gt_root(tmp_path)
   gt_path = schema.annotation_path(str(root), "val")
-  with open(gt_path, "w") as f:
-    json.dump(script_coco(), f)
   _main([f"--root={root}", f"--predictions={gt_path}", f"--output_dir={tmp_path / 'gt'}"])
   with open(tmp_path / "gt" / "metrics.json") as f:
     m = json.load(f)
@@ -187,10 +187,7 @@ def test_real_val_sparse_frames_ground_truth_is_perfect(tmp_path):
 def test_cli_keeps_inference_outputs_and_refuses_to_replace_silently(tmp_path):
   """evaluate --output_dir outputs/val after mottr.infer wrote there: infer's annotated.mp4, the
   --predictions file and the user's files survive; the shared counts.png needs --overwrite."""
-  root = tmp_path / "root"
-  os.makedirs(root / "annotations")
-  with open(schema.annotation_path(str(root), "val"), "w") as f:
-    json.dump(script_coco(), f)
+  root = _gt_root(tmp_path)
   out = tmp_path / "outputs" / "val"
   os.makedirs(out)
   for name in ("annotated.mp4", "counts.png", "notes.txt"):

@@ -21,7 +21,7 @@ from mottr import runner
 from mottr import schema
 from mottr import sources
 from mottr import tracker as tracker_lib
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 infer.define_flags()  # as `python -m mottr.infer` does: the tests parse its flags in-process
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,7 +8,7 @@ import pytest
 from data_prep import synth
 from data_prep.stroma_clips import build
 from mottr import input as inp
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 SIZE = 32
 

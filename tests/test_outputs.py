@@ -11,7 +11,7 @@ import pytest
 from mottr import schema
 from mottr import outputs
 from mottr.counting import Counts, Event
-from mottr.errors import UserError
+from mottr.schema import UserError
 from mottr.tracker import Track
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mottr import schema
 from data_prep import real_frames
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "stroma")

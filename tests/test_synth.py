@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 
 from mottr import schema
 from data_prep import synth
-from mottr.errors import UserError
+from mottr.schema import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_VAL = os.path.join(REPO, "..", "shared", "stroma", "annotations", "instances_val.json")
