@@ -21,7 +21,6 @@ import numpy as np
 from mottr import boxes as boxes_lib
 from mottr import checkpoint
 from mottr import compile_cache
-from mottr.checkpoint import merge_params, raw_params  # noqa: F401  (mottr/train.py reads them here)
 from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
 
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
@@ -64,7 +63,7 @@ class Predictor:
     """The decoder output (kept on the device for `carry`) and what the host reads of it: class
     probabilities and boxes of the last layer, and which track slots were live."""
     out = self._forward(params, image, tracks, gap)
-    return out, (jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0], tracks.valid[0])
+    return out, host_outputs(out, tracks)
 
   def reset(self, frame_gap: float = 1.0) -> None:
     """Starts a video whose frames are `frame_gap` x 1/30 s apart (30 / fps x frame step)."""
@@ -75,14 +74,24 @@ class Predictor:
   def step(self, frame_rgb: np.ndarray) -> FrameOutput:
     """Runs one frame (uint8 RGB, already input_size x input_size)."""
     self._out, host = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
-    probs, boxes, valid = jax.device_get(host)  # one transfer
-    return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32), boxes=boxes,
-                       num_slots=self.num_slots, slot_valid=valid, class_scores=probs)
+    return frame_output(*jax.device_get(host), self.num_slots)  # one transfer
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
     self._tracks = self._carry(self.params, self._out, self._tracks, self._gap,
                                jnp.asarray(next_slots, jnp.int32)[None])
+
+
+def host_outputs(out: DecoderOutput, tracks) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """What the host reads of a frame (inside the jitted step): the last layer's class probabilities
+  and boxes of the first clip, and which of its track slots were live."""
+  return jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0], tracks.valid[0]
+
+
+def frame_output(probs: np.ndarray, boxes: np.ndarray, valid: np.ndarray, num_slots: int) -> FrameOutput:
+  """A FrameOutput from the host copies of `host_outputs`."""
+  return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32), boxes=boxes,
+                     num_slots=num_slots, slot_valid=valid, class_scores=probs)
 
 
 def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int) -> DecoderOutput:

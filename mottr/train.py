@@ -39,7 +39,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mottr import augment, compile_cache, config_overrides, criterion, data, predictor, schema
+from mottr import augment, checkpoint, compile_cache, config_overrides, criterion, data, predictor, schema
 from mottr.data import stage_at, total_steps
 from mottr.errors import parse_flags
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -228,10 +228,10 @@ def warm_start(state: TrainState, workdir: str) -> TrainState:
   """`state` with the parameters of `workdir`'s latest checkpoint wherever name and shape agree
   (e.g. stage 2 of a recipe starting from stage 1); new parameters keep their initialisation."""
   try:
-    source = predictor.raw_params(workdir)
+    source = checkpoint.raw_params(workdir)
   except UserError as e:
     raise UserError(f"config.init_from: no checkpoint to start from ({e})") from None
-  params, fresh = predictor.merge_params(state.params, source)
+  params, fresh = checkpoint.merge_params(state.params, source)
   print(f"warm start from {workdir}: {len(jax.tree.leaves(params)) - len(fresh)} of "
         f"{len(jax.tree.leaves(params))} arrays copied" + (f"; new: {', '.join(fresh)}" if fresh else ""),
         flush=True)

@@ -147,8 +147,7 @@ class StageTimer:
       det = model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
       return predictor_lib.snap_tracks(out, det, predictor.num_slots)
     self._alone = jax.jit(alone)
-    self._host = jax.jit(lambda out, tracks: (jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0],
-                                              tracks.valid[0]))
+    self._host = jax.jit(predictor_lib.host_outputs)
     self.input_size, self.num_slots = predictor.input_size, predictor.num_slots
 
   def timed(self, stage: str, fn, *args):
@@ -168,10 +167,8 @@ class StageTimer:
     out = self.timed("decoder pass 1 (tracks + detect queries)", self._decode, memory, p._tracks, p._gap)
     out = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
     p._out = out
-    probs, boxes, valid = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks)))
-    return predictor_lib.FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32),
-                                     boxes=boxes, num_slots=self.num_slots, slot_valid=valid,
-                                     class_scores=probs)
+    host = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks)))
+    return predictor_lib.frame_output(*host, self.num_slots)
 
   def carry(self, next_slots) -> None:
     self.timed("carry (QIM)", lambda: (self.p.carry(next_slots), self.p._tracks)[1])
