@@ -2,10 +2,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import tiny
 from mottr import criterion
 from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks
+from mottr.schema import UserError
 
 
 def _setup():
@@ -29,6 +31,40 @@ def test_shapes_and_dtypes():
   assert out.logits.shape == (mc.dec_layers, 2, n, mc.num_classes)
   assert out.boxes.shape == (mc.dec_layers, 2, n, 4) and out.hidden.shape == (2, n, mc.d_model)
   assert float(out.boxes.min()) >= 0 and float(out.boxes.max()) <= 1
+
+
+def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
+  """config.model.dtype=bfloat16: the same float32 parameter tree (checkpoints load either way),
+  float32 logits, boxes and carried queries, and outputs near the float32 model's; the loss and
+  its gradients stay finite and float32."""
+  config, model, params, _, tracks = _setup()
+  config.model.dtype = "bfloat16"
+  half = build_model(config)
+  size = config.model.image_size
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, size, size, 3)), jnp.uint8)
+  spec = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+  assert spec(half.init(jax.random.key(0), images, tracks)) == spec(params)
+  full_out = model.apply(params, images, tracks)
+  half_out = half.apply(params, images, tracks)
+  assert half_out[0].features.dtype == jnp.bfloat16
+  for full, low in [(full_out[1].logits, half_out[1].logits), (full_out[1].boxes, half_out[1].boxes),
+                    (full_out[2], half_out[2])]:
+    assert low.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(low), np.asarray(full), atol=0.1 * float(jnp.abs(full).max()))
+  batch = {"image": jnp.stack([images, images], 1),
+           "boxes": jnp.full((2, 2, config.data.max_objects, 4), 0.3, jnp.float32),
+           "labels": jnp.zeros((2, 2, config.data.max_objects), jnp.int32),
+           "mask": jnp.zeros((2, 2, config.data.max_objects), bool).at[:, :, 0].set(True),
+           "gap": jnp.array([1.0, 2.0])}
+  grads = jax.grad(lambda p: criterion.clip_loss(half, p, batch, jax.random.key(0), config)[0])(params)
+  assert all(g.dtype == jnp.float32 and bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+def test_unknown_dtype_is_one_line_error():
+  config = tiny.get_config()
+  config.model.dtype = "float16"
+  with pytest.raises(UserError, match="config.model.dtype='float16'"):
+    build_model(config)
 
 
 def test_carry_tracks_moves_chosen_queries_into_slots():

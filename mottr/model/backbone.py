@@ -1,27 +1,31 @@
-"""A light ResNet-style backbone trained from scratch (GroupNorm, basic blocks)."""
-from typing import Sequence
+"""A light ResNet-style backbone trained from scratch (GroupNorm, basic blocks), computing in
+`dtype` with float32 parameters."""
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 
-def _norm(c: int) -> nn.GroupNorm:
-  return nn.GroupNorm(num_groups=min(8, c))
+def _norm(c: int, dtype: Any) -> nn.GroupNorm:
+  return nn.GroupNorm(num_groups=min(8, c), dtype=dtype)
 
 
 class BasicBlock(nn.Module):
   features: int
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = nn.Conv(self.features, (3, 3), self.strides, use_bias=False)(x)
-    y = nn.relu(_norm(self.features)(y))
-    y = nn.Conv(self.features, (3, 3), use_bias=False)(y)
-    y = _norm(self.features)(y)
+    conv = lambda size, strides=1: nn.Conv(self.features, size, strides, use_bias=False, dtype=self.dtype)
+    y = conv((3, 3), self.strides)(x)
+    y = nn.relu(_norm(self.features, self.dtype)(y))
+    y = conv((3, 3))(y)
+    y = _norm(self.features, self.dtype)(y)
     if x.shape[-1] != self.features or self.strides != 1:
-      x = nn.Conv(self.features, (1, 1), self.strides, use_bias=False)(x)
-      x = _norm(self.features)(x)
+      x = conv((1, 1), self.strides)(x)
+      x = _norm(self.features, self.dtype)(x)
     return nn.relu(x + y)
 
 
@@ -29,15 +33,16 @@ class ResNetLite(nn.Module):
   """Stem (stride 2) then one stride-2 stage per entry of `widths[1:]`: total stride 2**len(widths)."""
   widths: Sequence[int] = (32, 48, 96, 192)
   blocks: Sequence[int] = (1, 1, 1)
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.Conv(self.widths[0], (3, 3), 2, use_bias=False)(x)
-    x = nn.relu(_norm(self.widths[0])(x))
+    x = nn.Conv(self.widths[0], (3, 3), 2, use_bias=False, dtype=self.dtype)(x)
+    x = nn.relu(_norm(self.widths[0], self.dtype)(x))
     for width, n in zip(self.widths[1:], self.blocks):
-      x = BasicBlock(width, strides=2)(x)
+      x = BasicBlock(width, strides=2, dtype=self.dtype)(x)
       for _ in range(n - 1):
-        x = BasicBlock(width)(x)
+        x = BasicBlock(width, dtype=self.dtype)(x)
     return x
 
   @property

@@ -11,8 +11,12 @@ queries' content, so one model serves any frame rate or training stride; a track
 from its last box and finds its move in the image. Like a detect query, whose content is the
 encoder feature of its proposal's cell, a track query adds the encoder feature of the cell under
 its last centre: it sees the current frame where its object was.
+
+`dtype` is the compute type (`config.model.dtype`: float32, or bfloat16 for accelerators); the
+parameters, the carried track queries and every output that a loss or the tracker reads (logits,
+boxes) stay float32, so both types load the same checkpoints.
 """
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,6 +24,7 @@ import jax.numpy as jnp
 
 from mottr.model.backbone import ResNetLite
 from mottr.model.transformer import DecoderLayer, EncoderLayer, Mlp, grid_centres, sine_embed
+from mottr.schema import UserError
 
 
 def inverse_sigmoid(x: jax.Array, eps: float = 1e-5) -> jax.Array:
@@ -80,27 +85,28 @@ class MOTR(nn.Module):
   backbone_widths: Sequence[int] = (32, 48, 96, 192)
   backbone_blocks: Sequence[int] = (1, 1, 1)
   anchor_size: float = 0.1
+  dtype: Any = jnp.float32
 
   def setup(self):
-    d = self.d_model
-    self.backbone = ResNetLite(self.backbone_widths, self.backbone_blocks)
-    self.input_proj = nn.Dense(d)
-    self.input_norm = nn.GroupNorm(num_groups=8)
-    self.encoder = [EncoderLayer(d, self.num_heads, self.ffn_dim) for _ in range(self.enc_layers)]
-    self.proposal_class = nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6))
-    self.proposal_box = Mlp(d, 4, 3)
-    self.query_content = nn.Dense(d)
-    self.query_content_norm = nn.LayerNorm()
-    self.query_pos = Mlp(d, d)
-    self.decoder = [DecoderLayer(d, self.num_heads, self.ffn_dim) for _ in range(self.dec_layers)]
-    self.class_heads = [nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6))
+    d, dt = self.d_model, self.dtype
+    self.backbone = ResNetLite(self.backbone_widths, self.backbone_blocks, dtype=dt)
+    self.input_proj = nn.Dense(d, dtype=dt)
+    self.input_norm = nn.GroupNorm(num_groups=8, dtype=dt)
+    self.encoder = [EncoderLayer(d, self.num_heads, self.ffn_dim, dtype=dt) for _ in range(self.enc_layers)]
+    self.proposal_class = nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6), dtype=dt)
+    self.proposal_box = Mlp(d, 4, 3, dtype=dt)
+    self.query_content = nn.Dense(d, dtype=dt)
+    self.query_content_norm = nn.LayerNorm(dtype=dt)
+    self.query_pos = Mlp(d, d, dtype=dt)
+    self.decoder = [DecoderLayer(d, self.num_heads, self.ffn_dim, dtype=dt) for _ in range(self.dec_layers)]
+    self.class_heads = [nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6), dtype=dt)
                         for _ in range(self.dec_layers)]
-    self.box_heads = [Mlp(d, 4, 3, name=f"box_head_{i}") for i in range(self.dec_layers)]
-    self.qim_attn = nn.MultiHeadDotProductAttention(self.num_heads)
-    self.qim_norm1 = nn.LayerNorm()
-    self.qim_ffn = Mlp(self.ffn_dim, d)
-    self.qim_norm2 = nn.LayerNorm()
-    self.motion_embed = nn.Dense(d)
+    self.box_heads = [Mlp(d, 4, 3, name=f"box_head_{i}", dtype=dt) for i in range(self.dec_layers)]
+    self.qim_attn = nn.MultiHeadDotProductAttention(self.num_heads, dtype=dt)
+    self.qim_norm1 = nn.LayerNorm(dtype=dt)
+    self.qim_ffn = Mlp(self.ffn_dim, d, dtype=dt)
+    self.qim_norm2 = nn.LayerNorm(dtype=dt)
+    self.motion_embed = nn.Dense(d, dtype=dt)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
@@ -111,7 +117,7 @@ class MOTR(nn.Module):
 
   def encode(self, images: jax.Array) -> Memory:
     """uint8 images [B, H, W, 3] -> encoder memory and proposals."""
-    x = (images.astype(jnp.float32) / 255.0 - 0.45) / 0.25
+    x = ((images.astype(jnp.float32) / 255.0 - 0.45) / 0.25).astype(self.dtype)
     feat = self.backbone(x)
     b, h, w, _ = feat.shape
     feat = self.input_norm(self.input_proj(feat)).reshape(b, h * w, self.d_model)
@@ -120,8 +126,8 @@ class MOTR(nn.Module):
     for layer in self.encoder:
       feat = layer(feat, pos[None])
     anchors = jnp.concatenate([centres, jnp.full_like(centres, self.anchor_size)], axis=-1)
-    boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat))
-    return Memory(feat, pos, self.proposal_class(feat), boxes)
+    boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat).astype(jnp.float32))
+    return Memory(feat, pos, self.proposal_class(feat).astype(jnp.float32), boxes)
 
   def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
     """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory;
@@ -139,8 +145,8 @@ class MOTR(nn.Module):
     for layer, class_head, box_head in zip(self.decoder, self.class_heads, self.box_heads):
       query_pos = self.query_pos(sine_embed(ref, self.d_model // 4))
       tgt = layer(tgt, query_pos, memory.features, memory.pos[None], self_mask)
-      boxes = jax.nn.sigmoid(inverse_sigmoid(ref) + box_head(tgt))
-      all_logits.append(class_head(tgt))
+      boxes = jax.nn.sigmoid(inverse_sigmoid(ref) + box_head(tgt).astype(jnp.float32))
+      all_logits.append(class_head(tgt).astype(jnp.float32))
       all_boxes.append(boxes)
       ref = jax.lax.stop_gradient(boxes)
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
@@ -159,7 +165,7 @@ class MOTR(nn.Module):
     """Query interaction: updates the carried queries' states [B, S, D] (attention among live ones + FFN)."""
     mask = nn.make_attention_mask(jnp.ones_like(valid), valid)
     x = self.qim_norm1(hidden + self.qim_attn(hidden, hidden, hidden, mask=mask))
-    return self.qim_norm2(x + self.qim_ffn(x))
+    return self.qim_norm2(x + self.qim_ffn(x)).astype(jnp.float32)
 
 
 def carry_tracks(model: MOTR, params, out: DecoderOutput, tracks: TrackQueries, gap: jax.Array,
@@ -185,4 +191,14 @@ def build_model(config) -> MOTR:
   return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
               enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
               backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
-              anchor_size=m.anchor_size)
+              anchor_size=m.anchor_size, dtype=compute_dtype(m.dtype))
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> Any:
+  """The jnp type of `config.model.dtype`; UserError (one line) for another name."""
+  if name not in DTYPES:
+    raise UserError(f"config.model.dtype={name!r}: use one of {', '.join(DTYPES)}")
+  return DTYPES[name]

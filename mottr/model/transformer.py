@@ -1,5 +1,9 @@
-"""Transformer pieces: sine position encodings, encoder and decoder layers (post-norm, as DETR)."""
+"""Transformer pieces: sine position encodings, encoder and decoder layers (post-norm, as DETR).
+
+Every layer computes in `dtype` (float32, or bfloat16 on accelerators) and keeps float32 parameters.
+"""
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -25,25 +29,27 @@ class Mlp(nn.Module):
   hidden: int
   out: int
   layers: int = 2
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for _ in range(self.layers - 1):
-      x = nn.relu(nn.Dense(self.hidden)(x))
-    return nn.Dense(self.out)(x)
+      x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+    return nn.Dense(self.out, dtype=self.dtype)(x)
 
 
 class EncoderLayer(nn.Module):
   d_model: int
   num_heads: int
   ffn_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, pos: jax.Array) -> jax.Array:
     q = x + pos
-    y = nn.MultiHeadDotProductAttention(self.num_heads)(q, q, x)
-    x = nn.LayerNorm()(x + y)
-    x = nn.LayerNorm()(x + Mlp(self.ffn_dim, self.d_model)(x))
+    y = nn.MultiHeadDotProductAttention(self.num_heads, dtype=self.dtype)(q, q, x)
+    x = nn.LayerNorm(dtype=self.dtype)(x + y)
+    x = nn.LayerNorm(dtype=self.dtype)(x + Mlp(self.ffn_dim, self.d_model, dtype=self.dtype)(x))
     return x
 
 
@@ -53,14 +59,15 @@ class DecoderLayer(nn.Module):
   d_model: int
   num_heads: int
   ffn_dim: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, tgt: jax.Array, query_pos: jax.Array, memory: jax.Array, memory_pos: jax.Array,
                self_mask: jax.Array) -> jax.Array:
+    attention = lambda: nn.MultiHeadDotProductAttention(self.num_heads, dtype=self.dtype)
+    norm = lambda: nn.LayerNorm(dtype=self.dtype)
     q = tgt + query_pos
-    y = nn.MultiHeadDotProductAttention(self.num_heads)(q, q, tgt, mask=self_mask)
-    tgt = nn.LayerNorm()(tgt + y)
-    y = nn.MultiHeadDotProductAttention(self.num_heads)(tgt + query_pos, memory + memory_pos, memory)
-    tgt = nn.LayerNorm()(tgt + y)
-    tgt = nn.LayerNorm()(tgt + Mlp(self.ffn_dim, self.d_model)(tgt))
+    tgt = norm()(tgt + attention()(q, q, tgt, mask=self_mask))
+    tgt = norm()(tgt + attention()(tgt + query_pos, memory + memory_pos, memory))
+    tgt = norm()(tgt + Mlp(self.ffn_dim, self.d_model, dtype=self.dtype)(tgt))
     return tgt
