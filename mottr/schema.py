@@ -339,6 +339,17 @@ class Track:
     if class_probs is not None:
       self.class_probs.append(np.asarray(class_probs, np.float64).reshape(-1))
 
+  def prepend(self, frame: int, box: np.ndarray, score: float, label: int,
+              class_probs: np.ndarray | None = None) -> None:
+    """`add` before the first hit (a frame earlier than every frame of the track)."""
+    assert not self.frames or frame < self.frames[0], (frame, self.frames[:1])
+    self.frames.insert(0, int(frame))
+    self.boxes.insert(0, np.asarray(box, np.float64))
+    self.scores.insert(0, float(score))
+    self.labels.insert(0, int(label))
+    if class_probs is not None:
+      self.class_probs.insert(0, np.asarray(class_probs, np.float64).reshape(-1))
+
   @property
   def class_evidence(self) -> np.ndarray | None:
     """Mean per-class probability over the track's hits [C]; None when not every hit has them."""

@@ -24,6 +24,15 @@ Two rules use a track's whole life rather than one frame:
   falling (less than `min_descent` px over `stall_window` frames) is retired, reported up to
   where it stopped.
 
+Entry backfill (`backfill_window` > 0): an object entering through the top edge shows a sliver first,
+and the model scores it above keep_threshold some frames before it reaches birth_threshold (on the
+dense real clip: a median of 6 frames between an object's first annotated box and its first tracked
+one). When a track is reported (confirmed, or born with the motion rule off), it is extended back
+through the detect queries of the `backfill_window` frames before its birth: frame by frame, the detection that
+scores >= keep_threshold, overlaps its earliest box by IoU >= BACKFILL_IOU, lies no lower (objects
+fall) and is no other track's box of that frame; the walk stops at the first frame without one. It
+adds boxes to the start of tracks only: exits, counts and the live state do not change.
+
 At sparse rates (every 10th frame) the model's motion prior carries a track born on structure down
 like a falling object, and the structure fires again a step later. With `spot_window` > 0 a birth on
 the box (IoU > SPOT_IOU) of a birth of the last `spot_window` frames (at 30 FPS) is dropped, and
@@ -88,6 +97,10 @@ class TrackerSettings:
   # A track is a nut when this x its mean nut probability beats its mean bolt probability.
   nut_weight: float = 2.5
   edge_tolerance: float = counting.EDGE_TOLERANCE  # fraction of the frame height at the bottom edge
+  # Frames (at 30 FPS) a reported track is extended back through earlier detections; 0: off
+  # (scripts/bench/tune_tracker.py --backfill_window 0,4,8,12: 8 and 12 equal and best on the dense
+  # clip and on synthetic val; docs/tracker_dense.md).
+  backfill_window: float = 8.0
 
   @classmethod
   def from_config(cls, config: Any) -> "TrackerSettings":
@@ -106,6 +119,18 @@ _DEFAULT = TrackerSettings()
 SPOT_IOU = 0.3  # a birth on a recent birth's box
 GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest with this acceleration
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
+BACKFILL_IOU = 0.3  # an earlier detection continues a track's first box back in time
+BACKFILL_RISE = 2.0  # px (of a 640 px frame): how much lower an earlier box may sit (box jitter)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Detections:
+  """One processed frame's detect queries scoring >= keep_threshold (candidates for backfill)."""
+  frame: int
+  boxes: np.ndarray  # [K, 4] xywh px
+  scores: np.ndarray
+  labels: np.ndarray
+  probs: np.ndarray | None
 
 
 @dataclasses.dataclass
@@ -167,7 +192,8 @@ class Tracker(TrackSet):
                confirm_window: float = _DEFAULT.confirm_window,
                fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
                class_weights: tuple[float, ...] | None = (1.0, _DEFAULT.nut_weight),
-               spot_window: float = 0.0, fps: float = schema.FPS, frame_step: int = 1,
+               spot_window: float = 0.0, backfill_window: float = _DEFAULT.backfill_window,
+               fps: float = schema.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
     self.num_slots = num_slots
     self.birth_threshold = birth_threshold
@@ -183,6 +209,9 @@ class Tracker(TrackSet):
     self._spots: list[tuple[int, np.ndarray]] = []  # (frame, box) of recent births
     self.spot_births = 0  # births dropped on a spot where a track was born shortly before
     self.stall_window = stall_window
+    self.backfill_window = backfill_window
+    self._recent: list[_Detections] = []  # the last backfill_window frames' candidates, in order
+    self.backfilled_boxes = 0
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
     self.frames_30_per_index = schema.FPS / (fps * frame_step)
@@ -207,7 +236,7 @@ class Tracker(TrackSet):
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
-               frame_step=frame_step, frame_size=frame_size)
+               backfill_window=settings.backfill_window, frame_step=frame_step, frame_size=frame_size)
 
   @property
   def motion_check(self) -> bool:
@@ -250,6 +279,7 @@ class Tracker(TrackSet):
     if live.state == "tentative":
       if centre(-1) - centre(0) >= self.descent_px:
         live.state = "confirmed"
+        self._backfill(live)
       elif self._elapsed(t.frames[0], t.frames[-1]) >= self._window(t.boxes[0]):
         live.state = "rejected"
         self.rejected_tracks += 1
@@ -263,6 +293,32 @@ class Tracker(TrackSet):
             class_probs=t.class_probs[:k]))
         live.state = "rejected"
         self.retired_tracks += 1
+
+  def _backfill(self, live: _Live) -> None:
+    """Extends a reported track back through the recent frames' detections (module doc)."""
+    t = live.track
+    others = [l.track for l in self._live if l is not live]
+    born = t.frames[0]
+    for past in reversed(self._recent):
+      if past.frame >= born:
+        continue
+      if self._elapsed(past.frame, born) > self.backfill_window + 1e-9:
+        return
+      if not len(past.boxes):
+        return
+      first = t.boxes[0]
+      overlap = iou_xywh(first, past.boxes)
+      lower = (past.boxes[:, 1] + past.boxes[:, 3] / 2) - (first[1] + first[3] / 2)
+      ok = (overlap >= BACKFILL_IOU) & (lower <= BACKFILL_RISE * self.height / schema.HEIGHT)
+      for other in others:
+        if past.frame in other.frames:
+          ok &= iou_xywh(other.boxes[other.frames.index(past.frame)], past.boxes) <= self.duplicate_iou
+      if not ok.any():
+        return
+      k = int(np.argmax(np.where(ok, overlap, -1.0)))
+      t.prepend(past.frame, past.boxes[k], past.scores[k], past.labels[k],
+                None if past.probs is None else past.probs[k])
+      self.backfilled_boxes += 1
 
   def _end(self, live: _Live) -> None:
     if live.state == "confirmed":
@@ -308,6 +364,14 @@ class Tracker(TrackSet):
         survivors.append(live)
     self._live = survivors
 
+    if self.backfill_window > 0:
+      # A track is reported up to confirm_window frames after its birth, and reaches back
+      # backfill_window frames from there.
+      memory = self.backfill_window + (self.confirm_window if self.motion_check else 0.0)
+      self._recent = [d for d in self._recent if self._elapsed(d.frame, frame_index) <= memory + 1e-9]
+      kept = detect[(out.scores[detect] >= self.keep_threshold) & visible[detect]]
+      self._recent.append(_Detections(frame_index, boxes[kept], out.scores[kept], out.labels[kept],
+                                       None if class_scores is None else class_scores[kept]))
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
     accepted = []
@@ -344,6 +408,8 @@ class Tracker(TrackSet):
       self._next_id += 1
       track.add(frame_index, boxes[q], out.scores[q], out.labels[q], probs(q))
       self._live.append(_Live(track, slot, state="tentative" if self.motion_check else "confirmed"))
+      if not self.motion_check and self.backfill_window > 0:
+        self._backfill(self._live[-1])
       next_slots[slot] = q
     self._live.sort(key=lambda l: l.track.track_id)
     return next_slots

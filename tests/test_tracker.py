@@ -26,8 +26,8 @@ class Out:
 
 
 def static_tracker(*args, **kwargs):
-  """A tracker for births and deaths of scripted boxes that do not move: no motion rule."""
-  return tracker_lib.Tracker(*args, **dict({"min_descent": 0}, **kwargs))
+  """A tracker for births and deaths of scripted boxes that do not move: no motion rule, no backfill."""
+  return tracker_lib.Tracker(*args, **dict({"min_descent": 0, "backfill_window": 0}, **kwargs))
 
 
 def frame(slots=(), detects=(), valid=None):
@@ -372,3 +372,62 @@ def test_a_spot_that_keeps_firing_at_every_tenth_frame_starts_one_track():
   assert run(0.0)._next_id - 1 >= 3  # a new track from the same spot again and again
   t = run(20.0)
   assert t._next_id - 1 == 2 and t.spot_births == 5  # the first birth there, and the other object
+
+
+def _entering(tracker, low_scores, fall, birth_at):
+  """An object whose detect query scores `low_scores[f]` (None: absent) in frames before `birth_at`,
+  is born there at 0.9 and then tracked; its centre follows `fall` (px per frame)."""
+  slot = None
+  for f, cy in enumerate(fall):
+    valid, slots, detects = [False] * NUM_SLOTS, [None] * NUM_SLOTS, []
+    if f < birth_at:
+      if low_scores[f] is not None:
+        detects = [(low_scores[f], _box_at(cy))]
+    elif slot is None:
+      detects = [(0.9, _box_at(cy))]
+    else:
+      valid[slot], slots[slot] = True, (0.9, _box_at(cy))
+    next_slots = tracker.update(frame(slots=slots, detects=detects, valid=valid), f)
+    held = [s for s in range(NUM_SLOTS) if next_slots[s] >= 0]
+    slot = held[0] if held else None
+  return tracker.finish()
+
+
+FALL = [20 + 6 * k + 0.205 * k * k for k in range(45) if 20 + 6 * k + 0.205 * k * k < 650]  # leaves at the bottom
+
+
+@pytest.mark.parametrize("min_descent", [20.0, 0.0])
+def test_backfill_extends_a_reported_track_back_through_its_low_scoring_entry(min_descent):
+  low = [0.5, 0.45, 0.6, 0.55] + [None] * 40
+  off = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=0)
+  (plain,) = _entering(off, low, FALL, birth_at=4)
+  on = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=8)
+  (filled,) = _entering(on, low, FALL, birth_at=4)
+  assert plain.frames[0] == 4 and filled.frames == list(range(len(FALL)))
+  assert on.backfilled_boxes == 4 and filled.scores[:4] == pytest.approx(low[:4])
+  np.testing.assert_allclose(filled.boxes[0], boxes.clip_xywh(
+      boxes.cxcywh_to_xywh_px(np.array(_box_at(FALL[0])), 640, 640), 640, 640))
+  counted = lambda t: counting.count_tracks([t], final_frame=len(FALL) + 5).counts
+  assert counted(filled) == counted(plain) == {"bolt": 1, "nut": 0}
+
+
+def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
+  fill = lambda low, window=12.0: _entering(tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=window),
+                                            low, FALL, birth_at=5)[0].frames[0]
+  assert fill([0.5, None, 0.5, 0.5, 0.5]) == 2  # frame 1 shows nothing: the walk stops there
+  assert fill([0.5, 0.5, 0.5, 0.5, 0.3]) == 5  # below keep_threshold (0.4)
+  assert fill([0.5] * 5, window=2) == 3  # only the last 2 frames are remembered
+  still = [FALL[5]] * 5 + FALL[5:]  # the earlier detections sit where the object is at its birth
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8)
+  low = [0.5] * 5
+  assert _entering(t, low, [c + 10 for c in still[:5]] + still[5:], birth_at=5)[0].frames[0] == 5  # lower: not it
+
+
+def test_backfill_never_takes_another_tracks_box():
+  t = tracker_lib.Tracker(NUM_SLOTS, min_descent=0, backfill_window=8)
+  other = (0.9, _box_at(FALL[3]))
+  t.update(frame(detects=[other]), 3)  # a track born at frame 3 on the box the object will have
+  t.update(frame(slots=[(0.9, _box_at(FALL[3]))], detects=[(0.9, _box_at(FALL[4], cx_px=330))],
+                 valid=[True, False]), 4)
+  first, second = t.finish()
+  assert first.frames == [3, 4] and second.frames == [4]
