@@ -398,7 +398,7 @@ FALL = [20 + 6 * k + 0.205 * k * k for k in range(45) if 20 + 6 * k + 0.205 * k 
 
 @pytest.mark.parametrize("min_descent", [20.0, 0.0])
 def test_backfill_extends_a_reported_track_back_through_its_low_scoring_entry(min_descent):
-  low = [0.5, 0.45, 0.6, 0.55] + [None] * 40
+  low = [0.25, 0.45, 0.6, 0.35] + [None] * 40  # below birth_threshold, above backfill_threshold
   off = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=0)
   (plain,) = _entering(off, low, FALL, birth_at=4)
   on = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=8)
@@ -415,7 +415,7 @@ def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
   fill = lambda low, window=12.0: _entering(tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=window),
                                             low, FALL, birth_at=5)[0].frames[0]
   assert fill([0.5, None, 0.5, 0.5, 0.5]) == 2  # frame 1 shows nothing: the walk stops there
-  assert fill([0.5, 0.5, 0.5, 0.5, 0.3]) == 5  # below keep_threshold (0.4)
+  assert fill([0.5, 0.5, 0.5, 0.5, 0.15]) == 5  # below backfill_threshold (0.2)
   assert fill([0.5] * 5, window=2) == 3  # only the last 2 frames are remembered
   still = [FALL[5]] * 5 + FALL[5:]  # the earlier detections sit where the object is at its birth
   t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8)
