@@ -90,8 +90,9 @@ class TrackerSettings:
   # descend min_descent; 0: confirm_window everywhere.
   fall_slack: float = 3.0
   # A reported track descending less than min_descent over this many frames (at 30 FPS) is ended
-  # where it stopped; 0: never.
-  stall_window: float = 0.0
+  # where it stopped; 0: never. (No effect with the stage-4/6 weights; with the 320 px ones it ends
+  # boxes held on structure at the top edge for 200 frames: docs/tracker_dense.md.)
+  stall_window: float = 30.0
   # Under SPARSE_FPS: a birth on the box (IoU > SPOT_IOU) of a birth of the last this many frames
   # (at 30 FPS) is dropped; 0: off.
   sparse_spot_window: float = 20.0
