@@ -69,3 +69,18 @@ def test_a_never_counted_exit_is_in_the_none_column():
   assert d["confusion"] == {("bolt", "none"): 1}
   assert d["false_tracks"] == 0 and d["longest_false_track"] is None
 
+
+
+def test_one_count_is_credited_to_one_object_of_a_merged_pair():
+  """Two objects falling one behind the other, followed by one counted track: one exit counted, the
+  other 'counted as another object' (the track covers the first one most)."""
+  frames = range(10)
+  gt = [_track(1, 100, frames), _track(2, 100, range(3, 13))]
+  true = counting.Counts({"bolt": 2, "nut": 0}, [counting.Event(9, 1, "bolt"), counting.Event(12, 2, "bolt")])
+  merged = _track(7, 100, frames)
+  for f in range(10, 13):
+    merged.add(f, gt[1].boxes[f - 3], 0.9, 0)
+  predicted = counting.Counts({"bolt": 1, "nut": 0}, [counting.Event(12, 7, "bolt")])
+  d = diagnose_tracks.diagnose(gt, true, [merged], predicted)
+  assert d["exits"] == {"counted": 1, "counted as another object": 1}
+  assert d["confusion"] == {("bolt", "bolt"): 1, ("bolt", "none"): 1}

@@ -8,7 +8,9 @@ e.g. the dense real clip: --root ../shared/stroma --split dense --frames_dir ../
 
 Prints (never on a test split):
 - each true exit's outcome: counted, counted with the wrong class, never tracked (no track box at
-  IoU > 0.3 in any frame of the object), or lost before its exit;
+  IoU > 0.3 in any frame of the object), counted as another object (a counted track covered it but
+  followed another object more: e.g. two objects falling together that one track follows), or lost
+  before its exit. Each count is credited to one object, the one its track covers most;
 - each predicted exit that is not a true one: on no object (a false positive track) or a second
   count of the same object;
 - the confusion table of counted exits: true class (or "none": a count with no true exit) vs
@@ -68,27 +70,32 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
   pred_at, gt_at = _by_frame(pred_tracks), _by_frame(gt_tracks)
   counted = {e.track_id: e.category for e in predicted.events}
   gt_by_id = {t.track_id: t for t in gt_tracks}
-  exits, confusion = collections.Counter(), collections.Counter()
-  for e in true.events:
-    cover = _cover(gt_by_id[e.track_id], pred_at)
-    on_exit = [counted[t] for t in cover if t in counted]
-    exits["counted" if e.category in on_exit else "counted, wrong class" if on_exit
-          else "never tracked" if not cover else "lost before its exit"] += 1
-    confusion[(e.category, e.category if e.category in on_exit else on_exit[0] if on_exit
-               else NONE)] += 1
-  extra, per_object = collections.Counter(), collections.Counter()
   tracks_by_id = {t.track_id: t for t in pred_tracks}
+  # Each count is credited to one object: the one its track covers most.
+  credited = collections.defaultdict(list)  # object id -> categories of the counts credited to it
+  extra = collections.Counter()
+  confusion = collections.Counter()
   for e in predicted.events:
     cover = _cover(tracks_by_id[e.track_id], gt_at)
     if not cover:
       extra["on no object"] += 1
       confusion[(NONE, e.category)] += 1
-    else:
-      gid = cover.most_common(1)[0][0]
-      per_object[gid] += 1
-      if per_object[gid] > 1:
-        extra["same object again"] += 1
-        confusion[(NONE, e.category)] += 1
+      continue
+    gid = cover.most_common(1)[0][0]
+    credited[gid].append(e.category)
+    if len(credited[gid]) > 1:
+      extra["same object again"] += 1
+      confusion[(NONE, e.category)] += 1
+  exits = collections.Counter()
+  for e in true.events:
+    cover = _cover(gt_by_id[e.track_id], pred_at)
+    on_exit = credited.get(e.track_id, [])
+    exits["counted" if e.category in on_exit else "counted, wrong class" if on_exit
+          else "never tracked" if not cover
+          else "counted as another object" if any(t in counted for t in cover)
+          else "lost before its exit"] += 1
+    confusion[(e.category, e.category if e.category in on_exit else on_exit[0] if on_exit
+               else NONE)] += 1
   false_tracks = []  # (frames lived, track) of tracks mostly on no object
   for t in pred_tracks:
     if sum(_cover(t, gt_at).values()) * 2 < len(t.frames):
