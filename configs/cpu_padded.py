@@ -1,4 +1,5 @@
-"""Stage 6 of the CPU recipe (shipped): stage 4 continued with the real box convention and overlay robustness.
+"""Stage 6 of the CPU recipe (shipped until stage 7, configs/cpu_r320.py): stage 4 continued with the
+real box convention and overlay robustness.
 
 Run:  python -m mottr.train --config=configs/cpu_padded.py --workdir=workdirs/cpu_padded \
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
