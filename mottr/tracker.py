@@ -30,9 +30,10 @@ dense real clip: a median of 6 frames between an object's first annotated box an
 one). When a track is reported (confirmed, or born with the motion rule off), it is extended back
 through the detect queries of the `backfill_window` frames before its birth: frame by frame, the
 detection that scores >= `backfill_threshold` (lower than a birth needs: like ByteTrack's second,
-low-score association, the track's own box vouches for it), overlaps its earliest box by IoU >= BACKFILL_IOU, lies no lower (objects
-fall) and is no other track's box of that frame; the walk stops at the first frame without one. It
-adds boxes to the start of tracks only: exits, counts and the live state do not change.
+low-score association, the track's own box vouches for it), overlaps its earliest box by IoU >=
+BACKFILL_IOU, lies no lower (objects fall) and is no other track's box of that frame; the walk stops
+at the first frame without one. It adds boxes to the start of tracks only: exits, counts and the
+live state do not change.
 
 At sparse rates (every 10th frame) the model's motion prior carries a track born on structure down
 like a falling object, and the structure fires again a step later. With `spot_window` > 0 a birth on
@@ -217,7 +218,7 @@ class Tracker(TrackSet):
     self.stall_window = stall_window
     self.backfill_window = backfill_window
     self.backfill_threshold = backfill_threshold
-    self._recent: list[_Detections] = []  # the last backfill_window frames' candidates, in order
+    self._recent: list[_Detections] = []  # candidates of the frames a backfill may reach, in order
     self.backfilled_boxes = 0
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
