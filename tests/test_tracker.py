@@ -318,7 +318,7 @@ def test_the_shipped_model_carries_the_tracker_thresholds():
   assert set(shipped["tracker"]) == set(dataclasses.asdict(tracker_lib.TrackerSettings()))  # every threshold
   settings = tracker_lib.TrackerSettings.from_config(shipped)
   assert dataclasses.asdict(settings) == shipped["tracker"]  # what the CLIs track with
-  assert settings.nut_weight == 1.0  # tuned for the stage-6 weights (plain argmax), not the 2.5 default
+  assert settings.nut_weight == 1.0  # chosen with the stage-6 weights, kept for stage 7 (plain argmax), not 2.5
 
 
 def test_a_model_without_a_tracker_section_gets_the_defaults():
@@ -376,21 +376,11 @@ def test_a_spot_that_keeps_firing_at_every_tenth_frame_starts_one_track():
 
 def _entering(tracker, low_scores, fall, birth_at):
   """An object whose detect query scores `low_scores[f]` (None: absent) in frames before `birth_at`,
-  is born there at 0.9 and then tracked; its centre follows `fall` (px per frame)."""
-  slot = None
-  for f, cy in enumerate(fall):
-    valid, slots, detects = [False] * NUM_SLOTS, [None] * NUM_SLOTS, []
-    if f < birth_at:
-      if low_scores[f] is not None:
-        detects = [(low_scores[f], _box_at(cy))]
-    elif slot is None:
-      detects = [(0.9, _box_at(cy))]
-    else:
-      valid[slot], slots[slot] = True, (0.9, _box_at(cy))
-    next_slots = tracker.update(frame(slots=slots, detects=detects, valid=valid), f)
-    held = [s for s in range(NUM_SLOTS) if next_slots[s] >= 0]
-    slot = held[0] if held else None
-  return tracker.finish()
+  then is born there and tracked as in `_run`; its centre follows `fall` (px per frame)."""
+  for f in range(birth_at):
+    detects = [] if low_scores[f] is None else [(low_scores[f], _box_at(fall[f]))]
+    tracker.update(frame(detects=detects), f)
+  return _run(tracker, fall[birth_at:], frames=list(range(birth_at, len(fall))))
 
 
 FALL = [20 + 6 * k + 0.205 * k * k for k in range(45) if 20 + 6 * k + 0.205 * k * k < 650]  # leaves at the bottom
@@ -412,8 +402,8 @@ def test_backfill_extends_a_reported_track_back_through_its_low_scoring_entry(mi
 
 
 def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
-  fill = lambda low, window=12.0: _entering(tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=window),
-                                            low, FALL, birth_at=5)[0].frames[0]
+  fill = lambda low, window=12.0: _entering(
+      tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=window), low, FALL, birth_at=5)[0].frames[0]
   assert fill([0.5, None, 0.5, 0.5, 0.5]) == 2  # frame 1 shows nothing: the walk stops there
   assert fill([0.5, 0.5, 0.5, 0.5, 0.15]) == 5  # below backfill_threshold (0.2)
   assert fill([0.5] * 5, window=2) == 3  # only the last 2 frames are remembered
