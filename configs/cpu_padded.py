@@ -5,7 +5,7 @@ Run:  python -m mottr.train --config=configs/cpu_padded.py --workdir=workdirs/cp
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
 Time: 3000 steps of four 5-frame clips, about 0.9 s per model step on 2 quiet cores (scripts/bench/bench_train.py),
       so about 45-75 min depending on what shares the cores (the shipped run took 95 min on cores shared with
-      tests); checkpoints every 250 steps. Export: python -m mottr.export --workdir workdirs/cpu_padded \
+      tests); checkpoints every 250 steps. Export: python -m mottr.export --workdir workdirs/cpu_padded --out DIR \
         --config.model.snap_tracks=True --config.tracker.nut_weight=1.0 --overwrite  (docs/stage6.md)
 Starts from stage 4 (configs/cpu_clips_long.py in workdirs/cpu_clips_long); the 2026-11-30 run started from its
 export, then shipped (--config.init_from=mottr/assets/shipped before this stage replaced it). What changes:

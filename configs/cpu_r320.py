@@ -4,7 +4,7 @@ Run:  python -m mottr.train --config=configs/cpu_r320.py --workdir=workdirs/cpu_
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
 Time: 2000 steps of four 5-frame clips at 320 px: 71 min on 2 CPU cores shared with evaluations
       (0.37-0.65 steps/s); first builds r320 records of the synthetic and real train frames in the
-      workdir (under a minute). Export: python -m mottr.export --workdir workdirs/cpu_r320 --overwrite \
+      workdir (under a minute). Export: python -m mottr.export --workdir workdirs/cpu_r320 --out mottr/assets/shipped --overwrite \
         --config.model.snap_tracks=True --config.tracker.nut_weight=1.0 --config.tracker.stall_window=30
 Starts from stage 6 (configs/cpu_padded.py in workdirs/cpu_padded). Every parameter is independent of
 the input size (convolutions, 2D sine positions, anchors relative to the image), so the stage-6 weights

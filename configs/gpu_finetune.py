@@ -2,7 +2,7 @@
 
 Run:  scripts/train.sh --config=configs/gpu_finetune.py --workdir=workdirs/gpu_finetune \
         --config.data.real_root=../shared/stroma [--config.curriculum='((N, 5),)']
-      then  python -m mottr.export --workdir workdirs/gpu_finetune --config.model.snap_tracks=True
+      then  python -m mottr.export --workdir workdirs/gpu_finetune --out DIR --config.model.snap_tracks=True
 Time: one NVIDIA H200 (16 host cores, 12 grain workers): 62 s compilation, then about 2400 frames/s
       (10 steps/s); 3000 steps in 5 min (docs/h200_session.md). scripts/h200_finetune.sh sets the step
       count from scripts/bench/bench_train.py's rates to fit one device call.

@@ -1,6 +1,6 @@
 """Exports the latest checkpoint of a training workdir as a shippable model (config.json + params.msgpack).
 
-  python -m mottr.export --workdir workdirs/cpu [--out mottr/assets/shipped] [--overwrite]
+  python -m mottr.export --workdir workdirs/cpu --out DIR [--overwrite]
       [--config.tracker.birth_threshold=0.8 ...] [--config.model.snap_tracks=True ...]
   (or: mottr-export ...)
 
@@ -11,9 +11,9 @@ weights. `--config.a.b=v` changes a value in it (architecture values that change
 shapes are refused when the parameters load). A workdir whose config still holds an option
 deleted since (docs/history.md) exports when that option is off (the key is dropped).
 
-Writes config.json and params.msgpack into --out, each moved into place atomically; other files
-there are never touched. An --out that already holds them (an earlier export, e.g. the shipped
-model) is refused unless --overwrite.
+Writes config.json and params.msgpack into --out (required: shipping is `--out mottr/assets/shipped
+--overwrite`, never a default), each moved into place atomically; other files there are never touched.
+An --out that already holds them (an earlier export, e.g. the shipped model) is refused unless --overwrite.
 """
 import os
 
@@ -30,9 +30,8 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   """The flags of this CLI, defined only when it runs."""
   flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint) or exported model.")
-  flags.DEFINE_string("out", checkpoint.SHIPPED_CHECKPOINT,
-                      "Folder for config.json and params.msgpack (other files there are kept); "
-                      "default: the shipped model's.")
+  flags.DEFINE_string("out", None, "Folder for config.json and params.msgpack (other files there are "
+                      "kept); shipping: --out mottr/assets/shipped --overwrite.")
   flags.DEFINE_bool("overwrite", False, "Replace config.json and params.msgpack already in --out; "
                     "without it such an --out is refused.")
 
@@ -42,6 +41,9 @@ def main(argv: list[str]) -> None:
   cli.check_no_arguments(argv)
   if not FLAGS.workdir:
     raise UserError("--workdir is required: a training workdir or an exported model")
+  if not FLAGS.out:
+    raise UserError("--out is required: a folder for the exported model (mottr/assets/shipped "
+                    "with --overwrite replaces the shipped one)")
   outputs.check_output_dir(FLAGS.out, checkpoint.EXPORT_NAMES, overwrite=FLAGS.overwrite,
                            flag="--out")
   config, params = checkpoint.load(FLAGS.workdir, cli.overrides())

@@ -116,6 +116,8 @@ CASES = {
     "export_tracker_override_wrong_type": lambda t: [
         "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
         f"--out={t}/exp", "--config.tracker.birth_threshold=high"],
+    "export_without_out": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped")],
     "export_empty_workdir": lambda t: [
         "-m", "mottr.export", f"--workdir={os.makedirs(t + '/w') or t + '/w'}",
         f"--out={t}/exp"],

@@ -103,7 +103,7 @@ class StromaClips(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [_config(256), _config(320), _config(192), _config(128), _config(64)]
+  BUILDER_CONFIGS = [_config(256), _config(320), _config(384), _config(192), _config(128), _config(64)]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Pass a challenge-layout root (annotations/instances_{split}.json +
   images/{split}/{split}.mp4) or a folder holding frames/{split}/NNNN.jpg+txt as manual_dir.
