@@ -8,6 +8,7 @@ from mottr import counting
 from mottr import tracker as tracker_lib
 from mottr import boxes
 from mottr import schema
+from mottr import smoothing
 
 NUM_SLOTS = 2
 NUM_DETECT = 3
@@ -389,9 +390,9 @@ FALL = [20 + 6 * k + 0.205 * k * k for k in range(45) if 20 + 6 * k + 0.205 * k 
 @pytest.mark.parametrize("min_descent", [20.0, 0.0])
 def test_backfill_extends_a_reported_track_back_through_its_low_scoring_entry(min_descent):
   low = [0.25, 0.45, 0.6, 0.35] + [None] * 40  # below birth_threshold, above backfill_threshold
-  off = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=0)
+  off = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=0, smooth_window=0)
   (plain,) = _entering(off, low, FALL, birth_at=4)
-  on = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=8)
+  on = tracker_lib.Tracker(NUM_SLOTS, min_descent=min_descent, backfill_window=8, smooth_window=0)
   (filled,) = _entering(on, low, FALL, birth_at=4)
   assert plain.frames[0] == 4 and filled.frames == list(range(len(FALL)))
   assert on.backfilled_boxes == 4 and filled.scores[:4] == pytest.approx(low[:4])
@@ -421,3 +422,24 @@ def test_backfill_never_takes_another_tracks_box():
                  valid=[True, False]), 4)
   first, second = t.finish()
   assert first.frames == [3, 4] and second.frames == [4]
+
+
+def test_a_finished_track_carries_smoothed_boxes_and_the_window_off_keeps_them_raw():
+  rng = np.random.default_rng(0)
+  fall = [100.0 + 10 * k + rng.normal(0, 3) for k in range(30)]
+  (raw,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=0), fall)
+  np.testing.assert_allclose([b[1] + b[3] / 2 for b in raw.boxes], fall, atol=1e-3)
+  (smoothed,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=3), fall)
+  assert smoothed.frames == raw.frames
+  np.testing.assert_allclose(smoothed.boxes, smoothing.smooth_boxes(raw.frames, raw.boxes, 3, 640, 640))
+  truth = 100.0 + 10 * np.arange(30)
+  err = lambda track: np.abs(np.array([b[1] + b[3] / 2 for b in track.boxes]) - truth).mean()
+  assert err(smoothed) < 0.7 * err(raw)
+
+
+def test_the_smoothing_window_is_in_frames_at_30_fps():
+  # Every 10th frame (3 FPS): a 3-frame window holds no neighbour, so the boxes stay as they came.
+  fall = [100.0 + 40 * k + (7 if k % 2 else -7) for k in range(12)]
+  frames = [10 * k for k in range(12)]
+  (track,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=3, fps=3, frame_step=10), fall, frames)
+  np.testing.assert_allclose([b[1] + b[3] / 2 for b in track.boxes], fall, atol=1e-3)

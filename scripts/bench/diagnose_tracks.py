@@ -2,7 +2,7 @@
 
   python scripts/bench/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
       [--frames_dir ../shared/stroma/dense] [--birth 0.8] [--min_descent 20] [--confirm_window 8]
-      [--fall_slack 3] [--stall_window 0] [--nut_weight 2.5] [--config.model.snap_tracks=False ...]
+      [--fall_slack 3] [--stall_window 0] [--nut_weight 2.5] [--smooth_window 0] [--config.model.snap_tracks=False ...]
 
 e.g. the dense real clip: --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense
 
@@ -134,7 +134,8 @@ def main() -> None:
   parser.add_argument("--frames_dir", help="track these frames (NNNN.jpg by image_id), not the video")
   parser.add_argument("--checkpoint", help="default: the shipped model")
   parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
-  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight"):
+  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+               "smooth_window"):
     parser.add_argument(f"--{name}", type=float, help="default mottr.infer's")
   rest, overrides = config_overrides.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
   args = parser.parse_args(rest)
@@ -143,7 +144,8 @@ def main() -> None:
   settings = tracker_lib.TrackerSettings()
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
-  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight"):
+  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+               "smooth_window"):
     if getattr(args, name) is not None:
       settings = dataclasses.replace(settings, **{name: getattr(args, name)})
   gt, source, result = evaluate.track_split(load_predictor(args.checkpoint, overrides or None),

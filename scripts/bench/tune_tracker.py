@@ -4,12 +4,13 @@
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
       [--snap_tracks 0,1] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
-      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4]
+      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--smooth_window 0,3]
 
 Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window,
 fall_slack and stall_window;
-the nut weight of the class evidence; the entry backfill's window and score threshold) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
+the nut weight of the class evidence; the entry backfill's window and score threshold; the box
+smoothing window) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
 mAP50 and mAP, best first. E.g. the dense real clip (tuning and diagnosis only, never training):
 --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense.
 --image_ids keeps the frames (and annotations) whose image_id lies in FIRST-LAST: tune on one part of
@@ -43,6 +44,7 @@ def main() -> None:
   parser.add_argument("--stall_window", default=str(defaults.stall_window), help="0: off")
   parser.add_argument("--backfill_window", default=str(defaults.backfill_window), help="0: off")
   parser.add_argument("--backfill_threshold", default=str(defaults.backfill_threshold))
+  parser.add_argument("--smooth_window", default=str(defaults.smooth_window), help="0: off")
   args = parser.parse_args()
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
@@ -51,7 +53,8 @@ def main() -> None:
   names = {"birth_threshold": args.birth, "keep_threshold": args.keep, "duplicate_iou": args.duplicate_iou,
            "min_descent": args.min_descent, "confirm_window": args.confirm_window,
            "fall_slack": args.fall_slack, "stall_window": args.stall_window, "nut_weight": args.nut_weight,
-           "backfill_window": args.backfill_window, "backfill_threshold": args.backfill_threshold}
+           "backfill_window": args.backfill_window, "backfill_threshold": args.backfill_threshold,
+           "smooth_window": args.smooth_window}
   rows = []
   for snap in [bool(int(v)) for v in args.snap_tracks.split(",")]:
     predictor = load_predictor(args.checkpoint, {"model.snap_tracks": snap})

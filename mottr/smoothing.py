@@ -1,0 +1,31 @@
+"""Offline smoothing of a finished track's boxes: a local straight-line fit in time per box corner.
+
+A box's four corners (x1, y1, x2, y2) become the value, at its own time, of the least-squares line
+through the corners of the track's boxes within `half_window` of it. Among evenly spaced frames
+this is the moving average over 2 x half_window + 1 frames; at a track's ends, where the window is
+one-sided, the line follows the motion instead of lagging behind it, and a box moving at constant
+velocity is left exactly where it is. The per-frame noise of the model's boxes (std 0.08-0.10 in
+log w/h on the real val frames, docs/boxes.md) averages out; boxes with fewer than
+MIN_NEIGHBOURS in their window (sparse sources: every 10th frame) keep their corners.
+"""
+import numpy as np
+
+MIN_NEIGHBOURS = 3  # boxes in a window (the box itself included) for a fit that is not the box
+
+
+def smooth_boxes(times: np.ndarray, boxes_xywh: np.ndarray, half_window: float,
+                 width: float, height: float) -> np.ndarray:
+  """The smoothed xywh boxes (float64 [N, 4]) of boxes at `times` (same units as half_window),
+  clipped to the width x height frame."""
+  times = np.asarray(times, np.float64)
+  boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
+  corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+  out = corners.copy()
+  for i, t in enumerate(times):
+    near = np.abs(times - t) <= half_window + 1e-9
+    if near.sum() < MIN_NEIGHBOURS:
+      continue
+    design = np.stack([times[near] - t, np.ones(int(near.sum()))], axis=1)
+    out[i] = np.linalg.lstsq(design, corners[near], rcond=None)[0][1]  # the line's value at t
+  out = np.clip(out, 0.0, [width, height, width, height])
+  return np.concatenate([out[:, :2], np.maximum(out[:, 2:] - out[:, :2], 0.0)], axis=1)

@@ -1,0 +1,49 @@
+"""Box smoothing of finished tracks (mottr.smoothing): a local straight-line fit in time."""
+import numpy as np
+
+from mottr import smoothing
+
+
+def _xywh(corners: np.ndarray) -> np.ndarray:
+  return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
+
+
+def test_a_box_moving_at_constant_velocity_stays_where_it_is_ends_included():
+  t = np.arange(20.0)
+  boxes = np.stack([100 + 2 * t, 50 + 15 * t, np.full_like(t, 60), 40 + 0.5 * t], axis=1)
+  np.testing.assert_allclose(smoothing.smooth_boxes(t, boxes, 3, 640, 640), boxes, atol=1e-9)
+
+
+def test_inside_an_evenly_spaced_track_it_is_the_moving_average_of_the_corners():
+  rng = np.random.default_rng(0)
+  top_left = rng.uniform(0, 300, (15, 2))
+  corners = np.concatenate([top_left, top_left + rng.uniform(20, 200, (15, 2))], axis=1)
+  smoothed = smoothing.smooth_boxes(np.arange(15), _xywh(corners), 3, 640, 640)
+  for i in range(3, 12):
+    np.testing.assert_allclose(smoothed[i], _xywh(corners[i - 3:i + 4].mean(0, keepdims=True))[0])
+
+
+def test_noise_around_a_fall_under_gravity_shrinks():
+  rng = np.random.default_rng(1)
+  t = np.arange(40.0)
+  true = np.stack([300 + 0 * t, 10 + 3 * t + 0.205 * t**2, 360 + 0 * t, 90 + 3 * t + 0.205 * t**2], axis=1)
+  noisy = true + rng.normal(0, 4, true.shape)
+  smoothed = smoothing.smooth_boxes(t, _xywh(noisy), 3, 640, 1000)
+  before, after = np.abs(noisy - true).mean(), np.abs(_xywh(true) - smoothed).mean()
+  assert after < 0.6 * before, (before, after)
+
+
+def test_sparse_boxes_and_short_tracks_keep_their_boxes():
+  boxes = np.array([[10, 20, 30, 40], [15, 60, 30, 42], [20, 110, 28, 40]], np.float64)
+  np.testing.assert_array_equal(smoothing.smooth_boxes([0, 10, 20], boxes, 3, 640, 640), boxes)
+  np.testing.assert_array_equal(smoothing.smooth_boxes([0, 1], boxes[:2], 3, 640, 640), boxes[:2])
+
+
+def test_smoothed_boxes_stay_inside_the_frame():
+  t = np.arange(7.0)
+  boxes = np.stack([np.full_like(t, 5), 560 + 20 * t, np.full_like(t, 50), np.clip(640 - (560 + 20 * t), 0, 80)], 1)
+  boxes[:, 3] = np.minimum(80, 640 - boxes[:, 1])
+  boxes[::2, 0] = 0  # jitter at the left edge
+  out = smoothing.smooth_boxes(t, boxes, 3, 640, 640)
+  assert (out[:, :2] >= 0).all() and (out[:, 2:] >= 0).all()
+  assert (out[:, 0] + out[:, 2] <= 640 + 1e-9).all() and (out[:, 1] + out[:, 3] <= 640 + 1e-9).all()
