@@ -141,15 +141,15 @@ def main() -> None:
   args = parser.parse_args(rest)
   if args.split == "test":
     raise SystemExit("error: diagnose a val split, never a test split")
-  settings = tracker_lib.TrackerSettings()
+  predictor = load_predictor(args.checkpoint, overrides or None)
+  settings = tracker_lib.TrackerSettings.from_config(predictor.config)  # the model's, as mottr.infer
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
   for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
                "smooth_window"):
     if getattr(args, name) is not None:
       settings = dataclasses.replace(settings, **{name: getattr(args, name)})
-  gt, source, result = evaluate.track_split(load_predictor(args.checkpoint, overrides or None),
-                                            args.root, args.split, max_frames=args.max_frames,
+  gt, source, result = evaluate.track_split(predictor, args.root, args.split, max_frames=args.max_frames,
                                             frames_dir=args.frames_dir, settings=settings)
   gt_tracks = schema.tracks_from_coco(gt)
   final = max(im["id"] for im in gt["images"]) - 1

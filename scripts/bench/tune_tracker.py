@@ -11,7 +11,8 @@ the source's frame rate; the motion-plausibility rule's min_descent (0: off), co
 fall_slack and stall_window;
 the nut weight of the class evidence; the entry backfill's window and score threshold; the box
 smoothing window) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
-mAP50 and mAP, best first. E.g. the dense real clip (tuning and diagnosis only, never training):
+mAP50 and mAP, best first. A setting without its flag takes the model's value (the tracker section of its
+config.json, as mottr.infer tracks); birth and keep sweep the grids above. E.g. the dense real clip (tuning and diagnosis only, never training):
 --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense.
 --image_ids keeps the frames (and annotations) whose image_id lies in FIRST-LAST: tune on one part of
 a split, check on another.
@@ -35,20 +36,21 @@ def main() -> None:
   parser.add_argument("--birth", default="0.4,0.5,0.6,0.7")
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
-  parser.add_argument("--snap_tracks", default="0", help="0 and/or 1: model.snap_tracks")
-  defaults = tracker_lib.TrackerSettings()
-  parser.add_argument("--min_descent", default=str(defaults.min_descent), help="0: rule off")
-  parser.add_argument("--confirm_window", default=str(defaults.confirm_window))
-  parser.add_argument("--fall_slack", default=str(defaults.fall_slack))
-  parser.add_argument("--nut_weight", default=str(defaults.nut_weight))
-  parser.add_argument("--stall_window", default=str(defaults.stall_window), help="0: off")
-  parser.add_argument("--backfill_window", default=str(defaults.backfill_window), help="0: off")
-  parser.add_argument("--backfill_threshold", default=str(defaults.backfill_threshold))
-  parser.add_argument("--smooth_window", default=str(defaults.smooth_window), help="0: off")
+  parser.add_argument("--snap_tracks", help="0 and/or 1: model.snap_tracks; default: the model's")
+  for name in ("min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight", "backfill_window",
+               "backfill_threshold", "smooth_window"):
+    parser.add_argument(f"--{name}", help="values to sweep; default: the model's (its tracker section)")
   args = parser.parse_args()
   if args.split == "test":
     raise SystemExit("error: tuning on a test split is not allowed; use val")
   grid = lambda text: [float(v) for v in text.split(",")]
+  config = load_predictor(args.checkpoint).config
+  model = tracker_lib.TrackerSettings.from_config(config)
+  args.snap_tracks = args.snap_tracks or str(int(bool(config.model.snap_tracks)))
+  for name in ("min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight", "backfill_window",
+               "backfill_threshold", "smooth_window"):
+    if getattr(args, name) is None:
+      setattr(args, name, str(getattr(model, name)))
   image_ids = tuple(int(v) for v in args.image_ids.split("-")) if args.image_ids else None
   names = {"birth_threshold": args.birth, "keep_threshold": args.keep, "duplicate_iou": args.duplicate_iou,
            "min_descent": args.min_descent, "confirm_window": args.confirm_window,
