@@ -38,7 +38,7 @@ live state do not change.
 Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when it ends
 (`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put).
 The model's boxes jitter from frame to frame around the object; averaging over a few frames
-tightens them (the dense real clip: MOTA 0.826 -> 0.861, track-box mAP50 0.867 -> 0.902).
+tightens them (the dense real clip: MOTA 0.826 -> 0.862, track-box mAP50 0.867 -> 0.904).
 
 At sparse rates (every 10th frame) the model's motion prior carries a track born on structure down
 like a falling object, and the structure fires again a step later. With `spot_window` > 0 a birth on
@@ -116,7 +116,7 @@ class TrackerSettings:
   # Frames (at 30 FPS) each side of a box over which a finished track's boxes are smoothed (a local
   # straight-line fit in time, `mottr.smoothing`); 0: off. Counts, tracks.txt and tracks.json use
   # the smoothed boxes; the annotated video draws them as they came. (tune_tracker.py
-  # --smooth_window 0,2,3,4,6: 3 best on synthetic val; docs/tracker_dense.md.)
+  # --smooth_window 0,2,3,4,6: 3 and 4 tie on synthetic val, 3 on the dense clip; docs/tracker_dense.md.)
   smooth_window: float = 3.0
 
   @classmethod

@@ -47,3 +47,22 @@ def test_smoothed_boxes_stay_inside_the_frame():
   out = smoothing.smooth_boxes(t, boxes, 3, 640, 640)
   assert (out[:, :2] >= 0).all() and (out[:, 2:] >= 0).all()
   assert (out[:, 0] + out[:, 2] <= 640 + 1e-9).all() and (out[:, 1] + out[:, 3] <= 640 + 1e-9).all()
+
+
+def test_corners_clipped_at_the_frame_edge_stay_and_the_rest_still_fit_the_motion():
+  # An object entering at the top and leaving at the bottom at constant speed, clipped to the frame.
+  t = np.arange(60.0)
+  top, bottom = -60 + 12 * t, 12 * t
+  corners = np.clip(np.stack([np.full_like(t, 200), top, np.full_like(t, 260), bottom], 1), 0, 640)
+  boxes = _xywh(corners)
+  keep = boxes[:, 3] > 0
+  np.testing.assert_allclose(smoothing.smooth_boxes(t[keep], boxes[keep], 3, 640, 640), boxes[keep], atol=1e-9)
+
+
+def test_under_constant_acceleration_the_interior_is_off_by_twice_the_acceleration():
+  t = np.arange(30.0)
+  a = 0.41  # px/frame², the scene's gravity
+  y = 100 + 3 * t + a * t**2 / 2
+  boxes = np.stack([np.full_like(t, 50), y, np.full_like(t, 40), np.full_like(t, 40)], 1)
+  out = smoothing.smooth_boxes(t, boxes, 3, 640, 2000)
+  np.testing.assert_allclose(out[3:-3, 1] - y[3:-3], 2 * a, atol=1e-9)
