@@ -39,6 +39,8 @@ from mottr.schema import Track
 MATCH_IOU = 0.3  # a track box on an object
 FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the video) is reported
 NONE = "none"
+SETTINGS = ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+            "smooth_window")  # tracker settings with a flag of their own (default: the model's)
 
 
 def _best(box: np.ndarray, others: list[tuple[int, np.ndarray]]) -> tuple[float, int | None]:
@@ -134,8 +136,7 @@ def main() -> None:
   parser.add_argument("--frames_dir", help="track these frames (NNNN.jpg by image_id), not the video")
   parser.add_argument("--checkpoint", help="default: the shipped model")
   parser.add_argument("--birth", type=float, help="birth threshold; default mottr.infer's")
-  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
-               "smooth_window"):
+  for name in SETTINGS:
     parser.add_argument(f"--{name}", type=float, help="default mottr.infer's")
   rest, overrides = config_overrides.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
   args = parser.parse_args(rest)
@@ -145,8 +146,7 @@ def main() -> None:
   settings = tracker_lib.TrackerSettings.from_config(predictor.config)  # the model's, as mottr.infer
   if args.birth is not None:
     settings = dataclasses.replace(settings, birth_threshold=args.birth, sparse_birth_threshold=args.birth)
-  for name in ("keep_threshold", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
-               "smooth_window"):
+  for name in SETTINGS:
     if getattr(args, name) is not None:
       settings = dataclasses.replace(settings, **{name: getattr(args, name)})
   gt, source, result = evaluate.track_split(predictor, args.root, args.split, max_frames=args.max_frames,

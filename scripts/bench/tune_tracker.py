@@ -24,6 +24,10 @@ from mottr import evaluate
 from mottr import tracker as tracker_lib
 from mottr.predictor import load_predictor
 
+# Settings swept with one value each unless given: the model's own (its config's tracker section).
+MODEL_DEFAULT_SETTINGS = ("min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+                          "backfill_window", "backfill_threshold", "smooth_window")
+
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,8 +41,7 @@ def main() -> None:
   parser.add_argument("--keep", default="0.3,0.4,0.5,0.6")
   parser.add_argument("--duplicate_iou", default="0.7")
   parser.add_argument("--snap_tracks", help="0 and/or 1: model.snap_tracks; default: the model's")
-  for name in ("min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight", "backfill_window",
-               "backfill_threshold", "smooth_window"):
+  for name in MODEL_DEFAULT_SETTINGS:
     parser.add_argument(f"--{name}", help="values to sweep; default: the model's (its tracker section)")
   args = parser.parse_args()
   if args.split == "test":
@@ -47,8 +50,7 @@ def main() -> None:
   config = load_predictor(args.checkpoint).config
   model = tracker_lib.TrackerSettings.from_config(config)
   args.snap_tracks = args.snap_tracks or str(int(bool(config.model.snap_tracks)))
-  for name in ("min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight", "backfill_window",
-               "backfill_threshold", "smooth_window"):
+  for name in MODEL_DEFAULT_SETTINGS:
     if getattr(args, name) is None:
       setattr(args, name, str(getattr(model, name)))
   image_ids = tuple(int(v) for v in args.image_ids.split("-")) if args.image_ids else None
