@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
       num_classes=2, image_size=256, d_model=128, num_heads=8, ffn_dim=512, enc_layers=2, dec_layers=3,
       num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
       anchor_size=0.1,
+      refine_points=0,        # > 0: refine every final box from the stride-8 map sampled on this many x this many points
       dtype="float32",        # compute type: "float32" or "bfloat16" (accelerators; parameters stay float32)
       snap_tracks=False))     # inference: track boxes snapped to the detections of a track-free decode (mottr/predictor.py)
 

@@ -57,14 +57,16 @@ def select_next(target: jax.Array, scores: jax.Array, num_slots: int, rng: jax.A
   return jnp.where(kept, order, -1).astype(jnp.int32), jnp.where(kept, target[order], -1).astype(jnp.int32)
 
 
-def _query_losses(logits, boxes, target, query_valid, gt_boxes, gt_labels, num_classes, focal_kw):
-  """Summed focal / L1 / GIoU of one decoder layer for one frame of one clip."""
+def _class_loss(logits, target, query_valid, gt_labels, num_classes, focal_kw):
+  """Summed focal loss of one decoder layer for one frame of one clip."""
   has = target >= 0
-  idx = jnp.maximum(target, 0)
-  onehot = jax.nn.one_hot(gt_labels[idx], num_classes) * has[:, None]
-  focal = losses.sigmoid_focal_loss(logits, onehot, query_valid.astype(logits.dtype), **focal_kw)
-  l1, giou = losses.box_losses(boxes, gt_boxes[idx], has.astype(boxes.dtype))
-  return focal, l1, giou
+  onehot = jax.nn.one_hot(gt_labels[jnp.maximum(target, 0)], num_classes) * has[:, None]
+  return losses.sigmoid_focal_loss(logits, onehot, query_valid.astype(logits.dtype), **focal_kw)
+
+
+def _box_loss(boxes, target, gt_boxes):
+  """Summed L1 / GIoU of one layer's boxes for one frame of one clip."""
+  return losses.box_losses(boxes, gt_boxes[jnp.maximum(target, 0)], (target >= 0).astype(boxes.dtype))
 
 
 def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple[jax.Array, dict]:
@@ -78,24 +80,26 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
   per_frame = lambda x: x.reshape(b, t_len, *x.shape[1:])
   feats, prop_logits, prop_boxes = map(per_frame, (memory.features, memory.proposal_logits,
                                                    memory.proposal_boxes))
+  fine = None if memory.fine is None else jnp.swapaxes(per_frame(memory.fine), 0, 1)
   focal_kw = dict(alpha=lc.focal_alpha, gamma=lc.focal_gamma)
   cost_kw = dict(w_class=lc.cost_class, w_l1=lc.cost_l1, w_giou=lc.cost_giou, **focal_kw)
   gap = batch["gap"].astype(jnp.float32)
-  layer_loss = jax.vmap(jax.vmap(_query_losses, in_axes=(0, 0, 0, 0, 0, 0, None, None)),
-                        in_axes=(0, 0, None, None, None, None, None, None))
+  class_loss = jax.vmap(jax.vmap(_class_loss, in_axes=(0, 0, 0, 0, None, None)),
+                        in_axes=(0, None, None, None, None, None))
+  box_loss = jax.vmap(jax.vmap(_box_loss), in_axes=(0, None, None))  # every layer (+ the refined boxes)
 
   def frame(carry, xs):
     """One frame of every clip: losses added to `sums`, then the queries that go on carried."""
     tracks, slot_obj, sums = carry
-    t, feat, p_logits, p_boxes, gt_boxes, gt_labels, gt_mask = xs
+    t, feat, p_logits, p_boxes, fine, gt_boxes, gt_labels, gt_mask = xs
     sums = dict(sums)
-    out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes), tracks, gap, method=MOTR.decode)
+    out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes, fine), tracks, gap, method=MOTR.decode)
     target = jax.vmap(lambda lg, bx, so, sv, gb, gl, gm: tracklet_aware_assignment(
         lg, bx, so, sv, gb, gl, gm, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
                                                 gt_boxes, gt_labels, gt_mask)
     query_valid = jnp.concatenate([tracks.valid, jnp.ones((b, mc.num_queries), bool)], axis=1)
-    focal, l1, giou = layer_loss(out.logits, out.boxes, target, query_valid, gt_boxes, gt_labels,
-                                 mc.num_classes, focal_kw)
+    focal = class_loss(out.logits, target, query_valid, gt_labels, mc.num_classes, focal_kw)
+    l1, giou = box_loss(out.boxes, target, gt_boxes)
     sums["focal"] += focal.sum()
     sums["l1"] += l1.sum()
     sums["giou"] += giou.sum()
@@ -114,8 +118,8 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     return (tracks, slot_obj, sums), None
 
   time_major = lambda x: jnp.swapaxes(x, 0, 1)
-  xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes, batch["boxes"], batch["labels"],
-                                             batch["mask"])))
+  xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes)), fine,
+        *map(time_major, (batch["boxes"], batch["labels"], batch["mask"])))
   init = (empty_tracks(b, mc.num_slots, mc.d_model), jnp.full((b, mc.num_slots), -1, jnp.int32),
           {k: jnp.zeros(()) for k in TERMS})
   (_, _, sums), _ = jax.lax.scan(frame, init, xs)

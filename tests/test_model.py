@@ -6,7 +6,7 @@ import pytest
 
 from configs import tiny
 from mottr import criterion
-from mottr.model.motr import MOTR, build_model, carry_tracks, empty_tracks
+from mottr.model.motr import MOTR, BoxRefine, bilinear_sample, build_model, carry_tracks, empty_tracks
 from mottr.schema import UserError
 
 
@@ -152,3 +152,88 @@ def test_track_queries_see_the_frame_under_their_reference():
   np.testing.assert_allclose(np.asarray(elsewhere), np.asarray(base), atol=1e-6)
   assert float(jnp.abs(at_cell[:, 0] - base[:, 0]).max()) > 1e-3
   assert float(jnp.abs(at_cell[:, 1:]).max()) == 0  # empty slots stay empty
+
+
+def test_bilinear_sample_matches_scipy():
+  """Bilinear samples at normalised coordinates (cell centres at (i + 0.5) / W, border repeated)
+  equal scipy's order-1 interpolation in pixel coordinates."""
+  from scipy import ndimage
+  rng = np.random.default_rng(0)
+  feature = rng.normal(size=(2, 5, 7, 3)).astype(np.float32)
+  x, y = rng.uniform(-0.1, 1.1, (2, 4, 6)), rng.uniform(-0.1, 1.1, (2, 4, 6))
+  got = np.asarray(bilinear_sample(jnp.asarray(feature), jnp.asarray(x), jnp.asarray(y)))
+  for b in range(2):
+    for c in range(3):
+      want = ndimage.map_coordinates(feature[b, :, :, c], [y[b] * 5 - 0.5, x[b] * 7 - 0.5], order=1, mode="nearest")
+      np.testing.assert_allclose(got[b, ..., c], want, atol=1e-5)
+
+
+def test_refinement_head_starts_as_identity_and_is_the_prediction():
+  """refine_points > 0: one more box entry (the refined boxes, last), the same logits; a new head
+  returns its input boxes, so weights trained without it load unchanged; carried tracks start
+  from the refined boxes; the clip loss trains the head."""
+  config, model, params, images, tracks = _setup()
+  config.model.refine_points = 3
+  refining = build_model(config)
+  fresh = refining.init(jax.random.key(1), images, tracks)
+  assert set(fresh["params"]) == set(params["params"]) | {"box_refine"}
+  merged = {"params": dict(params["params"], box_refine=fresh["params"]["box_refine"])}
+  plain_out = model.apply(params, images, tracks)[1]
+  out = refining.apply(merged, images, tracks)[1]
+  mc = config.model
+  assert out.boxes.shape[0] == mc.dec_layers + 1 and out.logits.shape[0] == mc.dec_layers
+  np.testing.assert_allclose(np.asarray(out.boxes[:-1]), np.asarray(plain_out.boxes), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out.boxes[-1]), np.asarray(plain_out.boxes[-1]), atol=1e-6)
+  last = merged["params"]["box_refine"]["Dense_5"]
+  moved = {"params": dict(merged["params"], box_refine=dict(merged["params"]["box_refine"], Dense_5=dict(
+      last, bias=jnp.array([0.1, -0.1, 0.2, 0.0]))))}
+  out = refining.apply(moved, images, tracks)[1]
+  before = out.boxes[-2]
+  np.testing.assert_allclose(np.asarray(out.boxes[-1]), np.asarray(jnp.concatenate(
+      [before[..., :2] + jnp.array([0.1, -0.1]) * before[..., 2:], before[..., 2:] * jnp.exp(jnp.array([0.2, 0.0]))],
+      -1)), atol=1e-5)
+  slots = mc.num_slots
+  nxt = carry_tracks(refining, moved, out, tracks, jnp.ones(2), jnp.full((2, slots), -1).at[:, 0].set(slots))
+  np.testing.assert_allclose(np.asarray(nxt.ref[:, 0]), np.asarray(out.boxes[-1, :, slots]), atol=1e-6)
+  batch = {"image": jnp.stack([images, images], 1),
+           "boxes": jnp.full((2, 2, config.data.max_objects, 4), 0.3, jnp.float32),
+           "labels": jnp.zeros((2, 2, config.data.max_objects), jnp.int32),
+           "mask": jnp.zeros((2, 2, config.data.max_objects), bool).at[:, :, 0].set(True),
+           "gap": jnp.array([1.0, 2.0])}
+  grads = jax.grad(lambda p: criterion.clip_loss(refining, p, batch, jax.random.key(0), config)[0])(merged)
+  assert float(jnp.abs(grads["params"]["box_refine"]["Dense_5"]["kernel"]).max()) > 0
+
+
+def test_refinement_head_learns_where_the_edges_are():
+  """Boxes placed off a bright square (shifted by up to a third of its size, scaled by up to 30 %)
+  are pulled onto it by a head fitted on 256 such boxes, on 64 others: held-out error < half the
+  input's (0.35 measured); sampling with x and y swapped or at one fixed point stays at 0.7-0.75."""
+  import optax
+  rng = np.random.default_rng(0)
+  n, size, fit = 320, 32, slice(0, 256)
+  truth = np.stack([rng.uniform(0.35, 0.65, n), rng.uniform(0.35, 0.65, n), rng.uniform(0.2, 0.35, n),
+                    rng.uniform(0.2, 0.35, n)], -1)
+  ys, xs = (np.mgrid[:size, :size] + 0.5) / size
+  maps = np.stack([((np.abs(xs - t[0]) < t[2] / 2) & (np.abs(ys - t[1]) < t[3] / 2)) for t in truth])
+  fine = jnp.asarray(maps[..., None].astype(np.float32))
+  noisy = np.concatenate([truth[:, :2] + rng.uniform(-0.33, 0.33, (n, 2)) * truth[:, 2:],
+                          truth[:, 2:] * rng.uniform(0.7, 1.3, (n, 2))], -1)
+  boxes, target = jnp.asarray(noisy[:, None], jnp.float32), jnp.asarray(truth[:, None], jnp.float32)
+  state = jnp.zeros((n, 1, 8))
+  head = BoxRefine(points=7, hidden=64, channels=4)
+  params = head.init(jax.random.key(0), fine, boxes, state)
+  opt = optax.adam(3e-3)
+  opt_state = opt.init(params)
+  error = lambda p, k: jnp.abs(head.apply(p, fine[k], boxes[k], state[k]) - target[k]).mean()
+
+  @jax.jit
+  def step(p, s):
+    g = jax.grad(error)(p, fit)
+    updates, s = opt.update(g, s)
+    return optax.apply_updates(p, updates), s
+
+  held = slice(256, n)
+  before = float(error(params, held))
+  for _ in range(400):
+    params, opt_state = step(params, opt_state)
+  assert float(error(params, held)) < 0.5 * before

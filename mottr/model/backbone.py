@@ -30,20 +30,23 @@ class BasicBlock(nn.Module):
 
 
 class ResNetLite(nn.Module):
-  """Stem (stride 2) then one stride-2 stage per entry of `widths[1:]`: total stride 2**len(widths)."""
+  """Stem (stride 2) then one stride-2 stage per entry of `widths[1:]`: total stride 2**len(widths).
+  Returns every stage's output, finest first (the last one is the coarsest, at the total stride)."""
   widths: Sequence[int] = (32, 48, 96, 192)
   blocks: Sequence[int] = (1, 1, 1)
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array) -> list[jax.Array]:
     x = nn.Conv(self.widths[0], (3, 3), 2, use_bias=False, dtype=self.dtype)(x)
     x = nn.relu(_norm(self.widths[0], self.dtype)(x))
+    stages = []
     for width, n in zip(self.widths[1:], self.blocks):
       x = BasicBlock(width, strides=2, dtype=self.dtype)(x)
       for _ in range(n - 1):
         x = BasicBlock(width, dtype=self.dtype)(x)
-    return x
+      stages.append(x)
+    return stages
 
   @property
   def stride(self) -> int:

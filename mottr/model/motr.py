@@ -4,6 +4,9 @@ Per frame: backbone -> encoder over the stride-16 (or 32) feature map with 2D si
 encoder proposals (one anchor box per cell, class + box head) -> the top-`num_queries` proposals
 become detect queries (content from their encoder feature, reference = proposal box) -> decoder
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
+With `refine_points` > 0 a last stage refines every query's final box from the finer stride-8
+backbone map sampled on a grid over the box (`BoxRefine`): the stride-16 attention places a box
+to within about a cell, and the finer map is where its edges are.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
 Every frame comes with its time gap from the previous one (in 1/30 s), embedded into the track
@@ -38,6 +41,7 @@ class Memory(NamedTuple):
   pos: jax.Array             # [HW, D]
   proposal_logits: jax.Array  # [B, HW, C]
   proposal_boxes: jax.Array  # [B, HW, 4] cxcywh
+  fine: jax.Array | None = None  # [B, H8, W8, C] stride-8 backbone map when the model refines boxes
 
 
 class TrackQueries(NamedTuple):
@@ -48,7 +52,7 @@ class TrackQueries(NamedTuple):
 
 class DecoderOutput(NamedTuple):
   logits: jax.Array  # [L, B, S+Q, C]   every decoder layer (the last one is the prediction)
-  boxes: jax.Array   # [L, B, S+Q, 4]
+  boxes: jax.Array   # [L(+1), B, S+Q, 4]  every decoder layer (+ the refined boxes, the prediction)
   hidden: jax.Array  # [B, S+Q, D]      last layer's query states, input of QIM
 
 
@@ -74,6 +78,54 @@ def cell_under(boxes: jax.Array, cells: int) -> jax.Array:
   return row * side + col
 
 
+def bilinear_sample(feature: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Bilinear samples [B, ..., C] of a map [B, H, W, C] at normalised image coordinates x, y
+  [B, ...] (cell centres at (i + 0.5) / W; outside the map the border cells are repeated)."""
+  b, h, w, c = feature.shape
+  px, py = x * w - 0.5, y * h - 0.5
+  x0, y0 = jnp.floor(px), jnp.floor(py)
+  fx, fy = px - x0, py - y0
+  flat = feature.reshape(b, h * w, c)
+  out = 0.0
+  for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
+                         (1, 1, fx * fy)):
+    col = jnp.clip(x0 + dx, 0, w - 1).astype(jnp.int32)
+    row = jnp.clip(y0 + dy, 0, h - 1).astype(jnp.int32)
+    index = (row * w + col).reshape(b, -1, 1)
+    values = jnp.take_along_axis(flat, index, axis=1).reshape(*x.shape, c)
+    out = out + values * weight[..., None].astype(values.dtype)
+  return out
+
+
+class BoxRefine(nn.Module):
+  """A box correction from a finer feature map: `points` x `points` bilinear samples over each box
+  grown by `grow` (so the edges of a box that is too small are seen), with the query's state and
+  the box itself -> (dcx, dcy) in box widths/heights and log size factors. Zero-initialised last
+  layer: a new head starts as the identity, so trained weights without it load unchanged."""
+  points: int
+  hidden: int = 256
+  channels: int = 32
+  grow: float = 1.5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, fine: jax.Array, boxes: jax.Array, state: jax.Array) -> jax.Array:
+    b, n, _ = boxes.shape
+    offsets = ((jnp.arange(self.points) + 0.5) / self.points - 0.5) * self.grow
+    xs = boxes[..., None, 0:1] + offsets[None, :] * boxes[..., None, 2:3]  # [B, N, 1, G]
+    ys = boxes[..., None, 1:2] + offsets[:, None] * boxes[..., None, 3:4]  # [B, N, G, 1]
+    xs, ys = jnp.broadcast_arrays(xs, ys)
+    samples = bilinear_sample(fine, xs, ys)                                  # [B, N, G, G, C]
+    local = nn.Dense(self.channels, dtype=self.dtype)(samples).reshape(b, n, -1)
+    x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(local) + nn.Dense(self.hidden, dtype=self.dtype)(state)
+                + nn.Dense(self.hidden, dtype=self.dtype)(boxes.astype(self.dtype)))
+    x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+    delta = nn.Dense(4, kernel_init=nn.initializers.zeros, dtype=self.dtype)(x).astype(jnp.float32)
+    centre = boxes[..., :2] + delta[..., :2] * boxes[..., 2:]
+    size = boxes[..., 2:] * jnp.exp(jnp.clip(delta[..., 2:], -1.0, 1.0))
+    return jnp.concatenate([centre, size], -1)
+
+
 class MOTR(nn.Module):
   num_classes: int = 2
   d_model: int = 128
@@ -85,6 +137,7 @@ class MOTR(nn.Module):
   backbone_widths: Sequence[int] = (32, 48, 96, 192)
   backbone_blocks: Sequence[int] = (1, 1, 1)
   anchor_size: float = 0.1
+  refine_points: int = 0
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -107,6 +160,8 @@ class MOTR(nn.Module):
     self.qim_ffn = Mlp(self.ffn_dim, d, dtype=dt)
     self.qim_norm2 = nn.LayerNorm(dtype=dt)
     self.motion_embed = nn.Dense(d, dtype=dt)
+    if self.refine_points:
+      self.box_refine = BoxRefine(self.refine_points, dtype=dt)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
@@ -118,7 +173,8 @@ class MOTR(nn.Module):
   def encode(self, images: jax.Array) -> Memory:
     """uint8 images [B, H, W, 3] -> encoder memory and proposals."""
     x = ((images.astype(jnp.float32) / 255.0 - 0.45) / 0.25).astype(self.dtype)
-    feat = self.backbone(x)
+    stages = self.backbone(x)
+    feat = stages[-1]
     b, h, w, _ = feat.shape
     feat = self.input_norm(self.input_proj(feat)).reshape(b, h * w, self.d_model)
     centres = grid_centres(h, w)
@@ -127,7 +183,8 @@ class MOTR(nn.Module):
       feat = layer(feat, pos[None])
     anchors = jnp.concatenate([centres, jnp.full_like(centres, self.anchor_size)], axis=-1)
     boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat).astype(jnp.float32))
-    return Memory(feat, pos, self.proposal_class(feat).astype(jnp.float32), boxes)
+    fine = stages[-2] if self.refine_points else None
+    return Memory(feat, pos, self.proposal_class(feat).astype(jnp.float32), boxes, fine)
 
   def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
     """Decodes [track queries ; top-k proposals as detect queries] against one frame's memory;
@@ -149,6 +206,8 @@ class MOTR(nn.Module):
       all_logits.append(class_head(tgt).astype(jnp.float32))
       all_boxes.append(boxes)
       ref = jax.lax.stop_gradient(boxes)
+    if self.refine_points:
+      all_boxes.append(self.box_refine(memory.fine, ref, tgt))
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
 
   def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> jax.Array:
@@ -191,7 +250,7 @@ def build_model(config) -> MOTR:
   return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
               enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
               backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
-              anchor_size=m.anchor_size, dtype=compute_dtype(m.dtype))
+              anchor_size=m.anchor_size, refine_points=m.refine_points, dtype=compute_dtype(m.dtype))
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
