@@ -57,11 +57,11 @@ def read_config(path: str) -> ml_collections.ConfigDict:
   return config_lib.from_dict(saved, config_path)  # deleted options off, no unknown key
 
 
-def load(checkpoint_dir: str | None = None, overrides: dict | None = None
+def load(checkpoint_dir: str | None = None, overrides: dict | None = None, step: int | None = None
          ) -> tuple[ml_collections.ConfigDict, dict]:
-  """(config, parameters) of an exported model or a training workdir's latest checkpoint; None =
-  the shipped model. `overrides` ({"a.b": v}) change the config first (unknown keys, deleted
-  options among them, wrong types and parameters that do not fit: one-line UserErrors)."""
+  """(config, parameters) of an exported model or a training workdir's checkpoint `step` (None: the
+  latest); None = the shipped model. `overrides` ({"a.b": v}) change the config first (unknown
+  keys, deleted options among them, wrong types and parameters that do not fit: one-line UserErrors)."""
   path = checkpoint_dir or SHIPPED_CHECKPOINT
   config = read_config(path)
   config_overrides.apply(config, overrides)
@@ -70,7 +70,7 @@ def load(checkpoint_dir: str | None = None, overrides: dict | None = None
   init = lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
                             empty_tracks(1, config.model.num_slots, config.model.d_model))
   template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
-  return config, _load_params(path, template)
+  return config, _load_params(path, template, step)
 
 
 def merge_params(params, source) -> tuple[dict, list[str]]:
@@ -85,9 +85,11 @@ def merge_params(params, source) -> tuple[dict, list[str]]:
   return traverse_util.unflatten_dict(flat), sorted("/".join(map(str, k)) for k in kept)
 
 
-def raw_params(path: str) -> dict:
-  """The parameter dict of an exported model or a workdir's latest checkpoint, as stored."""
+def raw_params(path: str, step: int | None = None) -> dict:
+  """The parameter dict of an exported model or a workdir's checkpoint `step` (None: the latest), as stored."""
   exported = os.path.join(path, "params.msgpack")
+  if os.path.isfile(exported) and step is not None:
+    raise UserError(f"{path} is an exported model (one set of weights); a step needs a training workdir")
   if os.path.isfile(exported):
     with open(exported, "rb") as f:
       return flax.serialization.msgpack_restore(f.read())
@@ -96,9 +98,13 @@ def raw_params(path: str) -> dict:
     raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
   import orbax.checkpoint as ocp
   mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
-  step = mngr.latest_step()
-  if step is None:
+  if mngr.latest_step() is None:
     raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
+  if step is None:
+    step = mngr.latest_step()
+  elif step not in mngr.all_steps():
+    raise UserError(f"{ckpt_dir}: no checkpoint of step {step}; it holds steps "
+                    f"{', '.join(map(str, sorted(mngr.all_steps())))}")
   restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   return restored["state"]["params"]
 
@@ -111,9 +117,9 @@ def _checked(template, params):
   return params
 
 
-def _load_params(path: str, template):
+def _load_params(path: str, template, step: int | None = None):
   try:
-    return _checked(template, flax.serialization.from_state_dict(template, raw_params(path)))
+    return _checked(template, flax.serialization.from_state_dict(template, raw_params(path, step)))
   except UserError:
     raise
   except Exception as e:  # shape/structure mismatch of a foreign checkpoint

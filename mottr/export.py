@@ -1,6 +1,6 @@
-"""Exports the latest checkpoint of a training workdir as a shippable model (config.json + params.msgpack).
+"""Exports a checkpoint of a training workdir (the latest, or --step) as a shippable model (config.json + params.msgpack).
 
-  python -m mottr.export --workdir workdirs/cpu --out DIR [--overwrite]
+  python -m mottr.export --workdir workdirs/cpu --out DIR [--step N] [--overwrite]
       [--config.tracker.birth_threshold=0.8 ...] [--config.model.snap_tracks=True ...]
   (or: mottr-export ...)
 
@@ -32,6 +32,7 @@ def define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint) or exported model.")
   flags.DEFINE_string("out", None, "Folder for config.json and params.msgpack (other files there are "
                       "kept); shipping: --out mottr/assets/shipped --overwrite.")
+  flags.DEFINE_integer("step", None, "Checkpoint step of the workdir to export; default: its latest.")
   flags.DEFINE_bool("overwrite", False, "Replace config.json and params.msgpack already in --out; "
                     "without it such an --out is refused.")
 
@@ -46,10 +47,11 @@ def main(argv: list[str]) -> None:
                     "with --overwrite replaces the shipped one)")
   outputs.check_output_dir(FLAGS.out, checkpoint.EXPORT_NAMES, overwrite=FLAGS.overwrite,
                            flag="--out")
-  config, params = checkpoint.load(FLAGS.workdir, cli.overrides())
+  config, params = checkpoint.load(FLAGS.workdir, cli.overrides(), step=FLAGS.step)
   checkpoint.export(config, params, FLAGS.out, overwrite=FLAGS.overwrite)
   size = os.path.getsize(os.path.join(FLAGS.out, "params.msgpack"))
-  print(f"{FLAGS.workdir} -> {FLAGS.out} ({size / 2**20:.1f} MiB)")
+  which = "" if FLAGS.step is None else f" step {FLAGS.step}"
+  print(f"{FLAGS.workdir}{which} -> {FLAGS.out} ({size / 2**20:.1f} MiB)")
 
 
 def run_main() -> None:

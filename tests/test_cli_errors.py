@@ -118,6 +118,9 @@ CASES = {
         f"--out={t}/exp", "--config.tracker.birth_threshold=high"],
     "export_without_out": lambda t: [
         "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped")],
+    "export_step_of_an_exported_model": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
+        f"--out={t}/exp", "--step=1000"],
     "export_empty_workdir": lambda t: [
         "-m", "mottr.export", f"--workdir={os.makedirs(t + '/w') or t + '/w'}",
         f"--out={t}/exp"],

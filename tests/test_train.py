@@ -17,7 +17,7 @@ import pytest
 
 from configs import tiny
 from data_prep import prepare
-from mottr import data, train
+from mottr import checkpoint, data, train
 from mottr.model.motr import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,12 +75,19 @@ def test_overfits_one_clip(synth_workdir, tmp_path):
 def test_resume_equals_uninterrupted(synth_workdir, tmp_path):
   config = _config(synth_workdir)
   full = _train(config, str(tmp_path / "full"))
-  _train(config, str(tmp_path / "resumed"), stop_at=2)
+  half = _train(config, str(tmp_path / "resumed"), stop_at=2)
   resumed = _train(config, str(tmp_path / "resumed"))
   assert int(full.step) == int(resumed.step) == 4
   for a, b in zip(_leaves(full), _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   assert os.path.isdir(tmp_path / "full" / "checkpoints" / "4")
+  # A workdir's earlier checkpoint loads by step (mottr.export --step); the default is the latest.
+  for step, state in [(2, half), (None, full)]:
+    _, params = checkpoint.load(str(tmp_path / "full"), step=step)
+    for a, b in zip(jax.tree.leaves(params), _leaves(state)):
+      np.testing.assert_array_equal(np.asarray(a), b)
+  with pytest.raises(train.UserError, match="no checkpoint of step 3; it holds steps 2, 4"):
+    checkpoint.load(str(tmp_path / "full"), step=3)
 
 
 def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
@@ -109,7 +116,7 @@ def test_two_devices_equal_one(synth_workdir):
       import jax, numpy as np
       from jax.sharding import Mesh
       from configs import tiny
-      from mottr import data, train
+      from mottr import checkpoint, data, train
       from mottr.model.motr import build_model
       assert len(jax.devices()) == 2
       config = tiny.get_config()
