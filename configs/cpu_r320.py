@@ -1,4 +1,4 @@
-"""Stage 7 of the CPU recipe (shipped): stage 6 continued at 320 px input (stride-16 grid 20x20, was 16x16).
+"""Stage 7 of the CPU recipe (shipped until stage 11, configs/cpu_refine_long.py): stage 6 continued at 320 px input (stride-16 grid 20x20, was 16x16).
 
 Run:  python -m mottr.train --config=configs/cpu_r320.py --workdir=workdirs/cpu_r320 \
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
