@@ -19,6 +19,14 @@ def _setup():
   return config, model, model.init(jax.random.key(0), images, tracks), images, tracks
 
 
+def _one_box_batch(config, images):
+  """Two 2-frame clips of `images`, each frame with one box."""
+  m = config.data.max_objects
+  return {"image": jnp.stack([images, images], 1), "boxes": jnp.full((2, 2, m, 4), 0.3, jnp.float32),
+          "labels": jnp.zeros((2, 2, m), jnp.int32), "mask": jnp.zeros((2, 2, m), bool).at[:, :, 0].set(True),
+          "gap": jnp.array([1.0, 2.0])}
+
+
 def test_shapes_and_dtypes():
   config, model, params, images, tracks = _setup()
   mc = config.model
@@ -51,11 +59,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
                     (full_out[2], half_out[2])]:
     assert low.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(low), np.asarray(full), atol=0.1 * float(jnp.abs(full).max()))
-  batch = {"image": jnp.stack([images, images], 1),
-           "boxes": jnp.full((2, 2, config.data.max_objects, 4), 0.3, jnp.float32),
-           "labels": jnp.zeros((2, 2, config.data.max_objects), jnp.int32),
-           "mask": jnp.zeros((2, 2, config.data.max_objects), bool).at[:, :, 0].set(True),
-           "gap": jnp.array([1.0, 2.0])}
+  batch = _one_box_batch(config, images)
   grads = jax.grad(lambda p: criterion.clip_loss(half, p, batch, jax.random.key(0), config)[0])(params)
   assert all(g.dtype == jnp.float32 and bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
@@ -195,11 +199,7 @@ def test_refinement_head_starts_as_identity_and_is_the_prediction():
   slots = mc.num_slots
   nxt = carry_tracks(refining, moved, out, tracks, jnp.ones(2), jnp.full((2, slots), -1).at[:, 0].set(slots))
   np.testing.assert_allclose(np.asarray(nxt.ref[:, 0]), np.asarray(out.boxes[-1, :, slots]), atol=1e-6)
-  batch = {"image": jnp.stack([images, images], 1),
-           "boxes": jnp.full((2, 2, config.data.max_objects, 4), 0.3, jnp.float32),
-           "labels": jnp.zeros((2, 2, config.data.max_objects), jnp.int32),
-           "mask": jnp.zeros((2, 2, config.data.max_objects), bool).at[:, :, 0].set(True),
-           "gap": jnp.array([1.0, 2.0])}
+  batch = _one_box_batch(config, images)
   grads = jax.grad(lambda p: criterion.clip_loss(refining, p, batch, jax.random.key(0), config)[0])(merged)
   assert float(jnp.abs(grads["params"]["box_refine"]["Dense_5"]["kernel"]).max()) > 0
 
