@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   """The flags of this CLI, defined only when it runs."""
-  flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint) or exported model.")
+  flags.DEFINE_string("workdir", None, "Training workdir (its latest checkpoint, or --step) or exported model.")
   flags.DEFINE_string("out", None, "Folder for config.json and params.msgpack (other files there are "
                       "kept); shipping: --out mottr/assets/shipped --overwrite.")
   flags.DEFINE_integer("step", None, "Checkpoint step of the workdir to export; default: its latest.")

@@ -4,8 +4,8 @@ Per frame: backbone -> encoder over the stride-16 (or 32) feature map with 2D si
 encoder proposals (one anchor box per cell, class + box head) -> the top-`num_queries` proposals
 become detect queries (content from their encoder feature, reference = proposal box) -> decoder
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
-With `refine_points` > 0 a last stage refines every query's final box from the finer stride-8
-backbone map sampled on a grid over the box (`BoxRefine`): the stride-16 attention places a box
+With `refine_points` > 0 a last stage refines every query's final box from the backbone stage
+before the last (stride 8 with the default widths) sampled on a grid over the box (`BoxRefine`): the stride-16 attention places a box
 to within about a cell, and the finer map is where its edges are.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
@@ -41,7 +41,7 @@ class Memory(NamedTuple):
   pos: jax.Array             # [HW, D]
   proposal_logits: jax.Array  # [B, HW, C]
   proposal_boxes: jax.Array  # [B, HW, 4] cxcywh
-  fine: jax.Array | None = None  # [B, H8, W8, C] stride-8 backbone map when the model refines boxes
+  fine: jax.Array | None = None  # [B, H', W', C] the backbone stage before the last, when the model refines boxes
 
 
 class TrackQueries(NamedTuple):
