@@ -98,13 +98,13 @@ def raw_params(path: str, step: int | None = None) -> dict:
     raise UserError(f"{path}: neither params.msgpack nor checkpoints/ found; pass an exported model or a training workdir")
   import orbax.checkpoint as ocp
   mngr = ocp.CheckpointManager(os.path.abspath(ckpt_dir))
-  if mngr.latest_step() is None:
+  steps = sorted(mngr.all_steps())
+  if not steps:
     raise UserError(f"{ckpt_dir}: holds no checkpoint yet; train first or pass another --checkpoint")
   if step is None:
-    step = mngr.latest_step()
-  elif step not in mngr.all_steps():
-    raise UserError(f"{ckpt_dir}: no checkpoint of step {step}; it holds steps "
-                    f"{', '.join(map(str, sorted(mngr.all_steps())))}")
+    step = steps[-1]
+  elif step not in steps:
+    raise UserError(f"{ckpt_dir}: no checkpoint of step {step}; it holds steps {', '.join(map(str, steps))}")
   restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
   return restored["state"]["params"]
 

@@ -80,7 +80,6 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
   per_frame = lambda x: x.reshape(b, t_len, *x.shape[1:])
   feats, prop_logits, prop_boxes = map(per_frame, (memory.features, memory.proposal_logits,
                                                    memory.proposal_boxes))
-  fine = None if memory.fine is None else jnp.swapaxes(per_frame(memory.fine), 0, 1)
   focal_kw = dict(alpha=lc.focal_alpha, gamma=lc.focal_gamma)
   cost_kw = dict(w_class=lc.cost_class, w_l1=lc.cost_l1, w_giou=lc.cost_giou, **focal_kw)
   gap = batch["gap"].astype(jnp.float32)
@@ -118,6 +117,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     return (tracks, slot_obj, sums), None
 
   time_major = lambda x: jnp.swapaxes(x, 0, 1)
+  fine = None if memory.fine is None else time_major(per_frame(memory.fine))
   xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes)), fine,
         *map(time_major, (batch["boxes"], batch["labels"], batch["mask"])))
   init = (empty_tracks(b, mc.num_slots, mc.d_model), jnp.full((b, mc.num_slots), -1, jnp.int32),

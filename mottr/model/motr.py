@@ -5,8 +5,8 @@ encoder proposals (one anchor box per cell, class + box head) -> the top-`num_qu
 become detect queries (content from their encoder feature, reference = proposal box) -> decoder
 over [track queries ; detect queries] with iterative box refinement -> class/box heads per layer.
 With `refine_points` > 0 a last stage refines every query's final box from the backbone stage
-before the last (stride 8 with the default widths) sampled on a grid over the box (`BoxRefine`): the stride-16 attention places a box
-to within about a cell, and the finer map is where its edges are.
+before the last (stride 8 with the default widths) sampled on a grid over the box (`BoxRefine`):
+the stride-16 attention places a box to within about a cell, and the finer map is where its edges are.
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
 Every frame comes with its time gap from the previous one (in 1/30 s), embedded into the track
