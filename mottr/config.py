@@ -34,7 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   """Every key with its default (the defaults are the GPU/TPU recipe, configs/default.py)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.init_from = ""  # a workdir whose latest checkpoint's parameters start this run (stage 2 of a recipe)
+  c.init_from = ""  # a workdir (or exported model) whose parameters start this run (stage 2 of a recipe)
+  c.init_step = 0   # the checkpoint step of init_from that starts it (0: the latest)
   c.distributed = False  # call jax.distributed.initialize() (multi-host GPU clusters / TPU pods)
 
   c.model = ml_collections.ConfigDict(dict(
@@ -42,6 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
       num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
       anchor_size=0.1,
       refine_points=0,        # > 0: refine every final box from the stride-8 map sampled on this many x this many points
+      refine_passes=1,        # cascaded refinements, each on the next finer backbone stage (stride 8, then 4)
       dtype="float32",        # compute type: "float32" or "bfloat16" (accelerators; parameters stay float32)
       snap_tracks=False))     # inference: track boxes snapped to the detections of a track-free decode (mottr/predictor.py)
 

@@ -224,11 +224,12 @@ def _move_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
   mngr.reload()
 
 
-def warm_start(state: TrainState, workdir: str) -> TrainState:
-  """`state` with the parameters of `workdir`'s latest checkpoint wherever name and shape agree
-  (e.g. stage 2 of a recipe starting from stage 1); new parameters keep their initialisation."""
+def warm_start(state: TrainState, workdir: str, step: int | None = None) -> TrainState:
+  """`state` with the parameters of `workdir`'s checkpoint `step` (None: the latest; or an exported
+  model) wherever name and shape agree (e.g. stage 2 of a recipe starting from stage 1); new
+  parameters keep their initialisation."""
   try:
-    source = checkpoint.raw_params(workdir)
+    source = checkpoint.raw_params(workdir, step)
   except UserError as e:
     raise UserError(f"config.init_from: no checkpoint to start from ({e})") from None
   params, fresh = checkpoint.merge_params(state.params, source)
@@ -414,7 +415,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
       if primary:
         print(f"resumed from step {int(state.step)}", flush=True)
     elif config.init_from:
-      state = warm_start(state, config.init_from)
+      state = warm_start(state, config.init_from, config.init_step or None)
     if primary:
       with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(config.to_dict(), f, indent=1)

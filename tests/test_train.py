@@ -109,6 +109,8 @@ def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
   assert int(started.step) == 0
   with pytest.raises(train.UserError, match="no checkpoint"):
     train.warm_start(fresh, str(tmp_path / "nothing"))
+  with pytest.raises(train.UserError, match="no checkpoint of step 999"):
+    train.warm_start(fresh, str(tmp_path / "stage1"), step=999)
 
 
 def test_two_devices_equal_one(synth_workdir):
