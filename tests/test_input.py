@@ -246,3 +246,53 @@ def test_synthetic_video_clips_keep_objects_in_their_slots(tmp_path):
         assert len(set(batch["labels"][b, seen, m].tolist())) == 1
         checked += 1
   assert checked >= 5
+
+
+def _bright_box(frame: np.ndarray) -> np.ndarray | None:
+  """Normalised cxcywh of the bright pixels of a frame (None when there are none)."""
+  ys, xs = np.nonzero(frame[..., 0] > 128)
+  if not len(xs):
+    return None
+  n = frame.shape[0]
+  x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+  return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]) / n
+
+
+def test_zoom_moves_boxes_with_the_pixels_and_drops_slivers():
+  """Each frame holds one bright square on a dark frame; after `zoom` (scales 0.6-1.7, one per
+  clip, 200 clips) every kept box is where the square's pixels went (within 1.5 px of 128), a square cut to
+  under ZOOM_MIN_VISIBLE_PX (at 640) loses its label, one left wider keeps it, and both zooming
+  directions occur."""
+  n, t = 128, 3
+  rng = np.random.default_rng(0)
+  min_side = inp.ZOOM_MIN_VISIBLE_PX / 640 * n
+  seen = {"in": 0, "out": 0, "dropped": 0, "kept_cut": 0}
+  for _ in range(200):
+    image = np.full((t, n, n, 3), 20, np.uint8)
+    boxes = np.zeros((t, 2, 4), np.float32)
+    for i in range(t):
+      x0, y0 = rng.integers(0, n - 24, 2)
+      image[i, y0:y0 + 24, x0:x0 + 20] = 255
+      boxes[i, 0] = [(x0 + 10) / n, (y0 + 12) / n, 20 / n, 24 / n]
+    clip = {"image": image, "boxes": boxes, "labels": np.ones((t, 2), np.int32),
+            "mask": np.zeros((t, 2), bool),
+            "touches_edge": np.zeros((t, 2), bool), "gap": np.float32(1)}
+    clip["mask"][:, 0] = True
+    out = inp.zoom(clip, rng, (0.6, 1.7))
+    assert out["image"].shape == image.shape and not out["mask"][:, 1].any()
+    mean_side = np.mean([_bright_box(f)[2] if _bright_box(f) is not None else np.nan for f in out["image"]])
+    if np.isfinite(mean_side):
+      seen["in" if mean_side > 20.5 / n else "out"] += 1
+    for i in range(t):
+      found = _bright_box(out["image"][i])
+      if found is None or found[2:].min() * n < min_side - 1.5:
+        assert not out["mask"][i, 0]
+        seen["dropped"] += found is not None
+        continue
+      if found[2:].min() * n > min_side + 1.5:
+        assert out["mask"][i, 0]
+      if out["mask"][i, 0]:
+        np.testing.assert_allclose(out["boxes"][i, 0] * n, found * n, atol=1.5)
+        assert out["labels"][i, 0] == 1
+        seen["kept_cut"] += bool(out["touches_edge"][i, 0])
+  assert min(seen.values()) > 0, seen
