@@ -45,3 +45,20 @@ def test_a_saved_config_with_a_deleted_option_on_is_refused_in_one_line():
 def test_unknown_keys_of_a_saved_config_are_refused():
   with pytest.raises(UserError, match="does not match this version"):
     config.from_dict({"model": {"num_slotz": 3}}, "config.json")
+
+
+def test_every_recipe_holds_exactly_the_schema_keys_with_their_types():
+  """Each configs/*.py is the schema with other values: a recipe that adds a key (a typo) or
+  changes a value's type would fail only when its training starts."""
+  import glob
+  import importlib
+  import os
+  schema = config._flatten(config.get_config().to_dict())
+  names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
+                 if not p.endswith("__init__.py"))
+  assert "cpu_zoom" in names and "tiny" in names
+  for name in names:
+    recipe = config._flatten(importlib.import_module(f"configs.{name}").get_config().to_dict())
+    assert set(recipe) == set(schema), name
+    for key, value in recipe.items():
+      assert type(value) is type(schema[key]) or (type(schema[key]) is float and type(value) is int), (name, key)
