@@ -27,6 +27,8 @@ DELETED: dict[str, Any] = {
     "model.velocity_prior": False,
     "loss.dn_box_noise": ANY,
     "loss.dn_label_noise": ANY,
+    "data.zoom_prob": 0.0,
+    "data.zoom_range": ANY,
 }
 
 
@@ -62,8 +64,6 @@ def get_config() -> ml_collections.ConfigDict:
       augment=True,            # flip + JPEG on the host (input.flip_and_jpeg), the photometric rest in the step (mottr/augment.py)
       synth_box_pad_px=(0, 0),  # px per side (at 640 px) added to synthetic bolt / nut boxes: the real convention
       overlay_prob=0.0,        # share of clips with burned-in detector overlays drawn in (input.draw_overlays)
-      zoom_prob=0.0,           # share of clips rescaled about a random point (input.zoom), boxes clipped
-      zoom_range=(0.8, 1.25),  # its scale factors (log-uniform; > 1 crops and enlarges, < 1 shrinks into a border)
       workers=0))              # grain worker processes making batches ahead of the step (0: in the loop; each
                                # worker fills its own frame cache: 1.4 GB per 7200 frames at 256 px)
 

@@ -77,8 +77,7 @@ class TrainData:
       clips = [clip_input.make_clips(source, clip_len=clip_len, strides=strides, max_objects=c.data.max_objects,
                                      seed=c.seed * 1000 + index * 10 + k, augment=c.data.augment,
                                      image_size=c.model.image_size, box_pad=pad,
-                                     overlay_prob=c.data.overlay_prob, zoom_prob=c.data.zoom_prob,
-                                     zoom_range=c.data.zoom_range)
+                                     overlay_prob=c.data.overlay_prob)
                for k, (source, strides, _, pad) in enumerate(self.sources)]
       weights = [w for _, _, w, _ in self.sources]
       self._stages[index] = clip_input.mix_clip_datasets(clips, weights, c.batch_size)

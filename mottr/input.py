@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.data_sources import base as tfds_data_sources
 
-from mottr import schema
 from mottr.schema import UserError
 
 DATASET_NAME = "stroma_clips"
@@ -245,55 +244,6 @@ def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict
   return clip
 
 
-# A box cut by the zoom window keeps its label when this much of it (at 640 px) stays in frame
-# on both sides, as the generator (data_prep.synth.MIN_VISIBLE) boxes entering objects.
-ZOOM_MIN_VISIBLE_PX = 22.0
-
-
-def zoom(clip: dict[str, np.ndarray], rng: np.random.Generator, scale_range: Sequence[float]
-         ) -> dict[str, np.ndarray]:
-  """Rescales a whole clip by one factor drawn log-uniformly from `scale_range` about a random
-  point: > 1 crops a window 1/s of the frame and enlarges it, < 1 shrinks the frame into a
-  border of its mean colour. Boxes follow and are clipped to the frame (the annotators clip
-  theirs); one cut to under ZOOM_MIN_VISIBLE_PX on a side loses its label."""
-  lo, hi = np.log(scale_range[0]), np.log(scale_range[1])
-  s = float(np.exp(rng.uniform(lo, hi)))
-  image = clip["image"]
-  t, n = image.shape[0], image.shape[1]
-  span = n - n / s  # >= 0 when zooming in (the window lies inside the frame), <= 0 when zooming out
-  x0, y0 = rng.uniform(min(span, 0.0), max(span, 0.0), 2)
-  matrix = np.array([[s, 0.0, -s * x0], [0.0, s, -s * y0]], np.float32)
-  fill = tuple(float(v) for v in image.reshape(-1, 3).mean(0))
-  interp = cv2.INTER_LINEAR if s >= 1 else cv2.INTER_AREA
-  out = np.stack([cv2.warpAffine(f, matrix, (n, n), flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                                 borderValue=fill) for f in image])
-  b = clip["boxes"]
-  offset = np.array([x0, y0], np.float32) / n
-  lo_xy = (b[..., :2] - b[..., 2:] / 2 - offset) * s
-  hi_xy = (b[..., :2] + b[..., 2:] / 2 - offset) * s
-  c_lo, c_hi = np.clip(lo_xy, 0.0, 1.0), np.clip(hi_xy, 0.0, 1.0)
-  cut = ((c_lo != lo_xy) | (c_hi != hi_xy)).any(-1)
-  visible = (c_hi - c_lo).min(-1) * schema.WIDTH >= ZOOM_MIN_VISIBLE_PX
-  mask = clip["mask"] & (~cut | visible)
-  tol = schema.EDGE_TOL_PX / schema.WIDTH
-  clip = dict(clip, image=out, mask=mask,
-              boxes=np.where(mask[..., None], np.concatenate([(c_lo + c_hi) / 2, c_hi - c_lo], -1), 0.0
-                             ).astype(np.float32),
-              touches_edge=mask & ((c_lo <= tol) | (c_hi >= 1 - tol)).any(-1),
-              labels=np.where(mask, clip["labels"], 0).astype(np.int32))
-  return clip
-
-
-@dataclasses.dataclass(frozen=True)
-class _Zoom:
-  """`zoom` on a share `prob` of the clips (a picklable grain random map)."""
-  prob: float
-  scale_range: tuple[float, float]
-
-  def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return zoom(clip, rng, self.scale_range) if rng.random() < self.prob else clip
-
-
 def flip_and_jpeg(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
   """The host part of the augmentation, one draw for the whole clip, each with probability 1/2:
   horizontal flip (boxes too); JPEG re-compression at quality 30-95. The photometric part (exposure,
@@ -338,12 +288,11 @@ class _LoadClip:
 
 def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides: Sequence[int],
                max_objects: int, seed: int, augment: bool, image_size: int,
-               box_pad: Sequence[float] = (0.0, 0.0), overlay_prob: float = 0.0, zoom_prob: float = 0.0,
-               zoom_range: Sequence[float] = (1.0, 1.0)) -> grain.MapDataset:
+               box_pad: Sequence[float] = (0.0, 0.0), overlay_prob: float = 0.0) -> grain.MapDataset:
   """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
   (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` (before the
-  augmentation); `zoom_prob`: share of clips rescaled by `zoom` (after the overlays); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
+  augmentation); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
   `mottr.augment.photometric`, in the train step). Wrap a TFDS source in `FrameCache` first to
   decode each frame once."""
   index = RecordIndex.of(data_source)
@@ -355,8 +304,6 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
   ds = grain.MapDataset.range(len(starts)).shuffle(seed=seed).repeat().map(load)
   if overlay_prob > 0:
     ds = ds.random_map(_Overlays(overlay_prob), seed=seed + 7919)
-  if zoom_prob > 0:
-    ds = ds.random_map(_Zoom(zoom_prob, (float(zoom_range[0]), float(zoom_range[1]))), seed=seed + 104729)
   return ds.random_map(flip_and_jpeg, seed=seed) if augment else ds
 
 
