@@ -27,6 +27,7 @@ DELETED: dict[str, Any] = {
     "model.velocity_prior": False,
     "loss.dn_box_noise": ANY,
     "loss.dn_label_noise": ANY,
+    "model.refine_passes": 1,
     "data.zoom_prob": 0.0,
     "data.zoom_range": ANY,
 }
@@ -45,7 +46,6 @@ def get_config() -> ml_collections.ConfigDict:
       num_queries=16, num_slots=12, backbone_widths=(32, 48, 96, 192), backbone_blocks=(1, 1, 1),
       anchor_size=0.1,
       refine_points=0,        # > 0: refine every final box from the stride-8 map sampled on this many x this many points
-      refine_passes=1,        # cascaded refinements, each on the next finer backbone stage (stride 8, then 4)
       dtype="float32",        # compute type: "float32" or "bfloat16" (accelerators; parameters stay float32)
       snap_tracks=False))     # inference: track boxes snapped to the detections of a track-free decode (mottr/predictor.py)
 

@@ -117,7 +117,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     return (tracks, slot_obj, sums), None
 
   time_major = lambda x: jnp.swapaxes(x, 0, 1)
-  fine = tuple(time_major(per_frame(x)) for x in memory.fine)
+  fine = None if memory.fine is None else time_major(per_frame(memory.fine))
   xs = (jnp.arange(t_len), *map(time_major, (feats, prop_logits, prop_boxes)), fine,
         *map(time_major, (batch["boxes"], batch["labels"], batch["mask"])))
   init = (empty_tracks(b, mc.num_slots, mc.d_model), jnp.full((b, mc.num_slots), -1, jnp.int32),

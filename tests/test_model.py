@@ -204,42 +204,6 @@ def test_refinement_head_starts_as_identity_and_is_the_prediction():
   assert float(jnp.abs(grads["params"]["box_refine"]["Dense_5"]["kernel"]).max()) > 0
 
 
-def test_refinement_cascade_refines_on_finer_maps_and_loads_one_pass_weights():
-  """refine_passes=2: a second head (box_refine_1) on the next finer backbone stage refines the
-  first pass's boxes; one-pass weights load with the new head as the identity (same predictions);
-  the loss trains it; more passes than stages finer than the last is a one-line UserError."""
-  config, _, _, images, tracks = _setup()
-  config.model.refine_points = 3
-  one = build_model(config)
-  one_params = one.init(jax.random.key(1), images, tracks)
-  config.model.refine_passes = 2
-  two = build_model(config)
-  fresh = two.init(jax.random.key(2), images, tracks)
-  assert set(fresh["params"]) == set(one_params["params"]) | {"box_refine_1"}
-  merged = {"params": dict(one_params["params"], box_refine_1=fresh["params"]["box_refine_1"])}
-  memory = two.apply(merged, images, method=MOTR.encode)
-  coarse, finer = memory.fine
-  assert finer.shape[1] == 2 * coarse.shape[1] and finer.shape[2] == 2 * coarse.shape[2]
-  out = two.apply(merged, images, tracks)[1]
-  mc = config.model
-  assert out.boxes.shape[0] == mc.dec_layers + 2
-  np.testing.assert_allclose(np.asarray(out.boxes[:-1]), np.asarray(one.apply(one_params, images, tracks)[1].boxes),
-                             atol=1e-6)
-  np.testing.assert_allclose(np.asarray(out.boxes[-1]), np.asarray(out.boxes[-2]), atol=1e-6)
-  last = merged["params"]["box_refine_1"]["Dense_5"]
-  moved = {"params": dict(merged["params"], box_refine_1=dict(merged["params"]["box_refine_1"], Dense_5=dict(
-      last, bias=jnp.array([0.0, 0.1, 0.0, 0.0]))))}
-  out = two.apply(moved, images, tracks)[1]
-  np.testing.assert_allclose(np.asarray(out.boxes[-1, ..., 1]),
-                             np.asarray(out.boxes[-2, ..., 1] + 0.1 * out.boxes[-2, ..., 3]), atol=1e-5)
-  grads = jax.grad(lambda p: criterion.clip_loss(two, p, _one_box_batch(config, images), jax.random.key(0),
-                                                 config)[0])(merged)
-  assert float(jnp.abs(grads["params"]["box_refine_1"]["Dense_5"]["kernel"]).max()) > 0
-  config.model.refine_passes = len(mc.backbone_widths) - 1
-  with pytest.raises(UserError, match="refine_passes"):
-    build_model(config).init(jax.random.key(0), images, tracks)
-
-
 def test_refinement_head_learns_where_the_edges_are():
   """Boxes placed off a bright square (shifted by up to a third of its size, scaled by up to 30 %)
   are pulled onto it by a head fitted on 256 such boxes, on 64 others: held-out error < half the

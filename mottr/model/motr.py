@@ -7,7 +7,6 @@ over [track queries ; detect queries] with iterative box refinement -> class/box
 With `refine_points` > 0 a last stage refines every query's final box from the backbone stage
 before the last (stride 8 with the default widths) sampled on a grid over the box (`BoxRefine`):
 the stride-16 attention places a box to within about a cell, and the finer map is where its edges are.
-`refine_passes` > 1 cascades more such stages, each on the next finer stage (stride 4, ...).
 QIM turns the decoder outputs of the queries that go on into next frame's track queries.
 
 Every frame comes with its time gap from the previous one (in 1/30 s), embedded into the track
@@ -42,7 +41,7 @@ class Memory(NamedTuple):
   pos: jax.Array             # [HW, D]
   proposal_logits: jax.Array  # [B, HW, C]
   proposal_boxes: jax.Array  # [B, HW, 4] cxcywh
-  fine: tuple[jax.Array, ...] = ()  # [B, H', W', C] per refinement pass: the backbone stages before the last, coarsest first
+  fine: jax.Array | None = None  # [B, H', W', C] the backbone stage before the last, when the model refines boxes
 
 
 class TrackQueries(NamedTuple):
@@ -53,7 +52,7 @@ class TrackQueries(NamedTuple):
 
 class DecoderOutput(NamedTuple):
   logits: jax.Array  # [L, B, S+Q, C]   every decoder layer (the last one is the prediction)
-  boxes: jax.Array   # [L(+P), B, S+Q, 4]  every decoder layer (+ each refinement pass; the last is the prediction)
+  boxes: jax.Array   # [L(+1), B, S+Q, 4]  every decoder layer (+ the refined boxes, the prediction)
   hidden: jax.Array  # [B, S+Q, D]      last layer's query states, input of QIM
 
 
@@ -139,7 +138,6 @@ class MOTR(nn.Module):
   backbone_blocks: Sequence[int] = (1, 1, 1)
   anchor_size: float = 0.1
   refine_points: int = 0
-  refine_passes: int = 1
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -163,12 +161,7 @@ class MOTR(nn.Module):
     self.qim_norm2 = nn.LayerNorm(dtype=dt)
     self.motion_embed = nn.Dense(d, dtype=dt)
     if self.refine_points:
-      if not 1 <= self.refine_passes < len(self.backbone_widths) - 1:
-        raise UserError(f"config.model.refine_passes={self.refine_passes}: the backbone has "
-                        f"{len(self.backbone_widths) - 2} stages finer than its last; use 1 to that")
-      # The first pass keeps its name, so checkpoints of one pass load into a cascade.
-      self.box_refine = [BoxRefine(self.refine_points, dtype=dt, name="box_refine" if i == 0 else f"box_refine_{i}")
-                         for i in range(self.refine_passes)]
+      self.box_refine = BoxRefine(self.refine_points, dtype=dt)
 
   def __call__(self, images: jax.Array, tracks: TrackQueries) -> tuple[Memory, DecoderOutput, jax.Array]:
     """Touches every parameter (used by init): one frame and a QIM update of all slots."""
@@ -190,7 +183,7 @@ class MOTR(nn.Module):
       feat = layer(feat, pos[None])
     anchors = jnp.concatenate([centres, jnp.full_like(centres, self.anchor_size)], axis=-1)
     boxes = jax.nn.sigmoid(inverse_sigmoid(anchors)[None] + self.proposal_box(feat).astype(jnp.float32))
-    fine = tuple(stages[-2 - i] for i in range(self.refine_passes)) if self.refine_points else ()
+    fine = stages[-2] if self.refine_points else None
     return Memory(feat, pos, self.proposal_class(feat).astype(jnp.float32), boxes, fine)
 
   def decode(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> DecoderOutput:
@@ -213,9 +206,8 @@ class MOTR(nn.Module):
       all_logits.append(class_head(tgt).astype(jnp.float32))
       all_boxes.append(boxes)
       ref = jax.lax.stop_gradient(boxes)
-    for refine, fine in zip(self.box_refine if self.refine_points else (), memory.fine):
-      ref = refine(fine, ref, tgt)
-      all_boxes.append(ref)
+    if self.refine_points:
+      all_boxes.append(self.box_refine(memory.fine, ref, tgt))
     return DecoderOutput(jnp.stack(all_logits), jnp.stack(all_boxes), tgt)
 
   def track_content(self, memory: Memory, tracks: TrackQueries, gap: jax.Array) -> jax.Array:
@@ -258,7 +250,7 @@ def build_model(config) -> MOTR:
   return MOTR(num_classes=m.num_classes, d_model=m.d_model, num_heads=m.num_heads, ffn_dim=m.ffn_dim,
               enc_layers=m.enc_layers, dec_layers=m.dec_layers, num_queries=m.num_queries,
               backbone_widths=tuple(m.backbone_widths), backbone_blocks=tuple(m.backbone_blocks),
-              anchor_size=m.anchor_size, refine_points=m.refine_points, refine_passes=m.refine_passes, dtype=compute_dtype(m.dtype))
+              anchor_size=m.anchor_size, refine_points=m.refine_points, dtype=compute_dtype(m.dtype))
 
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
