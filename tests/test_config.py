@@ -1,5 +1,8 @@
 """The config schema: the tracker section, overrides, and saved configs with deleted options."""
 import dataclasses
+import glob
+import importlib
+import os
 
 import pytest
 
@@ -50,9 +53,6 @@ def test_unknown_keys_of_a_saved_config_are_refused():
 def test_every_recipe_holds_exactly_the_schema_keys_with_their_types():
   """Each configs/*.py is the schema with other values: a recipe that adds a key (a typo) or
   changes a value's type would fail only when its training starts."""
-  import glob
-  import importlib
-  import os
   schema = config._flatten(config.get_config().to_dict())
   names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.py"))
                  if not p.endswith("__init__.py"))
