@@ -86,7 +86,8 @@ def merge_params(params, source) -> tuple[dict, list[str]]:
 
 
 def raw_params(path: str, step: int | None = None) -> dict:
-  """The parameter dict of an exported model or a workdir's checkpoint `step` (None: the latest), as stored."""
+  """The parameter dict of an exported model or a workdir's checkpoint `step` (None: the latest), as
+  stored; of a checkpoint that holds a moving average of the parameters (`optim.ema_decay`), the average."""
   exported = os.path.join(path, "params.msgpack")
   if os.path.isfile(exported) and step is not None:
     raise UserError(f"{path} is an exported model (one set of weights); a step needs a training workdir")
@@ -106,7 +107,8 @@ def raw_params(path: str, step: int | None = None) -> dict:
   elif step not in steps:
     raise UserError(f"{ckpt_dir}: no checkpoint of step {step}; it holds steps {', '.join(map(str, steps))}")
   restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored["state"]["params"]
+  state = restored["state"]
+  return state.get("ema_params") or state["params"]  # the moving average where training kept one
 
 
 def _checked(template, params):

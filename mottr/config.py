@@ -72,7 +72,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 32
 
   c.optim = ml_collections.ConfigDict(dict(
-      lr=4e-4, warmup_steps=1000, weight_decay=1e-4, clip_norm=0.1, min_lr_ratio=0.05))
+      lr=4e-4, warmup_steps=1000, weight_decay=1e-4, clip_norm=0.1, min_lr_ratio=0.05,
+      ema_decay=0.0))  # > 0: keep an exponential moving average of the parameters (mottr.train.EmaTrainState)
 
   c.log_every = 50
   c.checkpoint_every = 2000

@@ -50,6 +50,24 @@ class TrainState(train_state.TrainState):
   pass
 
 
+class EmaTrainState(TrainState):
+  """A TrainState that also carries an exponential moving average of the parameters
+  (`config.optim.ema_decay` > 0); checkpoints, exports, validation and warm starts use the average."""
+  ema_params: flax.core.FrozenDict | dict
+
+
+def ema_decay_at(config, step: jax.Array) -> jax.Array:
+  """The averaging weight of the old average at `step`: `config.optim.ema_decay`, ramped up as
+  min(decay, (1 + step) / (10 + step)) when the run starts from scratch (so the average forgets the
+  random initialisation); a warm-started run (`config.init_from`) starts from trained weights and
+  averages at the full decay from its first step."""
+  decay = config.optim.ema_decay
+  if config.init_from:
+    return jnp.asarray(decay, jnp.float32)
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
 def load_config(path: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
   """`get_config()` of a config file (e.g. configs/cpu.py) with flattened `a.b` overrides."""
   spec = importlib.util.spec_from_file_location("mottr_config", path)
@@ -74,7 +92,15 @@ def create_state(config, model: MOTR) -> TrainState:
   images = jnp.zeros((1, size, size, 3), jnp.uint8)
   params = jax.jit(model.init)(jax.random.key(config.seed), images,
                                empty_tracks(1, config.model.num_slots, config.model.d_model))
+  if config.optim.ema_decay > 0:
+    return EmaTrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config),
+                                ema_params=jax.tree.map(jnp.copy, params))
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
+
+
+def eval_params(state: TrainState):
+  """The parameters a model is judged and exported with: the moving average where there is one."""
+  return state.ema_params if isinstance(state, EmaTrainState) else state.params
 
 
 def augment_batch(config, batch: dict, rng: jax.Array) -> dict:
@@ -96,7 +122,11 @@ def make_train_step(config, model: MOTR, mesh: Mesh):
     grad_fn = jax.value_and_grad(lambda p: criterion.clip_loss(model, p, batch, rng, config), has_aux=True)
     (_, metrics), grads = grad_fn(state.params)
     metrics["grad_norm"] = optax.global_norm(grads)
-    return state.apply_gradients(grads=grads), metrics
+    new = state.apply_gradients(grads=grads)
+    if isinstance(state, EmaTrainState):
+      d = ema_decay_at(config, state.step)
+      new = new.replace(ema_params=jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema_params, new.params))
+    return new, metrics
 
   return jax.jit(step, in_shardings=(replicated, split, replicated), out_shardings=(replicated, replicated),
                  donate_argnums=0)
@@ -233,6 +263,8 @@ def warm_start(state: TrainState, workdir: str, step: int | None = None) -> Trai
   except UserError as e:
     raise UserError(f"config.init_from: no checkpoint to start from ({e})") from None
   params, fresh = checkpoint.merge_params(state.params, source)
+  if isinstance(state, EmaTrainState):
+    state = state.replace(ema_params=jax.tree.map(jnp.copy, params))
   print(f"warm start from {workdir}: {len(jax.tree.leaves(params)) - len(fresh)} of "
         f"{len(jax.tree.leaves(params))} arrays copied" + (f"; new: {', '.join(fresh)}" if fresh else ""),
         flush=True)
@@ -460,7 +492,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, stop_at:
           save_checkpoint(mngr, step, state, config)
           saved = step
         if request.signum is None and config.eval_every and (step % config.eval_every == 0 or step == end):
-          params = jax.tree.map(np.asarray, state.params) if multi_host else state.params  # local programs
+          params = jax.tree.map(np.asarray, eval_params(state)) if multi_host else eval_params(state)  # local programs
           for k, v in validate(config, data.synth_root(config, workdir), params, log).items():
             writer.add_scalar(f"val/{k}", v, step)
           window.restart(step)

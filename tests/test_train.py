@@ -113,6 +113,42 @@ def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
     train.warm_start(fresh, str(tmp_path / "stage1"), step=999)
 
 
+def test_ema_averages_the_parameters_and_is_what_loads(synth_workdir, tmp_path):
+  config = _config(synth_workdir)
+  config.optim.ema_decay = 0.9
+  model = build_model(config)
+  state = train.create_state(config, model)
+  batch = _loader(config, str(tmp_path / "prep")).batch(0)
+  step = train.make_train_step(config, model, jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",)))
+  ema = [np.asarray(x) for x in jax.tree.leaves(state.params)]
+  for i in range(3):  # from scratch: weight min(0.9, (1 + i) / (10 + i)) on the old average
+    state, _ = step(state, batch, train.step_rng(config, i))
+    d = min(0.9, (1 + i) / (10 + i))
+    ema = [d * e + (1 - d) * p for e, p in zip(ema, _leaves(state))]
+  for got, want, raw in zip(jax.tree.leaves(state.ema_params), ema, _leaves(state)):
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-7)
+  assert any(not np.allclose(e, p) for e, p in zip(ema, _leaves(state)))
+  # Trained in a workdir: resuming keeps the average bit-exact, and loading, exporting and warm
+  # starts read the average, not the raw parameters.
+  full = _train(config, str(tmp_path / "full"))
+  _train(config, str(tmp_path / "resumed"), stop_at=2)
+  resumed = _train(config, str(tmp_path / "resumed"))
+  for a, b in zip(jax.tree.leaves(full.ema_params), jax.tree.leaves(resumed.ema_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  _, loaded = checkpoint.load(str(tmp_path / "full"))
+  for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(full.ema_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  stage2 = _config(synth_workdir)
+  stage2.optim.ema_decay = 0.9
+  stage2.init_from = str(tmp_path / "full")
+  started = train.warm_start(train.create_state(stage2, build_model(stage2)), stage2.init_from)
+  for a, b, c in zip(jax.tree.leaves(started.params), jax.tree.leaves(started.ema_params),
+                     jax.tree.leaves(full.ema_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(c))
+  assert float(train.ema_decay_at(stage2, 0)) == pytest.approx(0.9)  # warm started: full decay at once
+
+
 def test_two_devices_equal_one(synth_workdir):
   script = textwrap.dedent(f"""
       import jax, numpy as np
