@@ -3,8 +3,8 @@
 `Predictor.step` runs the model on one frame with the current track queries; the runtime tracker
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
 frame's track queries through QIM. With `model.snap_tracks` the frame's encoder memory is decoded
-a second time with no tracks, and a track's box is replaced by the detection of that decode it
-overlaps most (`snap_tracks`): detect queries localise better than carried track queries (stage 3
+a second time with no tracks, and each live track's box is replaced by the detection of that decode it
+overlaps most, one to one (`snap_tracks`): detect queries localise better than carried track queries (stage 3
 on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU 0.62 at birth, 0.50 carried), and the
 snapped box is also the reference the track is carried with. Checkpoints load from a training
 workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,
@@ -57,7 +57,7 @@ class Predictor:
     if not self.config.model.snap_tracks:
       return out
     alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
-    return snap_tracks(out, alone, self.num_slots)
+    return snap_tracks(out, alone, self.num_slots, tracks.valid)
 
   def _step_outputs(self, params, image, tracks, gap):
     """The decoder output (kept on the device for `carry`) and what the host reads of it: class
@@ -94,17 +94,40 @@ def frame_output(probs: np.ndarray, boxes: np.ndarray, valid: np.ndarray, num_sl
                      num_slots=num_slots, slot_valid=valid, class_scores=probs)
 
 
-def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int) -> DecoderOutput:
-  """`out` whose track slots' final boxes are replaced by the detect query of `detections` each
-  overlaps most, where that IoU is >= SNAP_IOU and the detection's score >= SNAP_SCORE."""
+def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int,
+                valid: jax.Array | None = None) -> DecoderOutput:
+  """`out` whose live track slots' final boxes are replaced by detect queries of `detections`, one
+  to one: greedily by IoU, each live slot takes the confident detection (score >= SNAP_SCORE) it
+  overlaps most (IoU >= SNAP_IOU) that no slot overlapping more has taken. So two tracks never
+  share one detection's box, as they did when each took its nearest: a track on the upper of two
+  objects falling close together then jumps onto the lower one's box, and two slots on one object
+  carry the same box to the bottom and count it twice. `valid` [B, S]: the live slots (None: all)."""
   track = out.boxes[-1, :, :num_slots]  # [B, S, 4]
   det = detections.boxes[-1, :, num_slots:]  # [B, Q, 4]
   score = jax.nn.sigmoid(detections.logits[-1, :, num_slots:]).max(-1)  # [B, Q]
   iou, _ = boxes_lib.pairwise_iou(boxes_lib.cxcywh_to_xyxy(track), boxes_lib.cxcywh_to_xyxy(det))
   iou = jnp.where(score[:, None, :] >= SNAP_SCORE, iou, 0.0)
-  nearest = jnp.take_along_axis(det, iou.argmax(-1)[..., None], axis=1)
-  snapped = jnp.where((iou.max(-1) >= SNAP_IOU)[..., None], nearest, track)
+  if valid is not None:
+    iou = jnp.where(valid[:, :, None], iou, 0.0)
+  taken = jax.vmap(_greedy_one_to_one)(iou)  # [B, S], -1: keeps its own box
+  nearest = jnp.take_along_axis(det, jnp.maximum(taken, 0)[..., None], axis=1)
+  snapped = jnp.where((taken >= 0)[..., None], nearest, track)
   return out._replace(boxes=out.boxes.at[-1, :, :num_slots].set(snapped))
+
+
+def _greedy_one_to_one(iou: jax.Array) -> jax.Array:
+  """For iou [S, Q]: the column each row takes (-1: none), pairs picked by falling IoU while >= SNAP_IOU."""
+  rows, cols = iou.shape
+
+  def pick(_, state):
+    iou, taken = state
+    r, c = jnp.unravel_index(jnp.argmax(iou), (rows, cols))
+    ok = iou[r, c] >= SNAP_IOU
+    taken = jnp.where(ok, taken.at[r].set(c), taken)
+    iou = jnp.where(ok, iou.at[r, :].set(-1.0).at[:, c].set(-1.0), iou)
+    return iou, taken
+
+  return jax.lax.fori_loop(0, min(rows, cols), pick, (iou, jnp.full((rows,), -1, jnp.int32)))[1]
 
 
 def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:

@@ -89,6 +89,11 @@ class TrackerSettings:
   keep_threshold: float = 0.4  # score for a track query to count as a hit (scripts/bench/tune_tracker.py)
   miss_tolerance: int = 5  # consecutive misses (frames at 30 FPS) a track survives
   duplicate_iou: float = 0.7  # a birth overlapping a live track by more IoU is dropped
+  # Two tracks whose boxes have overlapped by IoU > duplicate_iou for this many frames (at 30 FPS)
+  # follow one object: the younger one ends where the overlap began; 0: off. (3: the shipped
+  # model's one double count on synthetic val and stage 15's on the dense clip go, nothing else
+  # changes; docs/stage15.md.)
+  duplicate_window: float = 3.0
   # Motion plausibility: a new track is reported only once its box centre has moved down this
   # many px (of a 640 px high frame); 0 turns the rule off.
   min_descent: float = 20.0
@@ -157,6 +162,7 @@ class _Live:
   misses: int = 0
   state: str = "confirmed"  # "tentative" (not yet seen falling), "confirmed" or "rejected"
   recent: list | None = None  # a rejected track's (frame, box) hits of the last confirm_window frames
+  duplicate_since: int | None = None  # first frame of its current run on an older track's box
 
 
 class TrackSet:
@@ -190,7 +196,10 @@ class Tracker(TrackSet):
   dies and frees its slot. Its query is carried while it is missing. A detect query scoring
   >= birth_threshold starts a new track (ids 1, 2, ... in order of birth) in a free slot unless
   its box overlaps this frame's box of a live track (hit or missed, tentative or rejected too) or
-  of a stronger birth of the same frame by IoU > duplicate_iou.
+  of a stronger birth of the same frame by IoU > duplicate_iou. With duplicate_window > 0, of two
+  tracks hit on boxes overlapping by IoU > duplicate_iou in every frame for duplicate_window frames
+  (at 30 FPS) the younger ends, reported up to where the overlap began: two queries on one object
+  would otherwise count it twice.
 
   Motion plausibility (on when min_descent > 0; see the module doc): `confirm_window` and
   `stall_window` are frames at 30 FPS of the video timeline; frame indices advance by
@@ -205,6 +214,7 @@ class Tracker(TrackSet):
                keep_threshold: float = _DEFAULT.keep_threshold,
                miss_tolerance: int = _DEFAULT.miss_tolerance,
                duplicate_iou: float = _DEFAULT.duplicate_iou,
+               duplicate_window: float = _DEFAULT.duplicate_window,
                min_descent: float = _DEFAULT.min_descent,
                confirm_window: float = _DEFAULT.confirm_window,
                fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
@@ -218,6 +228,8 @@ class Tracker(TrackSet):
     self.keep_threshold = keep_threshold
     self.max_misses = max(1, math.ceil(miss_tolerance * fps / schema.FPS - 1e-9))
     self.duplicate_iou = duplicate_iou
+    self.duplicate_window = duplicate_window
+    self.merged_tracks = 0  # younger tracks ended on an older track's object
     self.min_descent = min_descent
     # px of this frame: min_descent is given for the challenge's 640 px high frames.
     self.descent_px = min_descent * frame_size[1] / schema.HEIGHT
@@ -252,7 +264,8 @@ class Tracker(TrackSet):
     rate = fps / frame_step
     return cls(num_slots, birth_threshold=settings.birth_threshold_at(rate),
                keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
-               duplicate_iou=settings.duplicate_iou, min_descent=settings.min_descent,
+               duplicate_iou=settings.duplicate_iou, duplicate_window=settings.duplicate_window,
+               min_descent=settings.min_descent,
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
@@ -341,6 +354,31 @@ class Tracker(TrackSet):
                 None if past.probs is None else past.probs[k])
       self.backfilled_boxes += 1
 
+  def _drop_duplicates(self, frame: int) -> None:
+    """Ends the younger of two tracks hit on one object for duplicate_window frames (class doc)."""
+    older: list[_Live] = []
+    kept = []
+    for live in sorted(self._live, key=lambda l: l.track.track_id):
+      t = live.track
+      hit = live.state != "rejected" and bool(t.frames) and t.frames[-1] == frame
+      boxes = [o.track.boxes[-1] for o in older if o.track.frames[-1] == frame]
+      if not (hit and boxes and iou_xywh(t.boxes[-1], np.array(boxes)).max() > self.duplicate_iou):
+        live.duplicate_since = None
+      elif live.duplicate_since is None:
+        live.duplicate_since = frame
+      if live.duplicate_since is None or self._elapsed(live.duplicate_since, frame) < self.duplicate_window - 1e-9:
+        kept.append(live)
+        if hit:
+          older.append(live)
+        continue
+      self.merged_tracks += 1
+      k = t.frames.index(live.duplicate_since)
+      if live.state == "confirmed" and k > 0:
+        self._end(dataclasses.replace(live, track=dataclasses.replace(
+            t, frames=t.frames[:k], boxes=t.boxes[:k], scores=t.scores[:k], labels=t.labels[:k],
+            class_probs=t.class_probs[:k])))
+    self._live = kept
+
   def _end(self, live: _Live) -> None:
     if live.state == "confirmed":
       t = live.track
@@ -388,6 +426,8 @@ class Tracker(TrackSet):
       else:
         survivors.append(live)
     self._live = survivors
+    if self.duplicate_window > 0:
+      self._drop_duplicates(frame_index)
 
     if self.backfill_window > 0:
       # A track is reported up to confirm_window frames after its birth, and reaches back

@@ -59,6 +59,23 @@ def test_snap_tracks_takes_the_best_overlapping_confident_detection():
   np.testing.assert_allclose(snapped[s:], np.asarray(out.boxes[-1, 0, s:]))  # detect queries kept
 
 
+def test_snap_tracks_is_one_to_one_and_skips_empty_slots():
+  s = 3  # two live slots on one object (the second overlapping its detection less), one empty slot on it too
+  track = [[0.30, 0.30, 0.10, 0.10], [0.30, 0.32, 0.10, 0.10], [0.30, 0.30, 0.10, 0.10]]
+  out = _decoder_output(track + [[0.5, 0.5, 0.1, 0.1]] * 3, [0.9] * 6)
+  detect = [[0.30, 0.305, 0.10, 0.10], [0.70, 0.70, 0.10, 0.10], [0.30, 0.34, 0.10, 0.10]]
+  detections = _decoder_output([[0.5, 0.5, 0.1, 0.1]] * s + detect, [0.1] * s + [0.95, 0.9, 0.35])
+  valid = jnp.asarray([[True, True, False]])
+  snapped = np.asarray(predictor_lib.snap_tracks(out, detections, s, valid).boxes[-1, 0])
+  np.testing.assert_allclose(snapped[0], detect[0])  # IoU 0.9 with detection 0
+  # Slot 1 overlaps detection 0 more (0.75) than detection 2 (0.67), but slot 0 took it.
+  np.testing.assert_allclose(snapped[1], detect[2])
+  np.testing.assert_allclose(snapped[2], track[2], atol=1e-7)  # an empty slot takes nothing
+  # Without the one-to-one rule both live slots would share detection 0's box.
+  alone = np.asarray(predictor_lib.snap_tracks(out, detections, s, jnp.asarray([[False, True, False]])).boxes[-1, 0])
+  np.testing.assert_allclose(alone[1], detect[0])
+
+
 @pytest.fixture(scope="module")
 def rendered_frames(tmp_path_factory):
   """Two consecutive frames of a rendered synthetic clip with objects in view."""

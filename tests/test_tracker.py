@@ -107,6 +107,30 @@ def test_birth_on_a_missed_track_is_suppressed_too():
   assert [tr.track_id for tr in t2.live] == [1, 2]
 
 
+def test_the_younger_of_two_tracks_on_one_object_ends_where_their_overlap_began():
+  beside = (BOX_A[0], BOX_A[1] + 0.03, BOX_A[2], BOX_A[3])  # IoU ~0.54 with BOX_A: a birth of its own
+  on_a = (BOX_A[0] + 0.005, BOX_A[1], BOX_A[2], BOX_A[3])  # IoU ~0.9 with BOX_A
+  both = [True, True]
+
+  def run(window, second_boxes):
+    t = static_tracker(NUM_SLOTS, duplicate_window=window, smooth_window=0)
+    t.update(frame(detects=[(0.9, BOX_A)]), 0)
+    slots = [list(t.update(frame(slots=[(0.9, BOX_A)], detects=[(0.9, beside)], valid=[True, False]), 1))]
+    for f, box in enumerate(second_boxes, 2):
+      slots.append(list(t.update(frame(slots=[(0.9, BOX_A), (0.9, box)], valid=both), f)))
+    return t, slots
+
+  t, slots = run(3, [on_a] * 5)  # on track 1's object from frame 2: ended at frame 5
+  assert [tr.track_id for tr in t.live] == [1] and t.merged_tracks == 1
+  assert slots[3] == [0, 1] and slots[4] == [0, -1]  # its slot is freed when it ends
+  (ended,) = t.pop_finished()
+  assert ended.track_id == 2 and ended.frames == [1]  # reported up to where the overlap began
+  t, _ = run(0, [on_a] * 5)  # the rule off: both live on
+  assert [tr.track_id for tr in t.live] == [1, 2] and t.merged_tracks == 0
+  t, _ = run(3, [on_a, on_a, beside, on_a, on_a])  # overlaps shorter than the window: both live on
+  assert [tr.track_id for tr in t.live] == [1, 2] and t.merged_tracks == 0
+
+
 def test_births_beyond_free_slots_drop_the_lowest_scores():
   t = static_tracker(NUM_SLOTS, birth_threshold=0.7)
   box_c = (0.5, 0.5, 0.1, 0.1)
