@@ -9,6 +9,9 @@ Starts from workdirs/cpu_cascade_long step 1000 (stage 14, docs/stage12.md; its 
 deleted, is dropped: it contributed nothing). Why: neighbouring checkpoints differ by up to 0.04 dense
 HOTA and 7 synthetic val exits (docs/stage12.md), and more training was the one lever that tightened
 the boxes; an average over about 500 steps (decay 0.998) takes the step noise out of both.
+Result (docs/stage15.md): not shipped. The average beats the raw weights at step 1000 (real val mAP50-95
+0.670 vs 0.649, synthetic val 0.661 vs 0.634 HOTA). Steps 1000-2500 hold real val 0.670-0.677, and step 2250 gives
+dense HOTA 0.782 at birth 0.5. It ties the shipped model on the validation sets and is worse on the synthetic test.
 """
 from configs import cpu_refine_long
 
