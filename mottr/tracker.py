@@ -92,7 +92,7 @@ class TrackerSettings:
   # Two tracks whose boxes have overlapped by IoU > duplicate_iou for this many frames (at 30 FPS)
   # follow one object: the younger one ends where the overlap began; 0: off. (3: the shipped
   # model's one double count on synthetic val and stage 15's on the dense clip go, nothing else
-  # changes; docs/stage15.md.)
+  # changes; 1-3 equal, 5 and 8 miss the synthetic one; docs/stage15.md.)
   duplicate_window: float = 3.0
   # Motion plausibility: a new track is reported only once its box centre has moved down this
   # many px (of a 640 px high frame); 0 turns the rule off.
