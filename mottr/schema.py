@@ -350,6 +350,11 @@ class Track:
     if class_probs is not None:
       self.class_probs.insert(0, np.asarray(class_probs, np.float64).reshape(-1))
 
+  def first(self, k: int) -> "Track":
+    """A copy of the track cut to its first k hits."""
+    return dataclasses.replace(self, frames=self.frames[:k], boxes=self.boxes[:k], scores=self.scores[:k],
+                               labels=self.labels[:k], class_probs=self.class_probs[:k])
+
   @property
   def class_evidence(self) -> np.ndarray | None:
     """Mean per-class probability over the track's hits [C]; None when not every hit has them."""

@@ -322,9 +322,7 @@ class Tracker(TrackSet):
       k = next(i for i, f in enumerate(t.frames) if f >= start - 1e-9)
       if k > 0 and centre(-1) - centre(k - 1) < self.descent_px:
         # No real descent since hit k - 1, at least stall_window frames ago: it stopped there.
-        self._finished.append(dataclasses.replace(
-            t, frames=t.frames[:k], boxes=t.boxes[:k], scores=t.scores[:k], labels=t.labels[:k],
-            class_probs=t.class_probs[:k]))
+        self._finished.append(t.first(k))
         live.state = "rejected"
         self.retired_tracks += 1
 
@@ -360,7 +358,7 @@ class Tracker(TrackSet):
     kept = []
     for live in sorted(self._live, key=lambda l: l.track.track_id):
       t = live.track
-      hit = live.state != "rejected" and bool(t.frames) and t.frames[-1] == frame
+      hit = live.state != "rejected" and t.frames[-1] == frame
       boxes = [o.track.boxes[-1] for o in older if o.track.frames[-1] == frame]
       if not (hit and boxes and iou_xywh(t.boxes[-1], np.array(boxes)).max() > self.duplicate_iou):
         live.duplicate_since = None
@@ -374,9 +372,7 @@ class Tracker(TrackSet):
       self.merged_tracks += 1
       k = t.frames.index(live.duplicate_since)
       if live.state == "confirmed" and k > 0:
-        self._end(dataclasses.replace(live, track=dataclasses.replace(
-            t, frames=t.frames[:k], boxes=t.boxes[:k], scores=t.scores[:k], labels=t.labels[:k],
-            class_probs=t.class_probs[:k])))
+        self._end(dataclasses.replace(live, track=t.first(k)))
     self._live = kept
 
   def _end(self, live: _Live) -> None:
