@@ -84,3 +84,15 @@ def test_one_count_is_credited_to_one_object_of_a_merged_pair():
   d = diagnose_tracks.diagnose(gt, true, [merged], predicted)
   assert d["exits"] == {"counted": 1, "counted as another object": 1}
   assert d["confusion"] == {("bolt", "bolt"): 1, ("bolt", "none"): 1}
+
+
+def test_a_second_count_of_one_object_names_the_object_and_the_track():
+  frames = range(10)
+  gt = [_track(1, 100, frames), _track(2, 400, frames)]
+  true = counting.Counts({"bolt": 2, "nut": 0}, [counting.Event(9, 1, "bolt"), counting.Event(9, 2, "bolt")])
+  # Tracks 7 and 8 both on object 1 (8 born later, a few px off), track 9 on object 2.
+  pred = [_track(7, 100, frames), _track(8, 100, range(4, 10), dx=4), _track(9, 400, frames)]
+  predicted = counting.Counts({"bolt": 3, "nut": 0}, [counting.Event(9, t, "bolt") for t in (7, 8, 9)])
+  d = diagnose_tracks.diagnose(gt, true, pred, predicted)
+  assert d["extra"] == {"same object again": 1} and d["twice"] == [(1, 8)]
+  assert d["exits"] == {"counted": 2}

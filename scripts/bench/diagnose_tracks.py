@@ -12,7 +12,7 @@ Prints (never on a test split):
   followed another object more: e.g. two objects falling together that one track follows), or lost
   before its exit. Each count is credited to one object, the one its track covers most;
 - each predicted exit that is not a true one: on no object (a false positive track) or a second
-  count of the same object;
+  count of the same object (with the object and the track that counted it again);
 - the confusion table of counted exits: true class (or "none": a count with no true exit) vs
   counted class (or "none": a true exit never counted);
 - false tracks: predicted tracks whose boxes lie on no ground-truth object (IoU > 0.3) in most of
@@ -77,6 +77,7 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
   credited = collections.defaultdict(list)  # object id -> categories of the counts credited to it
   extra = collections.Counter()
   confusion = collections.Counter()
+  twice = []  # (object id, track id) of every count after an object's first
   for e in predicted.events:
     cover = _cover(tracks_by_id[e.track_id], gt_at)
     if not cover:
@@ -88,6 +89,7 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
     if len(credited[gid]) > 1:
       extra["same object again"] += 1
       confusion[(NONE, e.category)] += 1
+      twice.append((gid, e.track_id))
   exits = collections.Counter()
   for e in true.events:
     cover = _cover(gt_by_id[e.track_id], pred_at)
@@ -109,7 +111,7 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
     for k, (f, b) in enumerate(zip(t.frames, t.boxes)):
       fit["carried" if k else "birth"].append(_best(b, gt_at.get(f, []))[0])
   covered = [_best(b, pred_at.get(f, []))[0] >= 0.5 for g in gt_tracks for f, b in zip(g.frames, g.boxes)]
-  return {"exits": exits, "extra": extra, "confusion": confusion,
+  return {"exits": exits, "extra": extra, "confusion": confusion, "twice": twice,
           "false_tracks": len(false_tracks), "long_false_tracks": len(long_false),
           "longest_false_track": long_false[0][1] if long_false else None,
           "iou_birth": float(np.mean(fit["birth"])) if fit["birth"] else 0.0,
@@ -160,6 +162,11 @@ def main() -> None:
   print("true exits: " + ", ".join(f"{k} {v}" for k, v in d["exits"].most_common()))
   print("predicted exits that are not true ones: "
         + (", ".join(f"{k} {v}" for k, v in d["extra"].most_common()) or "none"))
+  by_id = {t.track_id: t for t in result.tracks}
+  for gid, tid in d["twice"]:
+    t = by_id[tid]
+    print(f"  counted again: object {gid} by track {tid}, frames {t.frames[0]}-{t.frames[-1]} "
+          f"({len(t.frames)} hits)")
   print(confusion_markdown(d["confusion"]))
   line = (f"false tracks (most hits on no object): {d['false_tracks']}, living > "
           f"{FALSE_TRACK_FRAMES} frames: {d['long_false_tracks']}")
