@@ -8,7 +8,7 @@ Run:  python -m mottr.train --config=configs/cpu_wide_detect.py --workdir=workdi
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
       A/B arm: the same with --workdir=workdirs/cpu_base_detect --config.model.backbone_widths='(32,48,96,192)' \
         --config.model.backbone_blocks='(1,1,1)'
-Time: 1500 steps of 8 frames; the two arms side by side on 2 CPU cores (see docs/stage16.md).
+Time: 3000 steps of 8 frames; the two arms side by side on 2 CPU cores (see docs/stage16.md).
 Score:  python scripts/bench/bench_detection.py --root ../shared/stroma --split val \
           --frames_dir ../shared/stroma/frames/val --checkpoints workdirs/cpu_wide_detect,workdirs/cpu_base_detect
 """
@@ -25,7 +25,7 @@ def get_config():
   c.data.real_weight = 0.4
   c.data.synth_box_pad_px = (4, 5)
   c.data.overlay_prob = 0.5
-  c.curriculum = ((1500, 1),)
+  c.curriculum = ((3000, 1),)
   c.optim.update(warmup_steps=200, ema_decay=0.998)
   c.checkpoint_every = 500
   c.keep_checkpoints = 6
