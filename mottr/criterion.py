@@ -5,14 +5,12 @@ detect queries], assign targets tracklet-aware
 (`matching.tracklet_aware_assignment`), add focal + L1 + GIoU on every decoder layer and on the
 encoder proposals, then
 pick the queries that go on (tracked objects, newly matched detections, with random track drop and
-false-positive insertion) and update them with QIM, some references widened over two touching objects
-(`merge_refs`). The clip's summed
+false-positive insertion) and update them with QIM. The clip's summed
 losses are divided once by the number of ground-truth boxes in the batch (collective average loss).
 """
 import jax
 import jax.numpy as jnp
 
-from mottr import boxes as boxes_lib
 from mottr import losses
 from mottr.matching import tracklet_aware_assignment
 from mottr.model.motr import MOTR, Memory, carry_tracks, empty_tracks
@@ -57,29 +55,6 @@ def select_next(target: jax.Array, scores: jax.Array, num_slots: int, rng: jax.A
   order = jnp.argsort(~keep, stable=True)[:num_slots]
   kept = keep[order]
   return jnp.where(kept, order, -1).astype(jnp.int32), jnp.where(kept, target[order], -1).astype(jnp.int32)
-
-
-def merge_refs(ref: jax.Array, valid: jax.Array, slot_obj: jax.Array, gt_boxes: jax.Array,
-               gt_mask: jax.Array, rng: jax.Array, prob: float) -> jax.Array:
-  """Track references (one clip, [S, 4] cxcywh) of which each live slot's is, with probability `prob`,
-  the box around its object and the nearest other object touching it (boxes of this frame, [M, 4]; two
-  objects touch when their boxes, grown by half, overlap). The dense clip's missed bolt is the upper of two
-  falling in one column: the lower one's track box spanned both for 17 frames, and the detect queries
-  beside it learned to leave both alone. Widened references teach the track to let go of the other object
-  and the detect queries to take it."""
-  own = gt_boxes[jnp.maximum(slot_obj, 0)]  # [S, 4]
-  offset = jnp.abs(own[:, None, :2] - gt_boxes[None, :, :2])  # [S, M, 2]
-  reach = 0.75 * (own[:, None, 2:] + gt_boxes[None, :, 2:])  # half of both sizes, grown by half
-  touching = ((offset < reach).all(-1) & gt_mask[None, :]
-              & (jnp.arange(gt_boxes.shape[0])[None, :] != slot_obj[:, None]))
-  distance = jnp.where(touching, jnp.linalg.norm(offset, axis=-1), jnp.inf)
-  other = gt_boxes[jnp.argmin(distance, axis=1)]  # [S, 4]
-  a, b = boxes_lib.cxcywh_to_xyxy(own), boxes_lib.cxcywh_to_xyxy(other)
-  union = boxes_lib.xyxy_to_cxcywh(jnp.concatenate([jnp.minimum(a[:, :2], b[:, :2]),
-                                                    jnp.maximum(a[:, 2:], b[:, 2:])], axis=-1))
-  widen = (valid & (slot_obj >= 0) & jnp.isfinite(distance.min(axis=1))
-           & (jax.random.uniform(rng, valid.shape) < prob))
-  return jnp.where(widen[:, None], union, ref)
 
 
 def _class_loss(logits, target, query_valid, gt_labels, num_classes, focal_kw):
@@ -139,10 +114,6 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     next_slots, slot_obj = jax.vmap(select_next, in_axes=(0, 0, None, 0, None, None))(
         target, scores, mc.num_slots, rngs, lc.track_drop_prob, lc.fp_insert_prob)
     tracks = carry_tracks(model, params, out, tracks, gap, next_slots)
-    if lc.merge_ref_prob > 0:
-      merge_rngs = jax.random.split(jax.random.fold_in(rng, t_len + t), b)
-      tracks = tracks._replace(ref=jax.vmap(merge_refs, in_axes=(0, 0, 0, 0, 0, 0, None))(
-          tracks.ref, tracks.valid, slot_obj, gt_boxes, gt_mask, merge_rngs, lc.merge_ref_prob))
     return (tracks, slot_obj, sums), None
 
   time_major = lambda x: jnp.swapaxes(x, 0, 1)
