@@ -8,7 +8,8 @@ Run:  python -m mottr.train --config=configs/cpu_wide_detect.py --workdir=workdi
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
       A/B arm: the same with --workdir=workdirs/cpu_base_detect --config.model.backbone_widths='(32,48,96,192)' \
         --config.model.backbone_blocks='(1,1,1)'
-Time: 3000 steps of 8 frames; the two arms side by side on 2 CPU cores (see docs/stage16.md).
+Time: 3000 steps of 8 frames, side by side on 2 CPU cores: about 70 min (wide, 0.65-0.75 steps/s) and 50 min
+      (base, 0.97-1.04 steps/s); checkpoints every 500 steps. Results: docs/stage16.md.
 Score:  python scripts/bench/bench_detection.py --root ../shared/stroma --split val \
           --frames_dir ../shared/stroma/frames/val --checkpoints workdirs/cpu_wide_detect,workdirs/cpu_base_detect
 """
