@@ -3,7 +3,8 @@ shipped chain's stages 2-4 and 10 did for the shipped backbone, compressed into 
 
 Run:  python -m mottr.train --config=configs/cpu_wide_clips.py --workdir=workdirs/cpu_wide_clips \
         --config.data.real_root=../shared/stroma --config.data.synth_root=data/synth
-Time: 3000 steps of four clips (3, then 5 frames) at 320 px; see docs/stage16.md for the measured rate.
+Time: 3000 steps of four clips (3, then 5 frames) at 320 px on 2 CPU cores: 0.72-0.74 steps/s on 3-frame clips,
+      about 0.45 on 5-frame ones (about 100 min in all); checkpoints every 250 steps. Results: docs/stage16.md.
 """
 from configs import cpu_wide_detect
 
