@@ -74,6 +74,15 @@ def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return pairwise_iou(to_xyxy(a), to_xyxy(b))[0]
 
 
+def covered_xywh(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+  """Fraction of each COCO xywh box of inner [M, 4] that lies inside the box outer [4] -> [M] (numpy)."""
+  outer = np.asarray(outer, np.float64).reshape(4)
+  inner = np.asarray(inner, np.float64).reshape(-1, 4)
+  w = np.minimum(outer[0] + outer[2], inner[:, 0] + inner[:, 2]) - np.maximum(outer[0], inner[:, 0])
+  h = np.minimum(outer[1] + outer[3], inner[:, 1] + inner[:, 3]) - np.maximum(outer[1], inner[:, 1])
+  return np.clip(w, 0, None) * np.clip(h, 0, None) / np.maximum(inner[:, 2] * inner[:, 3], 1e-9)
+
+
 def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray:
   """Clips xywh boxes [..., 4] to the frame; boxes entirely outside get zero width or height."""
   x0 = np.clip(boxes_xywh[..., 0], 0, width)

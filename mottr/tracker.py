@@ -55,7 +55,7 @@ from mottr import boxes as boxes_lib
 from mottr import counting
 from mottr import schema
 from mottr import smoothing
-from mottr.boxes import clip_xywh, iou_xywh
+from mottr.boxes import clip_xywh, covered_xywh, iou_xywh
 from mottr.schema import Track
 
 
@@ -94,6 +94,12 @@ class TrackerSettings:
   # model's one double count on synthetic val and stage 15's on the dense clip go, nothing else
   # changes; 1-3 equal, 5 and 8 miss the synthetic one; docs/stage15.md.)
   duplicate_window: float = 3.0
+  # A track whose box has held the boxes of two other confirmed tracks (each at least UNION_COVER
+  # inside it, the two overlapping by IoU < UNION_APART_IOU) in every frame for this many frames
+  # (at 30 FPS) spans two objects: it ends, reported up to where that began; 0: off. (A track born
+  # on two objects entering side by side, which each got a track of their own, would otherwise
+  # count one of them again where it leaves: docs/stage17.md.)
+  union_window: float = 0.0
   # Motion plausibility: a new track is reported only once its box centre has moved down this
   # many px (of a 640 px high frame); 0 turns the rule off.
   min_descent: float = 20.0
@@ -143,6 +149,8 @@ GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest w
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
 BACKFILL_IOU = 0.3  # an earlier detection continues a track's first box back in time
 BACKFILL_RISE = 2.0  # px (of a 640 px frame): how much lower an earlier box may sit (box jitter)
+UNION_COVER = 0.8  # fraction of a track's box inside another track's box for it to count as held
+UNION_APART_IOU = 0.1  # two held boxes overlapping less than this are two objects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +171,7 @@ class _Live:
   state: str = "confirmed"  # "tentative" (not yet seen falling), "confirmed" or "rejected"
   recent: list | None = None  # a rejected track's (frame, box) hits of the last confirm_window frames
   duplicate_since: int | None = None  # first frame of its current run on an older track's box
+  union_since: int | None = None  # first frame of its current run holding two other tracks' boxes
 
 
 class TrackSet:
@@ -199,7 +208,8 @@ class Tracker(TrackSet):
   of a stronger birth of the same frame by IoU > duplicate_iou. With duplicate_window > 0, of two
   tracks hit on boxes overlapping by IoU > duplicate_iou in every frame for duplicate_window frames
   (at 30 FPS) the younger ends, reported up to where the overlap began: two queries on one object
-  would otherwise count it twice.
+  would otherwise count it twice. With union_window > 0 a track whose box holds two other confirmed
+  tracks' boxes for union_window frames ends likewise (`TrackerSettings.union_window`).
 
   Motion plausibility (on when min_descent > 0; see the module doc): `confirm_window` and
   `stall_window` are frames at 30 FPS of the video timeline; frame indices advance by
@@ -215,6 +225,7 @@ class Tracker(TrackSet):
                miss_tolerance: int = _DEFAULT.miss_tolerance,
                duplicate_iou: float = _DEFAULT.duplicate_iou,
                duplicate_window: float = _DEFAULT.duplicate_window,
+               union_window: float = _DEFAULT.union_window,
                min_descent: float = _DEFAULT.min_descent,
                confirm_window: float = _DEFAULT.confirm_window,
                fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
@@ -230,6 +241,8 @@ class Tracker(TrackSet):
     self.duplicate_iou = duplicate_iou
     self.duplicate_window = duplicate_window
     self.merged_tracks = 0  # younger tracks ended on an older track's object
+    self.union_window = union_window
+    self.union_tracks = 0  # tracks ended for spanning two tracked objects
     self.min_descent = min_descent
     # px of this frame: min_descent is given for the challenge's 640 px high frames.
     self.descent_px = min_descent * frame_size[1] / schema.HEIGHT
@@ -265,7 +278,7 @@ class Tracker(TrackSet):
     return cls(num_slots, birth_threshold=settings.birth_threshold_at(rate),
                keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
                duplicate_iou=settings.duplicate_iou, duplicate_window=settings.duplicate_window,
-               min_descent=settings.min_descent,
+               union_window=settings.union_window, min_descent=settings.min_descent,
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
@@ -375,6 +388,30 @@ class Tracker(TrackSet):
         self._end(dataclasses.replace(live, track=t.first(k)))
     self._live = kept
 
+  def _drop_unions(self, frame: int) -> None:
+    """Ends a track hit on a box that holds two other confirmed tracks' boxes of this frame for
+    union_window frames (TrackerSettings.union_window), reported up to where that began."""
+    hits = {id(l) for l in self._live if l.state != "rejected" and l.track.frames[-1] == frame}
+    confirmed = [l for l in self._live if id(l) in hits and l.state == "confirmed"]
+    kept = []
+    for live in self._live:
+      t = live.track
+      held = np.array([o.track.boxes[-1] for o in confirmed if o is not live]).reshape(-1, 4)
+      held = held[covered_xywh(t.boxes[-1], held) >= UNION_COVER]
+      spans_two = id(live) in hits and bool((iou_xywh(held, held) < UNION_APART_IOU).any())
+      if not spans_two:
+        live.union_since = None
+      elif live.union_since is None:
+        live.union_since = frame
+      if live.union_since is None or self._elapsed(live.union_since, frame) < self.union_window - 1e-9:
+        kept.append(live)
+        continue
+      self.union_tracks += 1
+      k = t.frames.index(live.union_since)
+      if live.state == "confirmed" and k > 0:
+        self._end(dataclasses.replace(live, track=t.first(k)))
+    self._live = kept
+
   def _end(self, live: _Live) -> None:
     if live.state == "confirmed":
       t = live.track
@@ -424,6 +461,8 @@ class Tracker(TrackSet):
     self._live = survivors
     if self.duplicate_window > 0:
       self._drop_duplicates(frame_index)
+    if self.union_window > 0:
+      self._drop_unions(frame_index)
 
     if self.backfill_window > 0:
       # A track is reported up to confirm_window frames after its birth, and reaches back

@@ -237,3 +237,22 @@ def test_refinement_head_learns_where_the_edges_are():
   for _ in range(400):
     params, opt_state = step(params, opt_state)
   assert float(error(params, held)) < 0.5 * before
+
+
+def test_deeper_backbone_warm_starts_from_a_shallower_one_unchanged():
+  """Extra blocks start as the identity: a (1, 2, 2) backbone holding a trained (1, 1, 1) one's
+  parameters computes the same features, and its extra blocks still get gradients."""
+  from flax import traverse_util
+  from mottr.checkpoint import merge_params
+  from mottr.model.backbone import ResNetLite
+  x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
+  shallow = ResNetLite((8, 16, 16, 32), (1, 1, 1))
+  deep = ResNetLite((8, 16, 16, 32), (1, 2, 2))
+  p_shallow = shallow.init(jax.random.PRNGKey(1), x)["params"]
+  p_deep, fresh = merge_params(deep.init(jax.random.PRNGKey(2), x)["params"], p_shallow)
+  assert fresh and all(name.startswith(("Extra_1_1/", "Extra_2_1/")) for name in fresh)
+  for a, b in zip(shallow.apply({"params": p_shallow}, x), deep.apply({"params": p_deep}, x)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  grads = jax.grad(lambda p: deep.apply({"params": p}, x)[-1].sum())(p_deep)
+  flat = traverse_util.flatten_dict(grads)
+  assert float(jnp.abs(flat[("Extra_2_1", "GroupNorm_1", "scale")]).max()) > 0

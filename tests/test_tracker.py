@@ -131,6 +131,40 @@ def test_the_younger_of_two_tracks_on_one_object_ends_where_their_overlap_began(
   assert [tr.track_id for tr in t.live] == [1, 2] and t.merged_tracks == 0
 
 
+def test_a_track_spanning_two_tracked_objects_ends_where_it_began_to():
+  left, right = (0.40, 0.5, 0.06, 0.1), (0.52, 0.5, 0.06, 0.1)  # two objects side by side
+  union = (0.46, 0.5, 0.2, 0.12)  # one box over both: IoU < 0.7 with each, so both are born
+
+  def out(slots, detects):
+    n = 3 + len(detects)
+    scores, boxes = np.zeros(n, np.float32), np.tile(np.float32([0.5, 0.5, 0.05, 0.05]), (n, 1))
+    for i, box in list(enumerate(slots)) + [(3 + j, box) for j, box in enumerate(detects)]:
+      scores[i], boxes[i] = 0.9, box
+    return Out(scores, np.zeros(n, np.int32), boxes, 3, np.arange(3) < len(slots))
+
+  def run(window, second=right, frames=6):
+    t = static_tracker(3, union_window=window, smooth_window=0)
+    t.update(out([], [union]), 0)
+    t.update(out([union], [left, second]), 1)
+    for f in range(2, frames):
+      t.update(out([union, left, second], []), f)
+    return t
+
+  t = run(3)  # held both from frame 2: ended at frame 5
+  assert [tr.track_id for tr in t.live] == [2, 3] and t.union_tracks == 1
+  (ended,) = t.pop_finished()
+  assert ended.track_id == 1 and ended.frames == [0, 1]  # reported up to where it began to
+  assert [tr.track_id for tr in run(3, frames=5).live] == [1, 2, 3]  # held for less than the window
+  assert [tr.track_id for tr in run(0).live] == [1, 2, 3]  # the rule off
+  overlapping = (0.44, 0.5, 0.06, 0.1)  # IoU 0.2 with `left`: not two objects apart (nor a duplicate)
+  assert [tr.track_id for tr in run(3, second=overlapping).live] == [1, 2, 3]
+
+
+def test_covered_xywh():
+  inner = np.array([[10, 10, 10, 10], [15, 10, 10, 10], [40, 40, 5, 5]], np.float64)
+  np.testing.assert_allclose(boxes.covered_xywh([0, 0, 20, 30], inner), [1.0, 0.5, 0.0])
+
+
 def test_births_beyond_free_slots_drop_the_lowest_scores():
   t = static_tracker(NUM_SLOTS, birth_threshold=0.7)
   box_c = (0.5, 0.5, 0.1, 0.1)

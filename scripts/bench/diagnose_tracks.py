@@ -39,7 +39,7 @@ from mottr.schema import Track
 MATCH_IOU = 0.3  # a track box on an object
 FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the video) is reported
 NONE = "none"
-SETTINGS = ("keep_threshold", "duplicate_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+SETTINGS = ("keep_threshold", "duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
             "smooth_window")  # tracker settings with a flag of their own (default: the model's)
 
 

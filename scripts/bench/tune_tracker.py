@@ -3,7 +3,7 @@
   python scripts/bench/tune_tracker.py --root data/synth_s1 --split val [--checkpoint DIR] [--max_frames 900]
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
-      [--snap_tracks 0,1] [--duplicate_window 0,3] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
+      [--snap_tracks 0,1] [--duplicate_window 0,3] [--union_window 0,3] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
       [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--smooth_window 0,3]
 
 Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
@@ -25,7 +25,7 @@ from mottr import tracker as tracker_lib
 from mottr.predictor import load_predictor
 
 # Settings swept with one value each unless given: the model's own (its config's tracker section).
-MODEL_DEFAULT_SETTINGS = ("duplicate_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
+MODEL_DEFAULT_SETTINGS = ("duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
                           "backfill_window", "backfill_threshold", "smooth_window")
 
 
