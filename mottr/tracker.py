@@ -373,19 +373,13 @@ class Tracker(TrackSet):
       t = live.track
       hit = live.state != "rejected" and t.frames[-1] == frame
       boxes = [o.track.boxes[-1] for o in older if o.track.frames[-1] == frame]
-      if not (hit and boxes and iou_xywh(t.boxes[-1], np.array(boxes)).max() > self.duplicate_iou):
-        live.duplicate_since = None
-      elif live.duplicate_since is None:
-        live.duplicate_since = frame
-      if live.duplicate_since is None or self._elapsed(live.duplicate_since, frame) < self.duplicate_window - 1e-9:
-        kept.append(live)
-        if hit:
-          older.append(live)
+      on_older = hit and bool(boxes) and iou_xywh(t.boxes[-1], np.array(boxes)).max() > self.duplicate_iou
+      if self._ended_after_run(live, "duplicate_since", on_older, frame, self.duplicate_window):
+        self.merged_tracks += 1
         continue
-      self.merged_tracks += 1
-      k = t.frames.index(live.duplicate_since)
-      if live.state == "confirmed" and k > 0:
-        self._end(dataclasses.replace(live, track=t.first(k)))
+      kept.append(live)
+      if hit:
+        older.append(live)
     self._live = kept
 
   def _drop_unions(self, frame: int) -> None:
@@ -399,18 +393,25 @@ class Tracker(TrackSet):
       held = np.array([o.track.boxes[-1] for o in confirmed if o is not live]).reshape(-1, 4)
       held = held[covered_xywh(t.boxes[-1], held) >= UNION_COVER]
       spans_two = id(live) in hits and bool((iou_xywh(held, held) < UNION_APART_IOU).any())
-      if not spans_two:
-        live.union_since = None
-      elif live.union_since is None:
-        live.union_since = frame
-      if live.union_since is None or self._elapsed(live.union_since, frame) < self.union_window - 1e-9:
+      if self._ended_after_run(live, "union_since", spans_two, frame, self.union_window):
+        self.union_tracks += 1
+      else:
         kept.append(live)
-        continue
-      self.union_tracks += 1
-      k = t.frames.index(live.union_since)
-      if live.state == "confirmed" and k > 0:
-        self._end(dataclasses.replace(live, track=t.first(k)))
     self._live = kept
+
+  def _ended_after_run(self, live: _Live, field: str, holds: bool, frame: int, window: float) -> bool:
+    """Follows the run of frames in which `holds` (its first frame in `live.<field>`); once it has
+    lasted `window` frames (at 30 FPS) the track ends, reported up to where the run began (True)."""
+    since = getattr(live, field) if holds else None
+    if holds and since is None:
+      since = frame
+    setattr(live, field, since)
+    if since is None or self._elapsed(since, frame) < window - 1e-9:
+      return False
+    k = live.track.frames.index(since)
+    if live.state == "confirmed" and k > 0:
+      self._end(dataclasses.replace(live, track=live.track.first(k)))
+    return True
 
   def _end(self, live: _Live) -> None:
     if live.state == "confirmed":
