@@ -73,21 +73,34 @@ def test_overfits_one_clip(synth_workdir, tmp_path):
 
 
 def test_resume_equals_uninterrupted(synth_workdir, tmp_path):
+  """With a moving average of the weights: resuming keeps parameters and average bit-exact, and
+  loading (by step too) and warm starts read the average, not the raw parameters."""
   config = _config(synth_workdir)
+  config.optim.ema_decay = 0.9
   full = _train(config, str(tmp_path / "full"))
   half = _train(config, str(tmp_path / "resumed"), stop_at=2)
   resumed = _train(config, str(tmp_path / "resumed"))
   assert int(full.step) == int(resumed.step) == 4
-  for a, b in zip(_leaves(full), _leaves(resumed)):
-    np.testing.assert_array_equal(a, b)
+  both = lambda state: jax.tree.leaves((state.params, state.ema_params))
+  for a, b in zip(both(full), both(resumed)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert os.path.isdir(tmp_path / "full" / "checkpoints" / "4")
   # A workdir's earlier checkpoint loads by step (mottr.export --step); the default is the latest.
   for step, state in [(2, half), (None, full)]:
     _, params = checkpoint.load(str(tmp_path / "full"), step=step)
-    for a, b in zip(jax.tree.leaves(params), _leaves(state)):
-      np.testing.assert_array_equal(np.asarray(a), b)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state.ema_params)):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(train.UserError, match="no checkpoint of step 3; it holds steps 2, 4"):
     checkpoint.load(str(tmp_path / "full"), step=3)
+  stage2 = _config(synth_workdir)
+  stage2.optim.ema_decay = 0.9
+  stage2.init_from = str(tmp_path / "full")
+  started = train.warm_start(train.create_state(stage2, build_model(stage2)), stage2.init_from)
+  for a, b, c in zip(jax.tree.leaves(started.params), jax.tree.leaves(started.ema_params),
+                     jax.tree.leaves(full.ema_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(c))
+  assert float(train.ema_decay_at(stage2, 0)) == pytest.approx(0.9)  # warm started: full decay at once
 
 
 def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
@@ -113,7 +126,7 @@ def test_warm_start_copies_matching_parameters(synth_workdir, tmp_path):
     train.warm_start(fresh, str(tmp_path / "stage1"), step=999)
 
 
-def test_ema_averages_the_parameters_and_is_what_loads(synth_workdir, tmp_path):
+def test_ema_averages_the_parameters(synth_workdir, tmp_path):
   config = _config(synth_workdir)
   config.optim.ema_decay = 0.9
   model = build_model(config)
@@ -128,25 +141,7 @@ def test_ema_averages_the_parameters_and_is_what_loads(synth_workdir, tmp_path):
   for got, want, raw in zip(jax.tree.leaves(state.ema_params), ema, _leaves(state)):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-7)
   assert any(not np.allclose(e, p) for e, p in zip(ema, _leaves(state)))
-  # Trained in a workdir: resuming keeps the average bit-exact, and loading, exporting and warm
-  # starts read the average, not the raw parameters.
-  full = _train(config, str(tmp_path / "full"))
-  _train(config, str(tmp_path / "resumed"), stop_at=2)
-  resumed = _train(config, str(tmp_path / "resumed"))
-  for a, b in zip(jax.tree.leaves(full.ema_params), jax.tree.leaves(resumed.ema_params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  _, loaded = checkpoint.load(str(tmp_path / "full"))
-  for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(full.ema_params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  stage2 = _config(synth_workdir)
-  stage2.optim.ema_decay = 0.9
-  stage2.init_from = str(tmp_path / "full")
-  started = train.warm_start(train.create_state(stage2, build_model(stage2)), stage2.init_from)
-  for a, b, c in zip(jax.tree.leaves(started.params), jax.tree.leaves(started.ema_params),
-                     jax.tree.leaves(full.ema_params)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
-    np.testing.assert_array_equal(np.asarray(b), np.asarray(c))
-  assert float(train.ema_decay_at(stage2, 0)) == pytest.approx(0.9)  # warm started: full decay at once
+  # Resuming, loading and warm starts with the average: test_resume_equals_uninterrupted.
 
 
 def test_two_devices_equal_one(synth_workdir):
