@@ -36,6 +36,9 @@ class FrameOutput:
   num_slots: int
   slot_valid: np.ndarray  # bool [num_slots]
   class_scores: np.ndarray | None = None  # float32 [N, C] probability of each class
+  # With `model.snap_tracks`: the detect queries of the track-free decode (num_slots 0), which track
+  # queries do not suppress (the tracker's entry backfill may read them).
+  track_free: "FrameOutput | None" = None
 
 
 class Predictor:
@@ -51,19 +54,20 @@ class Predictor:
     self._carry = jax.jit(functools.partial(carry_tracks, self.model))
     self.reset()
 
-  def _forward(self, params, image, tracks, gap):
+  def _forward(self, params, image, tracks, gap) -> tuple[DecoderOutput, DecoderOutput | None]:
+    """The frame's decoder output, and with `model.snap_tracks` the track-free decode it was snapped to."""
     memory = self.model.apply(params, image[None], method=MOTR.encode)
     out = self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
     if not self.config.model.snap_tracks:
-      return out
+      return out, None
     alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
-    return snap_tracks(out, alone, self.num_slots, tracks.valid)
+    return snap_tracks(out, alone, self.num_slots, tracks.valid), alone
 
   def _step_outputs(self, params, image, tracks, gap):
     """The decoder output (kept on the device for `carry`) and what the host reads of it: class
     probabilities and boxes of the last layer, and which track slots were live."""
-    out = self._forward(params, image, tracks, gap)
-    return out, host_outputs(out, tracks)
+    out, alone = self._forward(params, image, tracks, gap)
+    return out, host_outputs(out, tracks, alone)
 
   def reset(self, frame_gap: float = 1.0) -> None:
     """Starts a video whose frames are `frame_gap` x 1/30 s apart (30 / fps x frame step)."""
@@ -74,7 +78,8 @@ class Predictor:
   def step(self, frame_rgb: np.ndarray) -> FrameOutput:
     """Runs one frame (uint8 RGB, already input_size x input_size)."""
     self._out, host = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
-    return frame_output(*jax.device_get(host), self.num_slots)  # one transfer
+    probs, boxes, valid, *free = jax.device_get(host)  # one transfer
+    return frame_output(probs, boxes, valid, self.num_slots, *free)
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
@@ -82,16 +87,23 @@ class Predictor:
                                jnp.asarray(next_slots, jnp.int32)[None])
 
 
-def host_outputs(out: DecoderOutput, tracks) -> tuple[jax.Array, jax.Array, jax.Array]:
+def host_outputs(out: DecoderOutput, tracks, alone: DecoderOutput | None = None) -> tuple[jax.Array, ...]:
   """What the host reads of a frame (inside the jitted step): the last layer's class probabilities
-  and boxes of the first clip, and which of its track slots were live."""
-  return jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0], tracks.valid[0]
+  and boxes of the first clip, which of its track slots were live, and (given the track-free
+  decode `alone`) that decode's detect queries' probabilities and boxes."""
+  host = (jax.nn.sigmoid(out.logits[-1, 0]), out.boxes[-1, 0], tracks.valid[0])
+  if alone is None:
+    return host
+  num_slots = tracks.valid.shape[1]
+  return host + (jax.nn.sigmoid(alone.logits[-1, 0, num_slots:]), alone.boxes[-1, 0, num_slots:])
 
 
-def frame_output(probs: np.ndarray, boxes: np.ndarray, valid: np.ndarray, num_slots: int) -> FrameOutput:
+def frame_output(probs: np.ndarray, boxes: np.ndarray, valid: np.ndarray, num_slots: int,
+                 free_probs: np.ndarray | None = None, free_boxes: np.ndarray | None = None) -> FrameOutput:
   """A FrameOutput from the host copies of `host_outputs`."""
+  free = None if free_probs is None else frame_output(free_probs, free_boxes, np.zeros(0, bool), 0)
   return FrameOutput(scores=probs.max(-1), labels=probs.argmax(-1).astype(np.int32), boxes=boxes,
-                     num_slots=num_slots, slot_valid=valid, class_scores=probs)
+                     num_slots=num_slots, slot_valid=valid, class_scores=probs, track_free=free)
 
 
 def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int,

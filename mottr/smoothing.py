@@ -18,9 +18,10 @@ EDGE_EPS = 1e-6  # px: a corner this close to the frame's edge was clipped there
 
 
 def smooth_boxes(times: np.ndarray, boxes_xywh: np.ndarray, half_window: float,
-                 width: float, height: float) -> np.ndarray:
+                 width: float, height: float, gravity: float = 0.0) -> np.ndarray:
   """The smoothed xywh boxes (float64 [N, 4]) of boxes at `times` (same units as half_window),
-  clipped to the width x height frame."""
+  clipped to the width x height frame. `gravity` (px per time unit squared, > 0: downwards) is
+  taken out of the y corners before each fit, so a free fall is fitted without bias."""
   times = np.asarray(times, np.float64)
   boxes = np.asarray(boxes_xywh, np.float64).reshape(-1, 4)
   corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
@@ -34,7 +35,9 @@ def smooth_boxes(times: np.ndarray, boxes_xywh: np.ndarray, half_window: float,
       use = near & free[:, c]
       if use.sum() < MIN_NEIGHBOURS:
         continue
-      design = np.stack([times[use] - t, np.ones(int(use.sum()))], axis=1)
-      out[i, c] = np.linalg.lstsq(design, corners[use, c], rcond=None)[0][1]  # the line's value at t
+      dt = times[use] - t
+      fall = 0.5 * gravity * dt ** 2 if c % 2 else 0.0
+      design = np.stack([dt, np.ones(int(use.sum()))], axis=1)
+      out[i, c] = np.linalg.lstsq(design, corners[use, c] - fall, rcond=None)[0][1]  # the line's value at t
   out = np.clip(out, 0.0, limits)
   return np.concatenate([out[:, :2], np.maximum(out[:, 2:] - out[:, :2], 0.0)], axis=1)

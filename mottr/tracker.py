@@ -28,15 +28,18 @@ Entry backfill (`backfill_window` > 0): an object entering through the top edge 
 and the model scores it above keep_threshold some frames before it reaches birth_threshold (on the
 dense real clip: a median of 6 frames between an object's first annotated box and its first tracked
 one). When a track is reported (confirmed, or born with the motion rule off), it is extended back
-through the detect queries of the `backfill_window` frames before its birth: frame by frame, the
-detection that scores >= `backfill_threshold` (lower than a birth needs: like ByteTrack's second,
-low-score association, the track's own box vouches for it), overlaps its earliest box by IoU >=
-BACKFILL_IOU, lies no lower (objects fall) and is no other track's box of that frame; the walk stops
-at the first frame without one. It adds boxes to the start of tracks only: exits, counts and the
-live state do not change.
+through the detect queries of the `backfill_window` frames before its birth (with
+`backfill_track_free`, also those of the track-free decode, which live track queries do not hold
+down): frame by frame, the detection that scores >= `backfill_threshold` (lower than a birth needs:
+like ByteTrack's second, low-score association, the track's own box vouches for it), overlaps its
+earliest box by IoU >= BACKFILL_IOU, has its bottom edge `backfill_fall` px per frame higher (objects
+fall into view; structure at the top edge stays put) and is no other track's box of that frame; the
+walk stops at the first frame without one. It adds boxes to the start of tracks only: exits, counts
+and the live state do not change. Under SPARSE_FPS it is off.
 
 Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when it ends
-(`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put).
+(`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put;
+with `smooth_gravity` the y corners are fitted to a fall under GRAVITY, which leaves a free fall put).
 The model's boxes jitter from frame to frame around the object; averaging over a few frames
 tightens them (the dense real clip: MOTA 0.826 -> 0.862, track-box mAP50 0.867 -> 0.904).
 
@@ -118,17 +121,28 @@ class TrackerSettings:
   nut_weight: float = 2.5
   edge_tolerance: float = counting.EDGE_TOLERANCE  # fraction of the frame height at the bottom edge
   # Frames (at 30 FPS) a reported track is extended back through earlier detections; 0: off
-  # (scripts/bench/tune_tracker.py --backfill_window 0,4,8,12: 8 and 12 equal and best on the dense
-  # clip and on synthetic val; docs/tracker_dense.md).
-  backfill_window: float = 8.0
+  # (scripts/bench/tune_tracker.py: 8 and 12 equal and best reading the tracked decode only,
+  # docs/tracker_dense.md; reading the track-free one too, 16 and 24 tie on the dense clip, docs/stage19.md).
+  backfill_window: float = 16.0
   # Score a detect query needs to extend a track back (0.1-0.4 swept: 0.2 best on synthetic val,
   # 0.675 vs 0.680 HOTA at 0.1 on the dense clip, where 0.1 adds 20 false boxes).
   backfill_threshold: float = 0.2
+  # Also backfill through the detect queries of the track-free decode (`model.snap_tracks`), which
+  # live track queries do not hold down: an object entering beside a track, or under a rejected one,
+  # scores 0.9 there for up to 20 frames while the tracked decode scores it 0.1-0.3 (docs/stage19.md).
+  backfill_track_free: bool = True
+  # px (of a 640 px frame) per frame at 30 FPS by which each earlier box's bottom edge must sit
+  # higher: objects enter falling at 6+ px per frame, structure at the top edge stays put (0, 2, 3,
+  # 5 swept; 2 and 3 best on the dense clip and synthetic val, docs/stage19.md).
+  backfill_fall: float = 2.0
   # Frames (at 30 FPS) each side of a box over which a finished track's boxes are smoothed (a local
   # straight-line fit in time, `mottr.smoothing`); 0: off. Counts, tracks.txt and tracks.json use
   # the smoothed boxes; the annotated video draws them as they came. (tune_tracker.py
   # --smooth_window 0,2,3,4,6: 3 and 4 tie on synthetic val, 3 on the dense clip; docs/tracker_dense.md.)
   smooth_window: float = 3.0
+  # Fit the smoothing's y corners to a fall under GRAVITY rather than a straight line (dense clip
+  # HOTA +0.004 at smooth_window 3; longer windows do no better; docs/stage19.md).
+  smooth_gravity: bool = True
 
   @classmethod
   def from_config(cls, config: Any) -> "TrackerSettings":
@@ -148,7 +162,6 @@ SPOT_IOU = 0.3  # a birth on a recent birth's box
 GRAVITY = 0.41  # px/frame² at 30 FPS (640 px frames): objects fall from rest with this acceleration
 REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it shows at ~22 px)
 BACKFILL_IOU = 0.3  # an earlier detection continues a track's first box back in time
-BACKFILL_RISE = 2.0  # px (of a 640 px frame): how much lower an earlier box may sit (box jitter)
 UNION_COVER = 0.8  # fraction of a track's box inside another track's box for it to count as held
 UNION_APART_IOU = 0.1  # two held boxes overlapping less than this are two objects
 
@@ -161,6 +174,15 @@ class _Detections:
   scores: np.ndarray
   labels: np.ndarray
   probs: np.ndarray | None
+
+  @staticmethod
+  def concat(parts: list["_Detections"]) -> "_Detections":
+    """One frame's candidates from several decodes."""
+    if len(parts) == 1:
+      return parts[0]
+    probs = None if any(p.probs is None for p in parts) else np.concatenate([p.probs for p in parts])
+    return _Detections(parts[0].frame, *(np.concatenate([getattr(p, f) for p in parts])
+                                         for f in ("boxes", "scores", "labels")), probs)
 
 
 @dataclasses.dataclass
@@ -232,7 +254,10 @@ class Tracker(TrackSet):
                class_weights: tuple[float, ...] | None = (1.0, _DEFAULT.nut_weight),
                spot_window: float = 0.0, backfill_window: float = _DEFAULT.backfill_window,
                backfill_threshold: float = _DEFAULT.backfill_threshold,
-               smooth_window: float = _DEFAULT.smooth_window, fps: float = schema.FPS, frame_step: int = 1,
+               backfill_track_free: bool = _DEFAULT.backfill_track_free,
+               backfill_fall: float = _DEFAULT.backfill_fall,
+               smooth_window: float = _DEFAULT.smooth_window,
+               smooth_gravity: bool = _DEFAULT.smooth_gravity, fps: float = schema.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
     self.num_slots = num_slots
     self.birth_threshold = birth_threshold
@@ -254,9 +279,12 @@ class Tracker(TrackSet):
     self.stall_window = stall_window
     self.backfill_window = backfill_window
     self.backfill_threshold = backfill_threshold
+    self.backfill_track_free = backfill_track_free
+    self.backfill_fall = backfill_fall
     self._recent: list[_Detections] = []  # candidates of the frames a backfill may reach, in order
     self.backfilled_boxes = 0
     self.smooth_window = smooth_window
+    self.smooth_gravity = smooth_gravity
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
     # Frames at 30 FPS per unit of frame index.
     self.frames_30_per_index = schema.FPS / (fps * frame_step)
@@ -273,7 +301,8 @@ class Tracker(TrackSet):
   def from_settings(cls, num_slots: int, settings: TrackerSettings, *, fps: float,
                     frame_step: int, frame_size: tuple[int, int]) -> "Tracker":
     """The tracker of a source whose processed frames run at `fps / frame_step` per second of
-    video: the sparse birth threshold and spot window below SPARSE_FPS."""
+    video: below SPARSE_FPS the sparse birth threshold and spot window, and no entry backfill (an
+    object moves too far between frames for its earlier boxes to be told from its neighbours')."""
     rate = fps / frame_step
     return cls(num_slots, birth_threshold=settings.birth_threshold_at(rate),
                keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
@@ -282,8 +311,10 @@ class Tracker(TrackSet):
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
-               backfill_window=settings.backfill_window, backfill_threshold=settings.backfill_threshold,
-               smooth_window=settings.smooth_window, frame_step=frame_step, frame_size=frame_size)
+               backfill_window=settings.backfill_window if rate >= SPARSE_FPS else 0.0,
+               backfill_threshold=settings.backfill_threshold,
+               backfill_track_free=settings.backfill_track_free, backfill_fall=settings.backfill_fall,
+               smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity, frame_step=frame_step, frame_size=frame_size)
 
   @property
   def motion_check(self) -> bool:
@@ -339,6 +370,15 @@ class Tracker(TrackSet):
         live.state = "rejected"
         self.retired_tracks += 1
 
+  def _candidates(self, out: FrameOutput, queries: np.ndarray, frame_index: int) -> _Detections:
+    """The queries of `out` that may extend a track back: visible, scoring >= backfill_threshold."""
+    boxes = clip_xywh(boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes, np.float64)[queries], self.width,
+                                                  self.height), self.width, self.height)
+    kept = (out.scores[queries] >= self.backfill_threshold) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    probs = getattr(out, "class_scores", None)
+    return _Detections(frame_index, boxes[kept], out.scores[queries][kept], out.labels[queries][kept],
+                       None if probs is None else probs[queries][kept])
+
   def _backfill(self, live: _Live) -> None:
     """Extends a reported track back through the recent frames' detections (module doc)."""
     t = live.track
@@ -353,8 +393,9 @@ class Tracker(TrackSet):
         return
       first = t.boxes[0]
       overlap = iou_xywh(first, past.boxes)
-      lower = (past.boxes[:, 1] + past.boxes[:, 3] / 2) - (first[1] + first[3] / 2)
-      ok = (overlap >= BACKFILL_IOU) & (lower <= BACKFILL_RISE * self.height / schema.HEIGHT)
+      rise = (first[1] + first[3]) - (past.boxes[:, 1] + past.boxes[:, 3])  # of the bottom edge
+      fall = self.backfill_fall * self.height / schema.HEIGHT * self._elapsed(past.frame, t.frames[0])
+      ok = (overlap >= BACKFILL_IOU) & (rise >= fall)
       for other in others:
         if past.frame in other.frames:
           ok &= iou_xywh(other.boxes[other.frames.index(past.frame)], past.boxes) <= self.duplicate_iou
@@ -417,8 +458,9 @@ class Tracker(TrackSet):
     if live.state == "confirmed":
       t = live.track
       if self.smooth_window > 0:
+        gravity = GRAVITY * self.height / schema.HEIGHT if self.smooth_gravity else 0.0
         t.boxes = list(smoothing.smooth_boxes(np.asarray(t.frames) * self.frames_30_per_index, t.boxes,
-                                              self.smooth_window, self.width, self.height))
+                                              self.smooth_window, self.width, self.height, gravity))
       self._finished.append(t)
     elif live.state == "tentative":
       self.rejected_tracks += 1
@@ -470,9 +512,11 @@ class Tracker(TrackSet):
       # backfill_window frames from there.
       memory = self.backfill_window + (self.confirm_window if self.motion_check else 0.0)
       self._recent = [d for d in self._recent if self._elapsed(d.frame, frame_index) <= memory + 1e-9]
-      kept = detect[(out.scores[detect] >= self.backfill_threshold) & visible[detect]]
-      self._recent.append(_Detections(frame_index, boxes[kept], out.scores[kept], out.labels[kept],
-                                       None if class_scores is None else class_scores[kept]))
+      found = [self._candidates(out, detect, frame_index)]
+      free = getattr(out, "track_free", None)
+      if self.backfill_track_free and free is not None:
+        found.append(self._candidates(free, np.arange(len(free.scores)), frame_index))
+      self._recent.append(_Detections.concat(found))
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
     accepted = []

@@ -115,5 +115,10 @@ def test_snapped_tracks_report_and_carry_a_detection_box(rendered_frames):
     assert own or took
     taken += took and not own
   assert taken >= 1  # the rendered objects are detected, so live tracks do snap
+  # The track-free decode comes back too (the entry backfill may read it): no_tracks' detect queries.
+  assert joint.track_free is None and snapped.track_free.num_slots == 0
+  np.testing.assert_allclose(snapped.track_free.scores, no_tracks.scores[s:], atol=1e-5)
+  np.testing.assert_allclose(snapped.track_free.boxes, no_tracks.boxes[s:], atol=1e-5)
+  np.testing.assert_array_equal(snapped.track_free.labels, no_tracks.labels[s:])
   snap.carry(np.arange(s, dtype=np.int32))
   np.testing.assert_allclose(np.asarray(snap._tracks.ref[0]), snapped.boxes[:s], atol=1e-5)

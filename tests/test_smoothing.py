@@ -1,4 +1,4 @@
-"""Box smoothing of finished tracks (mottr.smoothing): a local straight-line fit in time."""
+"""Box smoothing of finished tracks (mottr.smoothing): a local straight-line (or free-fall) fit in time."""
 import numpy as np
 
 from mottr import smoothing
@@ -31,6 +31,16 @@ def test_noise_around_a_fall_under_gravity_shrinks():
   smoothed = smoothing.smooth_boxes(t, _xywh(noisy), 3, 640, 1000)
   before, after = np.abs(noisy - true).mean(), np.abs(_xywh(true) - smoothed).mean()
   assert after < 0.6 * before, (before, after)
+
+
+def test_the_gravity_fit_leaves_a_free_fall_where_it_is_and_the_line_fit_does_not():
+  t = np.arange(30.0)
+  y = 10 + 3 * t + 0.5 * 0.41 * t**2
+  boxes = np.stack([200 + 2 * t, y, np.full_like(t, 60), np.full_like(t, 50)], axis=1)
+  np.testing.assert_allclose(smoothing.smooth_boxes(t, boxes, 5, 640, 1000, gravity=0.41), boxes, atol=1e-9)
+  line = smoothing.smooth_boxes(t, boxes, 5, 640, 1000)
+  assert np.abs(line[5:-5, 1] - y[5:-5]).min() > 1.5  # a line through a parabola misses it by a x mean dt² / 2
+  np.testing.assert_allclose(line[:, [0, 2, 3]], boxes[:, [0, 2, 3]], atol=1e-9)  # x and the size are linear
 
 
 def test_sparse_boxes_and_short_tracks_keep_their_boxes():

@@ -24,6 +24,7 @@ class Out:
   num_slots: int
   slot_valid: np.ndarray
   class_scores: np.ndarray | None = None
+  track_free: "Out | None" = None
 
 
 def static_tracker(*args, **kwargs):
@@ -386,14 +387,15 @@ def test_a_model_without_a_tracker_section_gets_the_defaults():
       {"tracker": {"birth_threshold": 0.8}}).birth_threshold == 0.8
 
 
-def test_from_settings_uses_the_sparse_thresholds_under_sparse_fps():
+def test_from_settings_uses_the_sparse_settings_under_sparse_fps():
   s = tracker_lib.TrackerSettings()
   dense = tracker_lib.Tracker.from_settings(NUM_SLOTS, s, fps=30, frame_step=1, frame_size=(640, 640))
   sparse = tracker_lib.Tracker.from_settings(NUM_SLOTS, s, fps=30, frame_step=10,
                                              frame_size=(640, 640))
-  assert (dense.birth_threshold, dense.spot_window) == (s.birth_threshold, 0.0)
-  assert (sparse.birth_threshold, sparse.spot_window) == (s.sparse_birth_threshold,
-                                                          s.sparse_spot_window)
+  assert (dense.birth_threshold, dense.spot_window, dense.backfill_window) == (
+      s.birth_threshold, 0.0, s.backfill_window)
+  assert (sparse.birth_threshold, sparse.spot_window, sparse.backfill_window) == (
+      s.sparse_birth_threshold, s.sparse_spot_window, 0.0)  # no entry backfill between sparse frames
 
 
 def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():
@@ -472,6 +474,29 @@ def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
   assert _entering(t, low, [c + 10 for c in still[:5]] + still[5:], birth_at=5)[0].frames[0] == 5  # lower: not it
 
 
+def test_backfill_reads_the_track_free_decode_where_track_queries_hold_the_object_down():
+  def filled_from(track_free):
+    t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8, backfill_track_free=track_free)
+    for f in range(4):  # the frame's own detect query scores 0.05, the track-free decode's 0.9
+      out = frame(detects=[(0.05, _box_at(FALL[f]))])
+      alone = frame(detects=[None, (0.9, _box_at(FALL[f]))])
+      out.track_free = Out(alone.scores[NUM_SLOTS:], alone.labels[NUM_SLOTS:], alone.boxes[NUM_SLOTS:], 0,
+                           np.zeros(0, bool))
+      t.update(out, f)
+    (track,) = _run(t, FALL[4:], frames=list(range(4, len(FALL))))
+    return track.frames[0]
+  assert filled_from(False) == 4 and filled_from(True) == 0
+
+
+def test_backfill_fall_takes_an_entering_object_and_not_structure_at_the_top_edge():
+  def first(centres, fall):
+    t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8, backfill_fall=fall)
+    return _entering(t, [0.5] * 5, centres + FALL[5:], birth_at=5)[0].frames[0]
+  assert first(FALL[:5], 3.0) == first(FALL[:5], 0.0) == 0  # falling 6+ px per frame
+  still = [FALL[5]] * 5  # a box sitting where the object is born
+  assert first(still, 0.0) == 0 and first(still, 3.0) == 5
+
+
 def test_backfill_never_takes_another_tracks_box():
   t = tracker_lib.Tracker(NUM_SLOTS, min_descent=0, backfill_window=8)
   other = (0.9, _box_at(FALL[3]))
@@ -484,15 +509,17 @@ def test_backfill_never_takes_another_tracks_box():
 
 def test_a_finished_track_carries_smoothed_boxes_and_the_window_off_keeps_them_raw():
   rng = np.random.default_rng(0)
-  fall = [100.0 + 10 * k + rng.normal(0, 3) for k in range(30)]
+  truth = 100.0 + 10 * np.arange(30) + 0.5 * tracker_lib.GRAVITY * np.arange(30) ** 2  # a free fall
+  fall = list(truth + rng.normal(0, 3, 30))
   (raw,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=0), fall)
   np.testing.assert_allclose([b[1] + b[3] / 2 for b in raw.boxes], fall, atol=1e-3)
-  (smoothed,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=3), fall)
-  assert smoothed.frames == raw.frames
-  np.testing.assert_allclose(smoothed.boxes, smoothing.smooth_boxes(raw.frames, raw.boxes, 3, 640, 640))
-  truth = 100.0 + 10 * np.arange(30)
   err = lambda track: np.abs(np.array([b[1] + b[3] / 2 for b in track.boxes]) - truth).mean()
-  assert err(smoothed) < 0.7 * err(raw)
+  for gravity in (False, True):
+    (smoothed,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=3, smooth_gravity=gravity), fall)
+    assert smoothed.frames == raw.frames
+    np.testing.assert_allclose(smoothed.boxes, smoothing.smooth_boxes(
+        raw.frames, raw.boxes, 3, 640, 640, tracker_lib.GRAVITY if gravity else 0.0))
+    assert err(smoothed) < 0.7 * err(raw)
 
 
 def test_the_smoothing_window_is_in_frames_at_30_fps():

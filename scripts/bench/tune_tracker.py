@@ -4,13 +4,14 @@
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
       [--snap_tracks 0,1] [--duplicate_window 0,3] [--union_window 0,3] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
-      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--smooth_window 0,3]
+      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--backfill_track_free 0,1] [--backfill_fall 0,2] [--smooth_window 0,3] [--smooth_gravity 0,1]
 
 Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window,
 fall_slack and stall_window;
-the nut weight of the class evidence; the entry backfill's window and score threshold; the box
-smoothing window) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
+the nut weight of the class evidence; the entry backfill's window, score threshold, whether it reads the
+track-free decode and the fall it asks of earlier boxes; the box
+smoothing window and whether it fits a fall) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
 mAP50 and mAP, best first. A setting without its flag takes the model's value (the tracker section of its
 config.json, as mottr.infer tracks); birth and keep sweep the grids above. E.g. the dense real clip (tuning and diagnosis only, never training):
 --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense.
@@ -26,7 +27,8 @@ from mottr.predictor import load_predictor
 
 # Settings swept with one value each unless given: the model's own (its config's tracker section).
 MODEL_DEFAULT_SETTINGS = ("duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
-                          "backfill_window", "backfill_threshold", "smooth_window")
+                          "backfill_window", "backfill_threshold", "backfill_track_free", "backfill_fall", "smooth_window",
+                          "smooth_gravity")
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
   args.snap_tracks = args.snap_tracks or str(int(bool(config.model.snap_tracks)))
   for name in MODEL_DEFAULT_SETTINGS:
     if getattr(args, name) is None:
-      setattr(args, name, str(getattr(model, name)))
+      setattr(args, name, str(float(getattr(model, name))))
   image_ids = tuple(int(v) for v in args.image_ids.split("-")) if args.image_ids else None
   names = {"birth_threshold": args.birth, "keep_threshold": args.keep, "duplicate_iou": args.duplicate_iou,
            **{name: getattr(args, name) for name in MODEL_DEFAULT_SETTINGS}}
