@@ -4,9 +4,10 @@
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
 frame's track queries through QIM. With `model.snap_tracks` the frame's encoder memory is decoded
 a second time with no tracks, and each live track's box is replaced by the detection of that decode it
-overlaps most, one to one (`snap_tracks`): detect queries localise better than carried track queries (stage 3
+overlaps most (or a confident one holding its box), one to one (`snap_tracks`): detect queries localise better than carried track queries (stage 3
 on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU 0.62 at birth, 0.50 carried), and the
-snapped box is also the reference the track is carried with. Checkpoints load from a training
+snapped box is also the reference the track is carried with. That decode's detect queries also go to
+the host (`FrameOutput.track_free`) for the tracker's entry backfill. Checkpoints load from a training
 workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,
 as shipped); their config is read by `mottr.config.from_dict`, the tracker section included (`mottr.checkpoint`).
 """
@@ -25,6 +26,9 @@ from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, emp
 
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
 SNAP_SCORE = 0.3  # detections that may replace a track's box (max class probability)
+# A detection holding this fraction of a track's box competes for it by IoU + score, not IoU alone:
+# a track boxing part of an object takes the confident box of the whole (docs/stage19.md).
+SNAP_HOLD = 0.95
 
 
 @dataclasses.dataclass
@@ -113,33 +117,39 @@ def snap_tracks(out: DecoderOutput, detections: DecoderOutput, num_slots: int,
   overlaps most (IoU >= SNAP_IOU) that no slot overlapping more has taken. So two tracks never
   share one detection's box, as they did when each took its nearest: a track on the upper of two
   objects falling close together then jumps onto the lower one's box, and two slots on one object
-  carry the same box to the bottom and count it twice. `valid` [B, S]: the live slots (None: all)."""
-  track = out.boxes[-1, :, :num_slots]  # [B, S, 4]
+  carry the same box to the bottom and count it twice. A detection that holds the track's box
+  (SNAP_HOLD of it) ranks by IoU + score: a track on half a bolt takes the bolt's confident box
+  rather than a half box that overlaps it more. `valid` [B, S]: the live slots (None: all)."""
+  track = boxes_lib.cxcywh_to_xyxy(out.boxes[-1, :, :num_slots])  # [B, S, 4]
   det = detections.boxes[-1, :, num_slots:]  # [B, Q, 4]
   score = jax.nn.sigmoid(detections.logits[-1, :, num_slots:]).max(-1)  # [B, Q]
-  iou, _ = boxes_lib.pairwise_iou(boxes_lib.cxcywh_to_xyxy(track), boxes_lib.cxcywh_to_xyxy(det))
-  iou = jnp.where(score[:, None, :] >= SNAP_SCORE, iou, 0.0)
+  iou, union = boxes_lib.pairwise_iou(track, boxes_lib.cxcywh_to_xyxy(det))
+  area = (track[..., 2] - track[..., 0]) * (track[..., 3] - track[..., 1])
+  holds = iou * union >= SNAP_HOLD * area[..., None]  # the detection covers the track's box
+  rank = iou + jnp.where(holds, score[:, None, :], 0.0)
+  rank = jnp.where((score[:, None, :] >= SNAP_SCORE) & (iou >= SNAP_IOU), rank, 0.0)
   if valid is not None:
-    iou = jnp.where(valid[:, :, None], iou, 0.0)
-  taken = jax.vmap(_greedy_one_to_one)(iou)  # [B, S], -1: keeps its own box
+    rank = jnp.where(valid[:, :, None], rank, 0.0)
+  taken = jax.vmap(_greedy_one_to_one)(rank)  # [B, S], -1: keeps its own box
   nearest = jnp.take_along_axis(det, jnp.maximum(taken, 0)[..., None], axis=1)
-  snapped = jnp.where((taken >= 0)[..., None], nearest, track)
+  snapped = jnp.where((taken >= 0)[..., None], nearest, out.boxes[-1, :, :num_slots])
   return out._replace(boxes=out.boxes.at[-1, :, :num_slots].set(snapped))
 
 
-def _greedy_one_to_one(iou: jax.Array) -> jax.Array:
-  """For iou [S, Q]: the column each row takes (-1: none), pairs picked by falling IoU while >= SNAP_IOU."""
-  rows, cols = iou.shape
+def _greedy_one_to_one(rank: jax.Array) -> jax.Array:
+  """For rank [S, Q] (0: not a pair): the column each row takes (-1: none), pairs picked by falling
+  rank while >= SNAP_IOU."""
+  rows, cols = rank.shape
 
   def pick(_, state):
-    iou, taken = state
-    r, c = jnp.unravel_index(jnp.argmax(iou), (rows, cols))
-    ok = iou[r, c] >= SNAP_IOU
+    rank, taken = state
+    r, c = jnp.unravel_index(jnp.argmax(rank), (rows, cols))
+    ok = rank[r, c] >= SNAP_IOU
     taken = jnp.where(ok, taken.at[r].set(c), taken)
-    iou = jnp.where(ok, iou.at[r, :].set(-1.0).at[:, c].set(-1.0), iou)
-    return iou, taken
+    rank = jnp.where(ok, rank.at[r, :].set(-1.0).at[:, c].set(-1.0), rank)
+    return rank, taken
 
-  return jax.lax.fori_loop(0, min(rows, cols), pick, (iou, jnp.full((rows,), -1, jnp.int32)))[1]
+  return jax.lax.fori_loop(0, min(rows, cols), pick, (rank, jnp.full((rows,), -1, jnp.int32)))[1]
 
 
 def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = None) -> Predictor:

@@ -59,6 +59,16 @@ def test_snap_tracks_takes_the_best_overlapping_confident_detection():
   np.testing.assert_allclose(snapped[s:], np.asarray(out.boxes[-1, 0, s:]))  # detect queries kept
 
 
+def test_snap_tracks_grows_a_part_box_to_the_confident_box_of_the_whole():
+  s = 1  # the track boxes the upper half of a bolt; a detection boxes that half, another the whole bolt
+  half, whole = [0.50, 0.46, 0.06, 0.10], [0.50, 0.50, 0.06, 0.20]  # half: 90 % of the track's box
+  out = _decoder_output([[0.50, 0.45, 0.06, 0.10]] + [[0.2, 0.2, 0.1, 0.1]] * 2, [0.9] * 3)
+  snap = lambda whole_score: np.asarray(predictor_lib.snap_tracks(
+      out, _decoder_output([[0.2, 0.2, 0.1, 0.1], half, whole], [0.1, 0.5, whole_score]), s).boxes[-1, 0, 0])
+  np.testing.assert_allclose(snap(0.9), whole, atol=1e-7)  # it holds the track's box: IoU 0.5 + 0.9 beats IoU 0.82
+  np.testing.assert_allclose(snap(0.3), half, atol=1e-7)  # 0.5 + 0.3 does not
+
+
 def test_snap_tracks_is_one_to_one_and_skips_empty_slots():
   s = 3  # two live slots on one object (the second overlapping its detection less), one empty slot on it too
   track = [[0.30, 0.30, 0.10, 0.10], [0.30, 0.32, 0.10, 0.10], [0.30, 0.30, 0.10, 0.10]]
