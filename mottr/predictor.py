@@ -4,8 +4,9 @@
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
 frame's track queries through QIM. With `model.snap_tracks` the frame's encoder memory is decoded
 a second time with no tracks, and each live track's box is replaced by the detection of that decode it
-overlaps most (or a confident one holding its box), one to one (`snap_tracks`): detect queries localise better than carried track queries (stage 3
-on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU 0.62 at birth, 0.50 carried), and the
+overlaps most (or a confident one holding its box), one to one (`snap_tracks`): detect queries localise
+better than carried track queries (stage 3 on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU
+0.62 at birth, 0.50 carried), and the
 snapped box is also the reference the track is carried with. That decode's detect queries also go to
 the host (`FrameOutput.track_free`) for the tracker's entry backfill. Checkpoints load from a training
 workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,

@@ -314,7 +314,8 @@ class Tracker(TrackSet):
                backfill_window=settings.backfill_window if rate >= SPARSE_FPS else 0.0,
                backfill_threshold=settings.backfill_threshold,
                backfill_track_free=settings.backfill_track_free, backfill_fall=settings.backfill_fall,
-               smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity, frame_step=frame_step, frame_size=frame_size)
+               smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity,
+               frame_step=frame_step, frame_size=frame_size)
 
   @property
   def motion_check(self) -> bool:
