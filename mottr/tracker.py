@@ -371,14 +371,20 @@ class Tracker(TrackSet):
         live.state = "rejected"
         self.retired_tracks += 1
 
-  def _candidates(self, out: FrameOutput, queries: np.ndarray, frame_index: int) -> _Detections:
-    """The queries of `out` that may extend a track back: visible, scoring >= backfill_threshold."""
-    boxes = clip_xywh(boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes, np.float64)[queries], self.width,
-                                                  self.height), self.width, self.height)
-    kept = (out.scores[queries] >= self.backfill_threshold) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+  def _pixel_boxes(self, out: FrameOutput) -> np.ndarray:
+    """Every query's box of `out` as xywh px clipped to the frame."""
+    return clip_xywh(boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes, np.float64), self.width, self.height),
+                     self.width, self.height)
+
+  def _candidates(self, out: FrameOutput, boxes: np.ndarray, queries: np.ndarray,
+                  frame_index: int) -> _Detections:
+    """The queries of `out` (px `boxes` of `_pixel_boxes`) that may extend a track back: visible,
+    scoring >= backfill_threshold."""
+    kept = queries[(out.scores[queries] >= self.backfill_threshold) & (boxes[queries, 2] > 0)
+                   & (boxes[queries, 3] > 0)]
     probs = getattr(out, "class_scores", None)
-    return _Detections(frame_index, boxes[kept], out.scores[queries][kept], out.labels[queries][kept],
-                       None if probs is None else probs[queries][kept])
+    return _Detections(frame_index, boxes[kept], out.scores[kept], out.labels[kept],
+                       None if probs is None else probs[kept])
 
   def _backfill(self, live: _Live) -> None:
     """Extends a reported track back through the recent frames' detections (module doc)."""
@@ -470,9 +476,7 @@ class Tracker(TrackSet):
     """Consumes one frame's output; returns next_slots (int32 [num_slots]) for `Predictor.carry`."""
     if out.num_slots != self.num_slots:
       raise ValueError(f"FrameOutput has {out.num_slots} track slots, tracker has {self.num_slots}")
-    boxes = clip_xywh(
-        boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes, np.float64), self.width, self.height),
-        self.width, self.height)
+    boxes = self._pixel_boxes(out)
     visible = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
     class_scores = getattr(out, "class_scores", None)
     probs = (lambda q: None) if class_scores is None else (lambda q: class_scores[q])
@@ -513,10 +517,10 @@ class Tracker(TrackSet):
       # backfill_window frames from there.
       memory = self.backfill_window + (self.confirm_window if self.motion_check else 0.0)
       self._recent = [d for d in self._recent if self._elapsed(d.frame, frame_index) <= memory + 1e-9]
-      found = [self._candidates(out, detect, frame_index)]
+      found = [self._candidates(out, boxes, detect, frame_index)]
       free = getattr(out, "track_free", None)
       if self.backfill_track_free and free is not None:
-        found.append(self._candidates(free, np.arange(len(free.scores)), frame_index))
+        found.append(self._candidates(free, self._pixel_boxes(free), np.arange(len(free.scores)), frame_index))
       self._recent.append(_Detections.concat(found))
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
