@@ -135,6 +135,16 @@ class TrackerSettings:
   # higher: objects enter falling at 6+ px per frame, structure at the top edge stays put (0, 2, 3,
   # 5 swept; 2 and 3 best on the dense clip and synthetic val, docs/stage19.md).
   backfill_fall: float = 2.0
+  # Births from the track-free decode (`model.snap_tracks`), which live track queries do not hold
+  # down: a detection there scoring >= rescue_threshold and overlapping no live track's box by IoU >
+  # rescue_iou, seen rescue_hits times within rescue_window frames (at 30 FPS), starts a track on
+  # the tracked decode's detect query that boxes it (IoU >= RESCUE_QUERY_IOU), however low that
+  # scores. An object entering right above a tracked one scores 0.1-0.3 in the tracked decode
+  # (docs/stage16.md §1, docs/stage20.md). 0: off; off under SPARSE_FPS.
+  rescue_hits: int = 4
+  rescue_window: float = 8.0
+  rescue_threshold: float = 0.7
+  rescue_iou: float = 0.2
   # Frames (at 30 FPS) each side of a box over which a finished track's boxes are smoothed (a local
   # straight-line fit in time, `mottr.smoothing`); 0: off. Counts, tracks.txt and tracks.json use
   # the smoothed boxes; the annotated video draws them as they came. (tune_tracker.py
@@ -164,6 +174,7 @@ REST_BOTTOM = -46.0  # px: where an object's bottom edge starts falling (it show
 BACKFILL_IOU = 0.3  # an earlier detection continues a track's first box back in time
 UNION_COVER = 0.8  # fraction of a track's box inside another track's box for it to count as held
 UNION_APART_IOU = 0.1  # two held boxes overlapping less than this are two objects
+RESCUE_QUERY_IOU = 0.5  # a tracked-decode detect query on a track-free sighting's box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +194,21 @@ class _Detections:
     probs = None if any(p.probs is None for p in parts) else np.concatenate([p.probs for p in parts])
     return _Detections(parts[0].frame, *(np.concatenate([getattr(p, f) for p in parts])
                                          for f in ("boxes", "scores", "labels")), probs)
+
+
+@dataclasses.dataclass
+class _Sighting:
+  """A chain of track-free detections beside the live tracks, frame to frame (a rescue candidate)."""
+  frames: list[int]
+  boxes: list[np.ndarray]
+
+  def expected(self, frame: int) -> np.ndarray:
+    """Its box moved on to `frame` at the chain's last vertical speed (none with one sighting)."""
+    box = np.array(self.boxes[-1], np.float64)
+    if len(self.frames) > 1:
+      speed = (box[1] - self.boxes[-2][1]) / (self.frames[-1] - self.frames[-2])
+      box[1] += speed * (frame - self.frames[-1])
+    return box
 
 
 @dataclasses.dataclass
@@ -256,6 +282,8 @@ class Tracker(TrackSet):
                backfill_threshold: float = _DEFAULT.backfill_threshold,
                backfill_track_free: bool = _DEFAULT.backfill_track_free,
                backfill_fall: float = _DEFAULT.backfill_fall,
+               rescue_hits: int = _DEFAULT.rescue_hits, rescue_window: float = _DEFAULT.rescue_window,
+               rescue_threshold: float = _DEFAULT.rescue_threshold, rescue_iou: float = _DEFAULT.rescue_iou,
                smooth_window: float = _DEFAULT.smooth_window,
                smooth_gravity: bool = _DEFAULT.smooth_gravity, fps: float = schema.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
@@ -283,6 +311,12 @@ class Tracker(TrackSet):
     self.backfill_fall = backfill_fall
     self._recent: list[_Detections] = []  # candidates of the frames a backfill may reach, in order
     self.backfilled_boxes = 0
+    self.rescue_hits = rescue_hits
+    self.rescue_window = rescue_window
+    self.rescue_threshold = rescue_threshold
+    self.rescue_iou = rescue_iou
+    self._sightings: list[_Sighting] = []
+    self.rescued_births = 0  # tracks started from the track-free decode's sightings
     self.smooth_window = smooth_window
     self.smooth_gravity = smooth_gravity
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
@@ -314,6 +348,9 @@ class Tracker(TrackSet):
                backfill_window=settings.backfill_window if rate >= SPARSE_FPS else 0.0,
                backfill_threshold=settings.backfill_threshold,
                backfill_track_free=settings.backfill_track_free, backfill_fall=settings.backfill_fall,
+               rescue_hits=settings.rescue_hits if rate >= SPARSE_FPS else 0,
+               rescue_window=settings.rescue_window, rescue_threshold=settings.rescue_threshold,
+               rescue_iou=settings.rescue_iou,
                smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity,
                frame_step=frame_step, frame_size=frame_size)
 
@@ -412,6 +449,44 @@ class Tracker(TrackSet):
       t.prepend(past.frame, past.boxes[k], past.scores[k], past.labels[k],
                 None if past.probs is None else past.probs[k])
       self.backfilled_boxes += 1
+
+  def _rescue(self, out: FrameOutput, boxes: np.ndarray, taken: np.ndarray, frame_index: int) -> list[int]:
+    """Detect queries of `out` (px `boxes`) to start tracks on from the track-free decode's sightings
+    (TrackerSettings.rescue_hits) beside the boxes `taken` [K, 4] of this frame."""
+    free = getattr(out, "track_free", None)
+    if free is None:
+      return []
+    free_boxes = self._pixel_boxes(free)
+    ok = (free.scores >= self.rescue_threshold) & (free_boxes[:, 2] > 0) & (free_boxes[:, 3] > 0)
+    if len(taken):
+      ok &= iou_xywh(free_boxes, taken).max(1) <= self.rescue_iou
+    self._sightings = [s for s in self._sightings
+                       if self._elapsed(s.frames[-1], frame_index) <= self.rescue_window + 1e-9]
+    seen = []
+    for i in np.flatnonzero(ok)[np.argsort(-free.scores[ok], kind="stable")]:
+      earlier = [s for s in self._sightings if s.frames[-1] < frame_index]
+      overlap = [iou_xywh(s.expected(frame_index), free_boxes[i])[0, 0] for s in earlier]
+      if overlap and max(overlap) >= BACKFILL_IOU:
+        chain = earlier[int(np.argmax(overlap))]
+        chain.frames.append(frame_index)
+        chain.boxes.append(free_boxes[i])
+      else:
+        chain = _Sighting([frame_index], [free_boxes[i]])
+        self._sightings.append(chain)
+      seen.append(chain)
+    detect = np.arange(self.num_slots, len(out.scores))
+    births: list[int] = []
+    for chain in seen:
+      recent = [f for f in chain.frames if self._elapsed(f, frame_index) <= self.rescue_window + 1e-9]
+      if len(recent) < self.rescue_hits:
+        continue
+      overlap = iou_xywh(chain.boxes[-1], boxes[detect])[0]
+      overlap[np.isin(detect, births)] = 0.0
+      k = int(np.argmax(overlap))
+      if overlap[k] >= RESCUE_QUERY_IOU:
+        births.append(int(detect[k]))
+        self._sightings.remove(chain)
+    return births
 
   def _drop_duplicates(self, frame: int) -> None:
     """Ends the younger of two tracks hit on one object for duplicate_window frames (class doc)."""
@@ -539,6 +614,12 @@ class Tracker(TrackSet):
         accepted.append(q)
     if self.spot_window > 0:
       self._spots.extend((frame_index, boxes[a]) for a in accepted)
+    if self.rescue_hits > 0:
+      taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
+      for q in self._rescue(out, boxes, taken, frame_index):
+        if q not in accepted and visible[q] and not (len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou):
+          accepted.append(q)
+          self.rescued_births += 1
 
     used = {l.slot for l in self._live}
     free = [s for s in range(self.num_slots) if s not in used]

@@ -396,6 +396,7 @@ def test_from_settings_uses_the_sparse_settings_under_sparse_fps():
       s.birth_threshold, 0.0, s.backfill_window)
   assert (sparse.birth_threshold, sparse.spot_window, sparse.backfill_window) == (
       s.sparse_birth_threshold, s.sparse_spot_window, 0.0)  # no entry backfill between sparse frames
+  assert (dense.rescue_hits, sparse.rescue_hits) == (s.rescue_hits, 0)  # nor rescue births
 
 
 def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():
@@ -476,7 +477,8 @@ def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
 
 def test_backfill_reads_the_track_free_decode_where_track_queries_hold_the_object_down():
   def filled_from(track_free):
-    t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8, backfill_track_free=track_free)
+    t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8, backfill_track_free=track_free,
+                            rescue_hits=0)  # the entry is born at frame 4, not rescued
     for f in range(4):  # the frame's own detect query scores 0.05, the track-free decode's 0.9
       out = frame(detects=[(0.05, _box_at(FALL[f]))])
       alone = frame(detects=[None, (0.9, _box_at(FALL[f]))])
@@ -528,3 +530,36 @@ def test_the_smoothing_window_is_in_frames_at_30_fps():
   frames = [10 * k for k in range(12)]
   (track,) = _run(tracker_lib.Tracker(NUM_SLOTS, smooth_window=3, fps=3, frame_step=10), fall, frames)
   np.testing.assert_allclose([b[1] + b[3] / 2 for b in track.boxes], fall, atol=1e-3)
+
+
+def _beside_a_track(rescue_hits, free_frames=(1, 3, 5, 7)):
+  """Object A (50 px) is tracked in slot 0; object B falls 70 px above it, its detect query held down
+  at 0.15, while the track-free decode scores B 0.9 in `free_frames` (and A, 0.95, in every
+  frame). Returns the tracker and each frame's next_slots."""
+  t = static_tracker(NUM_SLOTS, rescue_hits=rescue_hits, rescue_window=8)
+  at = lambda f, cy: _box_at(cy + 10 * f)
+  carried = [[-1, -1]]
+  for f in range(10):
+    held = [s >= 0 for s in carried[-1]]
+    slots = [(0.9, at(f, 300)) if held[0] else None, (0.9, at(f, 230)) if held[1] else None]
+    out = frame(slots=slots, detects=[None if held[0] else (0.9, at(f, 300)), (0.15, at(f, 230))],
+                valid=held)
+    alone = frame(detects=[(0.95, at(f, 300))] + ([(0.9, at(f, 230))] if f in free_frames else []))
+    out.track_free = Out(alone.scores[NUM_SLOTS:], alone.labels[NUM_SLOTS:], alone.boxes[NUM_SLOTS:], 0,
+                         np.zeros(0, bool))
+    carried.append(list(t.update(out, f)))
+  return t, carried[1:]
+
+
+def test_a_track_free_detection_seen_rescue_hits_times_beside_a_track_starts_one():
+  off, carried = _beside_a_track(rescue_hits=0)
+  assert off.rescued_births == 0 and all(c[1] == -1 for c in carried)
+  on, carried = _beside_a_track(rescue_hits=3)
+  # Seen at frames 1, 3 and 5 (every other frame, as the dense clip's upper bolt of a pair): at the
+  # third sighting its tracked detect query (index NUM_SLOTS + 1, score 0.15) is born in slot 1.
+  assert on.rescued_births == 1 and [c[1] for c in carried[:6]] == [-1] * 5 + [NUM_SLOTS + 1]
+  assert [l.track.frames[0] for l in on._live] == [0, 5]
+  # The track-free decode's box of the tracked object A (IoU > rescue_iou with it) never starts one.
+  assert _beside_a_track(rescue_hits=3, free_frames=())[0].rescued_births == 0
+  # Sightings further apart than rescue_window do not add up.
+  assert _beside_a_track(rescue_hits=3, free_frames=(0, 9))[0].rescued_births == 0

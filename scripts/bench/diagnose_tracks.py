@@ -40,7 +40,8 @@ MATCH_IOU = 0.3  # a track box on an object
 FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the video) is reported
 NONE = "none"
 SETTINGS = ("keep_threshold", "duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
-            "backfill_window", "backfill_track_free", "backfill_fall", "smooth_window", "smooth_gravity")  # tracker settings with a flag of their own (default: the model's)
+            "backfill_window", "backfill_track_free", "backfill_fall", "rescue_hits", "rescue_window", "rescue_threshold", "rescue_iou",
+            "smooth_window", "smooth_gravity")  # tracker settings with a flag of their own (default: the model's)
 
 
 def _best(box: np.ndarray, others: list[tuple[int, np.ndarray]]) -> tuple[float, int | None]:
