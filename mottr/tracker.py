@@ -37,6 +37,16 @@ fall into view; structure at the top edge stays put) and is no other track's box
 walk stops at the first frame without one. It adds boxes to the start of tracks only: exits, counts
 and the live state do not change. Under SPARSE_FPS it is off.
 
+Rescue births (`rescue_hits` > 0): a live track query holds down the detect queries decoded beside
+it, so an object entering right above a tracked one can score 0.1-0.3 for its whole life and never
+be born (the dense real clip's same-column pair). The track-free decode (`FrameOutput.track_free`)
+has no track queries and scores it 0.7-0.9, though not in every frame. Its confident detections that
+overlap no live track's box by IoU > `rescue_iou` are chained frame to frame (IoU >= BACKFILL_IOU
+with the chain's last box moved on at its vertical speed); a chain with `rescue_hits` sightings
+within `rescue_window` frames starts a track on the tracked decode's detect query boxing it (IoU >=
+RESCUE_QUERY_IOU), whose embedding is carried like any birth's. Such a track is tentative like any
+other. Under SPARSE_FPS it is off.
+
 Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when it ends
 (`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put;
 with `smooth_gravity` the y corners are fitted to a fall under GRAVITY, which leaves a free fall put).
@@ -257,7 +267,8 @@ class Tracker(TrackSet):
   tracks hit on boxes overlapping by IoU > duplicate_iou in every frame for duplicate_window frames
   (at 30 FPS) the younger ends, reported up to where the overlap began: two queries on one object
   would otherwise count it twice. With union_window > 0 a track whose box holds two other confirmed
-  tracks' boxes for union_window frames ends likewise (`TrackerSettings.union_window`).
+  tracks' boxes for union_window frames ends likewise (`TrackerSettings.union_window`). With
+  rescue_hits > 0 a chain of track-free detections beside the live tracks starts a track too (module doc).
 
   Motion plausibility (on when min_descent > 0; see the module doc): `confirm_window` and
   `stall_window` are frames at 30 FPS of the video timeline; frame indices advance by
@@ -617,7 +628,8 @@ class Tracker(TrackSet):
     if self.rescue_hits > 0:
       taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
       for q in self._rescue(out, boxes, taken, frame_index):
-        if q not in accepted and visible[q] and not (len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou):
+        duplicate = len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou
+        if q not in accepted and visible[q] and not duplicate:
           accepted.append(q)
           self.rescued_births += 1
 

@@ -2,7 +2,8 @@
 
   python scripts/bench/diagnose_tracks.py --root data/synth_s1 --split val [--max_frames 900] [--checkpoint DIR]
       [--frames_dir ../shared/stroma/dense] [--birth 0.8] [--min_descent 20] [--confirm_window 8]
-      [--fall_slack 3] [--stall_window 0] [--nut_weight 2.5] [--smooth_window 0] [--config.model.snap_tracks=False ...]
+      [--fall_slack 3] [--stall_window 0] [--nut_weight 2.5] [--smooth_window 0] [--rescue_hits 0]
+      [--config.model.snap_tracks=False ...]
 
 e.g. the dense real clip: --root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense
 

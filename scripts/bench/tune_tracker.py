@@ -4,13 +4,15 @@
       [--frames_dir ../shared/stroma/frames/val] [--image_ids FIRST-LAST]
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
       [--snap_tracks 0,1] [--duplicate_window 0,3] [--union_window 0,3] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
-      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--backfill_track_free 0,1] [--backfill_fall 0,2] [--smooth_window 0,3] [--smooth_gravity 0,1]
+      [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--backfill_track_free 0,1] [--backfill_fall 0,2]
+      [--rescue_hits 0,4] [--rescue_window 8] [--rescue_threshold 0.7,0.85] [--rescue_iou 0.2,0.3] [--smooth_window 0,3] [--smooth_gravity 0,1]
 
 Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window,
 fall_slack and stall_window;
 the nut weight of the class evidence; the entry backfill's window, score threshold, whether it reads the
-track-free decode and the fall it asks of earlier boxes; the box
+track-free decode and the fall it asks of earlier boxes; the rescue births' sightings, window, score and
+overlap limit; the box
 smoothing window and whether it fits a fall) with the summed absolute count error, HOTA, MOTA, IDF1, FP,
 mAP50 and mAP, best first. A setting without its flag takes the model's value (the tracker section of its
 config.json, as mottr.infer tracks); birth and keep sweep the grids above. E.g. the dense real clip (tuning and diagnosis only, never training):
