@@ -41,7 +41,7 @@ Rescue births (`rescue_hits` > 0): a live track query holds down the detect quer
 it, so an object entering right above a tracked one can score 0.1-0.3 for its whole life and never
 be born (the dense real clip's same-column pair). The track-free decode (`FrameOutput.track_free`)
 has no track queries and scores it 0.7-0.9, though not in every frame. Its confident detections that
-overlap no live track's box by IoU > `rescue_iou` are chained frame to frame (IoU >= BACKFILL_IOU
+overlap no live track's box by IoU > `rescue_iou`, below the top edge (RESCUE_TOP_MARGIN), are chained frame to frame (IoU >= BACKFILL_IOU
 with the chain's last box moved on at its vertical speed); a chain with `rescue_hits` sightings
 within `rescue_window` frames starts a track on the tracked decode's detect query boxing it (IoU >=
 RESCUE_QUERY_IOU), whose embedding is carried like any birth's. Such a track is tentative like any
@@ -185,6 +185,10 @@ BACKFILL_IOU = 0.3  # an earlier detection continues a track's first box back in
 UNION_COVER = 0.8  # fraction of a track's box inside another track's box for it to count as held
 UNION_APART_IOU = 0.1  # two held boxes overlapping less than this are two objects
 RESCUE_QUERY_IOU = 0.5  # a tracked-decode detect query on a track-free sighting's box
+# px (of a 640 px frame): a sighting must lie this far below the top edge. An object still crossing
+# it is born from its own detect query once in view; rescued there, it carries a weaker query
+# (synthetic val: one more exit lost, docs/stage20.md).
+RESCUE_TOP_MARGIN = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,6 +473,7 @@ class Tracker(TrackSet):
       return []
     free_boxes = self._pixel_boxes(free)
     ok = (free.scores >= self.rescue_threshold) & (free_boxes[:, 2] > 0) & (free_boxes[:, 3] > 0)
+    ok &= free_boxes[:, 1] > RESCUE_TOP_MARGIN * self.height / schema.HEIGHT
     if len(taken):
       ok &= iou_xywh(free_boxes, taken).max(1) <= self.rescue_iou
     self._sightings = [s for s in self._sightings

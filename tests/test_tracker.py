@@ -532,12 +532,12 @@ def test_the_smoothing_window_is_in_frames_at_30_fps():
   np.testing.assert_allclose([b[1] + b[3] / 2 for b in track.boxes], fall, atol=1e-3)
 
 
-def _beside_a_track(rescue_hits, free_frames=(1, 3, 5, 7)):
-  """Object A (50 px) is tracked in slot 0; object B falls 70 px above it, its detect query held down
-  at 0.15, while the track-free decode scores B 0.9 in `free_frames` (and A, 0.95, in every
-  frame). Returns the tracker and each frame's next_slots."""
+def _beside_a_track(rescue_hits, free_frames=(1, 3, 5, 7), entering=False):
+  """Object A (50 px) is tracked in slot 0; object B falls 70 px above it (or, `entering`, sits across
+  the top edge), its detect query held down at 0.15, while the track-free decode scores B 0.9 in
+  `free_frames` (and A, 0.95, in every frame). Returns the tracker and each frame's next_slots."""
   t = static_tracker(NUM_SLOTS, rescue_hits=rescue_hits, rescue_window=8)
-  at = lambda f, cy: _box_at(cy + 10 * f)
+  at = lambda f, cy: _box_at(20) if entering and cy == 230 else _box_at(cy + 10 * f)
   carried = [[-1, -1]]
   for f in range(10):
     held = [s >= 0 for s in carried[-1]]
@@ -563,3 +563,5 @@ def test_a_track_free_detection_seen_rescue_hits_times_beside_a_track_starts_one
   assert _beside_a_track(rescue_hits=3, free_frames=())[0].rescued_births == 0
   # Sightings further apart than rescue_window do not add up.
   assert _beside_a_track(rescue_hits=3, free_frames=(0, 9))[0].rescued_births == 0
+  # Nor does an object still crossing the top edge: its own detect query will start it once in view.
+  assert _beside_a_track(rescue_hits=3, entering=True)[0].rescued_births == 0
