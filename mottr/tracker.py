@@ -465,13 +465,10 @@ class Tracker(TrackSet):
                 None if past.probs is None else past.probs[k])
       self.backfilled_boxes += 1
 
-  def _rescue(self, out: FrameOutput, boxes: np.ndarray, taken: np.ndarray, frame_index: int) -> list[int]:
-    """Detect queries of `out` (px `boxes`) to start tracks on from the track-free decode's sightings
-    (TrackerSettings.rescue_hits) beside the boxes `taken` [K, 4] of this frame."""
-    free = getattr(out, "track_free", None)
-    if free is None:
-      return []
-    free_boxes = self._pixel_boxes(free)
+  def _rescue(self, out: FrameOutput, boxes: np.ndarray, free: FrameOutput, free_boxes: np.ndarray,
+              taken: np.ndarray, frame_index: int) -> list[int]:
+    """Detect queries of `out` (px `boxes`) to start tracks on from the sightings of the track-free
+    decode `free` (px `free_boxes`; TrackerSettings.rescue_hits) beside the boxes `taken` [K, 4]."""
     ok = (free.scores >= self.rescue_threshold) & (free_boxes[:, 2] > 0) & (free_boxes[:, 3] > 0)
     ok &= free_boxes[:, 1] > RESCUE_TOP_MARGIN * self.height / schema.HEIGHT
     if len(taken):
@@ -603,15 +600,16 @@ class Tracker(TrackSet):
     if self.union_window > 0:
       self._drop_unions(frame_index)
 
+    alone = getattr(out, "track_free", None)  # the track-free decode's detections
+    alone_boxes = None if alone is None else self._pixel_boxes(alone)
     if self.backfill_window > 0:
       # A track is reported up to confirm_window frames after its birth, and reaches back
       # backfill_window frames from there.
       memory = self.backfill_window + (self.confirm_window if self.motion_check else 0.0)
       self._recent = [d for d in self._recent if self._elapsed(d.frame, frame_index) <= memory + 1e-9]
       found = [self._candidates(out, boxes, detect, frame_index)]
-      free = getattr(out, "track_free", None)
-      if self.backfill_track_free and free is not None:
-        found.append(self._candidates(free, self._pixel_boxes(free), np.arange(len(free.scores)), frame_index))
+      if self.backfill_track_free and alone is not None:
+        found.append(self._candidates(alone, alone_boxes, np.arange(len(alone.scores)), frame_index))
       self._recent.append(_Detections.concat(found))
     candidates = detect[(out.scores[detect] >= self.birth_threshold) & visible[detect]]
     candidates = candidates[np.argsort(-out.scores[candidates], kind="stable")]
@@ -630,9 +628,9 @@ class Tracker(TrackSet):
         accepted.append(q)
     if self.spot_window > 0:
       self._spots.extend((frame_index, boxes[a]) for a in accepted)
-    if self.rescue_hits > 0:
+    if self.rescue_hits > 0 and alone is not None:
       taken = np.array(slot_boxes + [boxes[a] for a in accepted]).reshape(-1, 4)
-      for q in self._rescue(out, boxes, taken, frame_index):
+      for q in self._rescue(out, boxes, alone, alone_boxes, taken, frame_index):
         duplicate = len(taken) and iou_xywh(boxes[q], taken).max() > self.duplicate_iou
         if q not in accepted and visible[q] and not duplicate:
           accepted.append(q)
