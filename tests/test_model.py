@@ -256,3 +256,32 @@ def test_deeper_backbone_warm_starts_from_a_shallower_one_unchanged():
   grads = jax.grad(lambda p: deep.apply({"params": p}, x)[-1].sum())(p_deep)
   flat = traverse_util.flatten_dict(grads)
   assert float(jnp.abs(flat[("Extra_2_1", "GroupNorm_1", "scale")]).max()) > 0
+
+
+@pytest.mark.parametrize("shape, groups", [((2, 12, 10, 16), 8), ((1, 5, 7, 6), 6)])
+def test_group_norm_is_flax_group_norm(shape, groups):
+  """Same parameters and function as flax's nn.GroupNorm (statistics taken another way), on
+  inputs with a mean far from zero, with random scale and bias."""
+  import flax.linen as nn
+  from mottr.model.backbone import GroupNorm
+  x = jax.random.normal(jax.random.PRNGKey(0), shape) * 3.0 + 2.0
+  ours, flax_norm = GroupNorm(num_groups=groups), nn.GroupNorm(num_groups=groups)
+  params = ours.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, flax_norm.init(jax.random.PRNGKey(1), x))
+  keys = jax.random.split(jax.random.PRNGKey(2), 2)
+  params = {"params": {name: jax.random.normal(k, v.shape)
+                       for k, (name, v) in zip(keys, sorted(params["params"].items()))}}
+  np.testing.assert_allclose(ours.apply(params, x), flax_norm.apply(params, x), atol=2e-5)
+
+
+@pytest.mark.parametrize("size", [(16, 12), (15, 9)])
+def test_space_to_depth_stem_is_a_stride_two_conv(size):
+  """The stem's 2x2 convolution over space-to-depth blocks is flax's 3x3 stride-2 SAME convolution
+  with the same kernel, on even sizes; odd ones take the plain convolution."""
+  import flax.linen as nn
+  from mottr.model.backbone import SpaceToDepthConv
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, *size, 3))
+  ours, conv = SpaceToDepthConv(8), nn.Conv(8, (3, 3), 2, use_bias=False)
+  params = conv.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
+  np.testing.assert_allclose(ours.apply(params, x), conv.apply(params, x), atol=1e-5)

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mottr.model.backbone import ResNetLite
+from mottr.model.backbone import GroupNorm, ResNetLite
 from mottr.model.transformer import DecoderLayer, EncoderLayer, Mlp, grid_centres, sine_embed
 from mottr.schema import UserError
 
@@ -144,7 +144,7 @@ class MOTR(nn.Module):
     d, dt = self.d_model, self.dtype
     self.backbone = ResNetLite(self.backbone_widths, self.backbone_blocks, dtype=dt)
     self.input_proj = nn.Dense(d, dtype=dt)
-    self.input_norm = nn.GroupNorm(num_groups=8, dtype=dt)
+    self.input_norm = GroupNorm(num_groups=8, dtype=dt)
     self.encoder = [EncoderLayer(d, self.num_heads, self.ffn_dim, dtype=dt) for _ in range(self.enc_layers)]
     self.proposal_class = nn.Dense(self.num_classes, bias_init=nn.initializers.constant(-4.6), dtype=dt)
     self.proposal_box = Mlp(d, 4, 3, dtype=dt)
