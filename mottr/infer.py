@@ -88,8 +88,8 @@ class _ReleaseAfterWarmup:
   def __getattr__(self, name: str) -> Any:
     return getattr(self._predictor, name)
 
-  def step(self, frame_rgb: np.ndarray) -> Any:
-    out = self._predictor.step(frame_rgb)
+  def step(self, frame: Any) -> Any:
+    out = self._predictor.step(frame)
     self._steps += 1
     if self._steps >= WARMUP_FRAMES:
       self._held.release()

@@ -1,6 +1,8 @@
 """Frame-by-frame inference with track queries carried between frames.
 
-`Predictor.step` runs the model on one frame with the current track queries; the runtime tracker
+`Predictor.encode` starts the backbone and encoder on a frame (they need no tracks, so the runner
+starts the next frame's while the host tracks this one); `Predictor.step` decodes a frame (or its
+encoded memory) with the current track queries; the runtime tracker
 (`mottr.tracker`) decides which queries go on; `Predictor.carry` turns them into the next
 frame's track queries through QIM. With `model.snap_tracks` the frame's encoder memory is decoded
 a second time with no tracks, and each live track's box is replaced by the detection of that decode it
@@ -23,7 +25,7 @@ import numpy as np
 from mottr import boxes as boxes_lib
 from mottr import checkpoint
 from mottr import compile_cache
-from mottr.model.motr import MOTR, DecoderOutput, build_model, carry_tracks, empty_tracks
+from mottr.model.motr import MOTR, DecoderOutput, Memory, build_model, carry_tracks, empty_tracks
 
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
 SNAP_SCORE = 0.3  # detections that may replace a track's box (max class probability)
@@ -55,23 +57,23 @@ class Predictor:
     self.params = params
     self.input_size = int(config.model.image_size)
     self.num_slots = int(config.model.num_slots)
+    self._encode = jax.jit(lambda params, image: self.model.apply(params, image[None], method=MOTR.encode))
     self._step = jax.jit(self._step_outputs)
     self._carry = jax.jit(functools.partial(carry_tracks, self.model))
     self.reset()
 
-  def _forward(self, params, image, tracks, gap) -> tuple[DecoderOutput, DecoderOutput | None]:
+  def _forward(self, params, memory, tracks, gap) -> tuple[DecoderOutput, DecoderOutput | None]:
     """The frame's decoder output, and with `model.snap_tracks` the track-free decode it was snapped to."""
-    memory = self.model.apply(params, image[None], method=MOTR.encode)
     out = self.model.apply(params, memory, tracks, gap, method=MOTR.decode)
     if not self.config.model.snap_tracks:
       return out, None
     alone = self.model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
     return snap_tracks(out, alone, self.num_slots, tracks.valid), alone
 
-  def _step_outputs(self, params, image, tracks, gap):
+  def _step_outputs(self, params, memory, tracks, gap):
     """The decoder output (kept on the device for `carry`) and what the host reads of it: class
     probabilities and boxes of the last layer, and which track slots were live."""
-    out, alone = self._forward(params, image, tracks, gap)
+    out, alone = self._forward(params, memory, tracks, gap)
     return out, host_outputs(out, tracks, alone)
 
   def reset(self, frame_gap: float = 1.0) -> None:
@@ -80,9 +82,17 @@ class Predictor:
     self._gap = jnp.full((1,), frame_gap, jnp.float32)
     self._out: DecoderOutput | None = None
 
-  def step(self, frame_rgb: np.ndarray) -> FrameOutput:
-    """Runs one frame (uint8 RGB, already input_size x input_size)."""
-    self._out, host = self._step(self.params, jnp.asarray(frame_rgb), self._tracks, self._gap)
+  def encode(self, frame_rgb: np.ndarray) -> Memory:
+    """Starts the backbone and encoder on one frame (uint8 RGB, already input_size x input_size)
+    and returns its memory at once: JAX runs it in the background, so the host can track and draw
+    the previous frame meanwhile (`mottr.runner.ModelTracking`), and `step` takes it later."""
+    return self._encode(self.params, jnp.asarray(frame_rgb))
+
+  def step(self, frame: np.ndarray | Memory) -> FrameOutput:
+    """Runs one frame (uint8 RGB, already input_size x input_size), or its `encode`d memory, with
+    the current track queries."""
+    memory = frame if isinstance(frame, Memory) else self.encode(frame)
+    self._out, host = self._step(self.params, memory, self._tracks, self._gap)
     probs, boxes, valid, *free = jax.device_get(host)  # one transfer
     return frame_output(probs, boxes, valid, self.num_slots, *free)
 

@@ -31,7 +31,8 @@ class FrameTracking(Protocol):
   dropped_births: int
   edge_tolerance: float  # of the counting rule (`mottr.counting`) its tracks are counted with
 
-  def update(self, index: int, frame_bgr: np.ndarray) -> None: ...
+  # `upcoming`: the next frame of the source (None at its end), which an engine may start on early.
+  def update(self, index: int, frame_bgr: np.ndarray, upcoming: np.ndarray | None) -> None: ...
   def pop_finished(self) -> list[Track]: ...  # tracks ended since the last call
   def finish(self) -> list[Track]: ...  # ends every live track (end of the source)
   @property
@@ -39,7 +40,10 @@ class FrameTracking(Protocol):
 
 
 class ModelTracking:
-  """MOTR: the predictor's track queries carried by the runtime tracker, frame by frame."""
+  """MOTR: the predictor's track queries carried by the runtime tracker, frame by frame. Once a
+  frame's outputs are on the host, the upcoming frame's backbone and encoder start (they do not
+  depend on the tracks) and run while the tracker, the drawing and the source's decoding do: the
+  device no longer waits for the host between frames (`docs/stage21.md`)."""
 
   def __init__(self, source: FrameSource, predictor: Any, settings: tracker_lib.TrackerSettings):
     self.predictor = predictor
@@ -48,12 +52,17 @@ class ModelTracking:
         frame_size=(source.width, source.height))
     self.edge_tolerance = settings.edge_tolerance
     predictor.reset(frame_gap=schema.FPS * source.frame_step / source.fps)
+    self._upcoming = None  # the encoder memory of the frame after the last one updated
 
-  def update(self, index: int, frame_bgr: np.ndarray) -> None:
+  def _input(self, frame_bgr: np.ndarray) -> np.ndarray:
     size = self.predictor.input_size
-    rgb = cv2.resize(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB), (size, size),
-                     interpolation=cv2.INTER_AREA)
-    out = self.predictor.step(rgb)
+    return cv2.resize(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB), (size, size),
+                      interpolation=cv2.INTER_AREA)
+
+  def update(self, index: int, frame_bgr: np.ndarray, upcoming: np.ndarray | None) -> None:
+    memory = self._upcoming if self._upcoming is not None else self.predictor.encode(self._input(frame_bgr))
+    out = self.predictor.step(memory)
+    self._upcoming = None if upcoming is None else self.predictor.encode(self._input(upcoming))
     self.predictor.carry(self.tracker.update(out, index))
 
   @property
@@ -128,7 +137,8 @@ OnFrame = Callable[[int, np.ndarray, list[Track], dict[str, int]], None]
 
 def track(source: FrameSource, tracking: FrameTracking, *, on_frame: OnFrame | None = None,
           progress: bool = True) -> Result:
-  """Runs a tracking engine over the source; Ctrl-C ends early with what was seen.
+  """Runs a tracking engine over the source; Ctrl-C ends early with what was seen. The source is
+  read one frame ahead, and the engine is given that frame too (`FrameTracking.update`).
 
   Args:
     source: the frames.
@@ -145,9 +155,13 @@ def track(source: FrameSource, tracking: FrameTracking, *, on_frame: OnFrame | N
   line = ProgressLine(source.total, progress)
   warmup_seconds = 0.0
   interrupted = False
+  frames_left = iter(source.frames)
   try:
-    for index, bgr in source.frames:
-      tracking.update(index, bgr)
+    item = next(frames_left, None)
+    while item is not None:
+      index, bgr = item
+      item = next(frames_left, None)
+      tracking.update(index, bgr, None if item is None else item[1])
       frames.append(index)
       if len(frames) <= WARMUP_FRAMES:
         warmup_seconds = time.perf_counter() - start

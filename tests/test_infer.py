@@ -60,6 +60,10 @@ class FakePredictor:
     self.slot_obj = [None] * self.num_slots
     self.query_obj = []
 
+  def encode(self, frame_rgb):
+    assert frame_rgb.shape == (self.input_size, self.input_size, 3) and frame_rgb.dtype == np.uint8
+    return frame_rgb
+
   def step(self, frame_rgb):
     assert frame_rgb.shape == (self.input_size, self.input_size, 3) and frame_rgb.dtype == np.uint8
     if self.t == self.interrupt_at:
@@ -142,6 +146,37 @@ def test_end_to_end_writes_five_consistent_files(video, tmp_path):
   cap.release()
   with open(os.path.join(out, "counts.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_next_frame_is_encoded_while_the_host_tracks_this_one(video):
+  """ModelTracking starts the upcoming frame's encoder as soon as this frame's outputs are read,
+  before the tracker and the carry; every frame is encoded once and decoded from its own memory."""
+  log = []
+
+  class Logged(FakePredictor):
+    def encode(self, frame_rgb):
+      log.append(("encode", len(log)))
+      return log[-1][1], super().encode(frame_rgb)
+
+    def step(self, frame_rgb):
+      encoded, frame = frame_rgb
+      log.append(("step", encoded, float(frame.mean())))
+      return super().step(frame)
+
+    def carry(self, next_slots):
+      log.append(("carry",))
+      super().carry(next_slots)
+
+  result = runner.track_source(sources.open_source(video), Logged(), tracker_lib.TrackerSettings(),
+                               progress=False)
+  assert result.counts.counts == {"bolt": 1, "nut": 1}
+  kinds = [e[0] for e in log]
+  assert kinds == ["encode"] + ["step", "encode", "carry"] * (NUM_FRAMES - 1) + ["step", "carry"]
+  encoded = [i for i, e in enumerate(log) if e[0] == "encode"]
+  steps = [e for e in log if e[0] == "step"]
+  assert [e[1] for e in steps] == encoded
+  brightness = [bgr.mean() for _, bgr in sources.open_source(video).frames]  # 40 + i, mp4v-coded
+  np.testing.assert_allclose([e[2] for e in steps], brightness, atol=0.5)
 
 
 def test_cli_prints_one_count_line(video, tmp_path, monkeypatch, capsys):

@@ -274,7 +274,8 @@ class SortTracking:
     self.edge_tolerance = settings.edge_tolerance
     self._finish = finish_track or (lambda t: t)
 
-  def update(self, index: int, frame_bgr: np.ndarray) -> None:
+  def update(self, index: int, frame_bgr: np.ndarray, upcoming: np.ndarray | None) -> None:
+    del upcoming  # the detector runs frame by frame
     self.tracker.update(self.detector(index, frame_bgr), index)
 
   @property

@@ -159,11 +159,13 @@ class StageTimer:
   def reset(self, frame_gap: float = 1.0) -> None:
     self.p.reset(frame_gap)
 
-  def step(self, frame_rgb):
+  def encode(self, frame_rgb):
+    return self.timed("backbone + encoder", self._encode, jax.numpy.asarray(frame_rgb))
+
+  def step(self, memory):
     p = self.p
     if not p.config.model.snap_tracks:
       raise UserError("the stage breakdown times the shipped decoding (snap_tracks on)")
-    memory = self.timed("backbone + encoder", self._encode, jax.numpy.asarray(frame_rgb))
     out = self.timed("decoder pass 1 (tracks + detect queries)", self._decode, memory, p._tracks, p._gap)
     out = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
     p._out = out
