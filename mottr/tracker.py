@@ -47,6 +47,14 @@ within `rescue_window` frames starts a track on the tracked decode's detect quer
 RESCUE_QUERY_IOU), whose embedding is carried like any birth's. Such a track is tentative like any
 other. Under SPARSE_FPS it is off.
 
+Support (`support_window` > 0): a carried track query can hallucinate an object and keep it falling
+on empty background at a confident score (the dense real clip's one false track over 15 frames: a
+nut box shrinking from 55 to 18 px over 22 frames, beside a bolt). The track-free decode, which no
+track query steers, has no detection there at all, while on a real object it has one, if only a
+partial or low-scoring one. A track hit on boxes that no track-free detection scoring >=
+`support_score` overlaps by SUPPORT_COVER of the smaller box, for `support_window` frames in a row,
+ends, reported up to where that began. Under SPARSE_FPS it is off.
+
 Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when it ends
 (`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put;
 with `smooth_gravity` the y corners are fitted to a fall under GRAVITY, which leaves a free fall put).
@@ -155,6 +163,14 @@ class TrackerSettings:
   rescue_window: float = 8.0
   rescue_threshold: float = 0.7
   rescue_iou: float = 0.2
+  # A track hit on boxes that no detection of the track-free decode (`model.snap_tracks`) vouches
+  # for in every frame for this many frames (at 30 FPS) ends, reported up to where that began: a
+  # carried track query hallucinating an object. A detection vouches for a box when it scores >=
+  # support_score and SUPPORT_COVER of the smaller of the two boxes lies in both. 0: off; off under
+  # SPARSE_FPS. (4-12 swept: the dense clip's one false track over 15 frames goes, its counts stay
+  # exact; synthetic val keeps its exits; a score of 0.2 loses 4-6 synthetic val exits; docs/stage22.md.)
+  support_window: float = 8.0
+  support_score: float = 0.05
   # Frames (at 30 FPS) each side of a box over which a finished track's boxes are smoothed (a local
   # straight-line fit in time, `mottr.smoothing`); 0: off. Counts, tracks.txt and tracks.json use
   # the smoothed boxes; the annotated video draws them as they came. (tune_tracker.py
@@ -189,6 +205,7 @@ RESCUE_QUERY_IOU = 0.5  # a tracked-decode detect query on a track-free sighting
 # it is born from its own detect query once in view; rescued there, it carries a weaker query
 # (synthetic val: one more exit lost, docs/stage20.md).
 RESCUE_TOP_MARGIN = 2.0
+SUPPORT_COVER = 0.5  # of the smaller box, in both: a track-free detection vouches for a track's box
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +251,7 @@ class _Live:
   recent: list | None = None  # a rejected track's (frame, box) hits of the last confirm_window frames
   duplicate_since: int | None = None  # first frame of its current run on an older track's box
   union_since: int | None = None  # first frame of its current run holding two other tracks' boxes
+  unsupported_since: int | None = None  # first frame of its current run that no detection vouched for
 
 
 class TrackSet:
@@ -272,7 +290,8 @@ class Tracker(TrackSet):
   (at 30 FPS) the younger ends, reported up to where the overlap began: two queries on one object
   would otherwise count it twice. With union_window > 0 a track whose box holds two other confirmed
   tracks' boxes for union_window frames ends likewise (`TrackerSettings.union_window`). With
-  rescue_hits > 0 a chain of track-free detections beside the live tracks starts a track too (module doc).
+  rescue_hits > 0 a chain of track-free detections beside the live tracks starts a track too, and
+  with support_window > 0 a track that no track-free detection vouches for ends (module doc).
 
   Motion plausibility (on when min_descent > 0; see the module doc): `confirm_window` and
   `stall_window` are frames at 30 FPS of the video timeline; frame indices advance by
@@ -299,6 +318,8 @@ class Tracker(TrackSet):
                backfill_fall: float = _DEFAULT.backfill_fall,
                rescue_hits: int = _DEFAULT.rescue_hits, rescue_window: float = _DEFAULT.rescue_window,
                rescue_threshold: float = _DEFAULT.rescue_threshold, rescue_iou: float = _DEFAULT.rescue_iou,
+               support_window: float = _DEFAULT.support_window,
+               support_score: float = _DEFAULT.support_score,
                smooth_window: float = _DEFAULT.smooth_window,
                smooth_gravity: bool = _DEFAULT.smooth_gravity, fps: float = schema.FPS, frame_step: int = 1,
                frame_size: tuple[int, int] = (schema.WIDTH, schema.HEIGHT)):
@@ -332,6 +353,9 @@ class Tracker(TrackSet):
     self.rescue_iou = rescue_iou
     self._sightings: list[_Sighting] = []
     self.rescued_births = 0  # tracks started from the track-free decode's sightings
+    self.support_window = support_window
+    self.support_score = support_score
+    self.unsupported_tracks = 0  # tracks ended for boxes no track-free detection vouched for
     self.smooth_window = smooth_window
     self.smooth_gravity = smooth_gravity
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
@@ -366,7 +390,8 @@ class Tracker(TrackSet):
                rescue_hits=settings.rescue_hits if rate >= SPARSE_FPS else 0,
                rescue_window=settings.rescue_window, rescue_threshold=settings.rescue_threshold,
                rescue_iou=settings.rescue_iou,
-               smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity,
+               support_window=settings.support_window if rate >= SPARSE_FPS else 0.0,
+               support_score=settings.support_score, smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity,
                frame_step=frame_step, frame_size=frame_size)
 
   @property
@@ -535,6 +560,26 @@ class Tracker(TrackSet):
         kept.append(live)
     self._live = kept
 
+  def _drop_unsupported(self, frame: int, free: FrameOutput, free_boxes: np.ndarray) -> None:
+    """Ends a track hit on boxes that no detection of the track-free decode `free` (px `free_boxes`)
+    vouched for in support_window frames (TrackerSettings.support_window), reported up to where
+    that began."""
+    vouch = free_boxes[(free.scores >= self.support_score) & (free_boxes[:, 2] > 0) & (free_boxes[:, 3] > 0)]
+    area = vouch[:, 2] * vouch[:, 3]
+    kept = []
+    for live in self._live:
+      t = live.track
+      box = t.boxes[-1]
+      inside = covered_xywh(box, vouch) * area  # the intersection, px²
+      smaller = np.minimum(area, box[2] * box[3])
+      alone = (live.state != "rejected" and t.frames[-1] == frame
+               and not (inside >= SUPPORT_COVER * smaller).any())
+      if self._ended_after_run(live, "unsupported_since", alone, frame, self.support_window):
+        self.unsupported_tracks += 1
+      else:
+        kept.append(live)
+    self._live = kept
+
   def _ended_after_run(self, live: _Live, field: str, holds: bool, frame: int, window: float) -> bool:
     """Follows the run of frames in which `holds` (its first frame in `live.<field>`); once it has
     lasted `window` frames (at 30 FPS) the track ends, reported up to where the run began (True)."""
@@ -599,9 +644,11 @@ class Tracker(TrackSet):
       self._drop_duplicates(frame_index)
     if self.union_window > 0:
       self._drop_unions(frame_index)
-
     alone = getattr(out, "track_free", None)  # the track-free decode's detections
     alone_boxes = None if alone is None else self._pixel_boxes(alone)
+    if self.support_window > 0 and alone is not None:
+      self._drop_unsupported(frame_index, alone, alone_boxes)
+
     if self.backfill_window > 0:
       # A track is reported up to confirm_window frames after its birth, and reaches back
       # backfill_window frames from there.

@@ -397,6 +397,7 @@ def test_from_settings_uses_the_sparse_settings_under_sparse_fps():
   assert (sparse.birth_threshold, sparse.spot_window, sparse.backfill_window) == (
       s.sparse_birth_threshold, s.sparse_spot_window, 0.0)  # no entry backfill between sparse frames
   assert (dense.rescue_hits, sparse.rescue_hits) == (s.rescue_hits, 0)  # nor rescue births
+  assert (dense.support_window, sparse.support_window) == (s.support_window, 0.0)  # nor support
 
 
 def test_fall_slack_shortens_the_window_of_tracks_born_low_in_the_frame():
@@ -565,3 +566,34 @@ def test_a_track_free_detection_seen_rescue_hits_times_beside_a_track_starts_one
   assert _beside_a_track(rescue_hits=3, free_frames=(0, 9))[0].rescued_births == 0
   # Nor does an object still crossing the top edge: its own detect query will start it once in view.
   assert _beside_a_track(rescue_hits=3, entering=True)[0].rescued_births == 0
+
+
+def test_a_track_no_track_free_detection_vouches_for_ends_where_that_began():
+  """A hit track whose box no detection of the track-free decode holds (a carried query
+  hallucinating an object: the dense clip's 22-frame nut box on nothing) ends after support_window
+  frames, reported up to where that began; one vouching detection, even partial and scoring
+  support_score, restarts the count."""
+  half_a = (BOX_A[0], BOX_A[1] + 0.025, BOX_A[2], BOX_A[3] / 2)  # the lower half of BOX_A
+
+  def run(window, vouched, vouch=(0.9, BOX_A)):
+    t = static_tracker(NUM_SLOTS, support_window=window, support_score=0.05, rescue_hits=0,
+                       smooth_window=0)
+    slots = [-1, -1]
+    for f in range(8):
+      held = [s >= 0 for s in slots]
+      out = frame(slots=[(0.9, BOX_A) if held[0] else None], detects=[None if held[0] else (0.9, BOX_A)],
+                  valid=held)
+      alone = frame(detects=[vouch if f in vouched else (0.9, BOX_B)])
+      out.track_free = Out(alone.scores[NUM_SLOTS:], alone.labels[NUM_SLOTS:], alone.boxes[NUM_SLOTS:], 0,
+                           np.zeros(0, bool))
+      slots = list(t.update(out, f))
+    return t
+
+  t = run(4, vouched={0})  # unvouched from frame 1: ended at frame 5, a new track born at frame 6
+  assert t.unsupported_tracks == 1 and [tr.track_id for tr in t.live] == [2]
+  (ended,) = t.pop_finished()
+  assert ended.track_id == 1 and ended.frames == [0]
+  assert run(0, vouched={0}).unsupported_tracks == 0  # the rule off
+  assert run(4, vouched={0, 3}).unsupported_tracks == 0  # runs over frames 1-2 and 4-7: under 4 frames each
+  assert run(4, vouched=set(range(8)), vouch=(0.06, half_a)).unsupported_tracks == 0
+  assert run(4, vouched=set(range(8)), vouch=(0.04, half_a)).unsupported_tracks == 1

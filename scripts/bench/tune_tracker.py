@@ -5,7 +5,7 @@
       [--birth 0.4,0.5,0.6,0.7] [--keep 0.3,0.4,0.5,0.6] [--duplicate_iou 0.7]
       [--snap_tracks 0,1] [--duplicate_window 0,3] [--union_window 0,3] [--min_descent 0,10,20,30] [--confirm_window 8] [--fall_slack 0,3] [--stall_window 0,15] [--nut_weight 1,2.5]
       [--backfill_window 0,8] [--backfill_threshold 0.2,0.4] [--backfill_track_free 0,1] [--backfill_fall 0,2]
-      [--rescue_hits 0,4] [--rescue_window 8] [--rescue_threshold 0.7,0.85] [--rescue_iou 0.2,0.3] [--smooth_window 0,3] [--smooth_gravity 0,1]
+      [--rescue_hits 0,4] [--rescue_window 8] [--rescue_threshold 0.7,0.85] [--rescue_iou 0.2,0.3] [--support_window 0,8] [--support_score 0.05] [--smooth_window 0,3] [--smooth_gravity 0,1]
 
 Prints one markdown row per setting (track boxes snapped to detections or not, birth, keep and duplicate IoU thresholds; the birth value is used whatever
 the source's frame rate; the motion-plausibility rule's min_descent (0: off), confirm_window,
@@ -30,7 +30,7 @@ from mottr.predictor import load_predictor
 # Settings swept with one value each unless given: the model's own (its config's tracker section).
 MODEL_DEFAULT_SETTINGS = ("duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
                           "backfill_window", "backfill_threshold", "backfill_track_free", "backfill_fall", "rescue_hits", "rescue_window",
-                          "rescue_threshold", "rescue_iou", "smooth_window",
+                          "rescue_threshold", "rescue_iou", "support_window", "support_score", "smooth_window",
                           "smooth_gravity")
 
 
