@@ -34,8 +34,8 @@ down): frame by frame, the detection that scores >= `backfill_threshold` (lower 
 like ByteTrack's second, low-score association, the track's own box vouches for it), overlaps its
 earliest box by IoU >= BACKFILL_IOU, has its bottom edge `backfill_fall` px per frame higher (objects
 fall into view; structure at the top edge stays put) and is no other track's box of that frame; the
-walk stops at the first frame without one. It adds boxes to the start of tracks only: exits, counts
-and the live state do not change. Under SPARSE_FPS it is off.
+walk passes over BACKFILL_GAPS frames in a row without one, and stops at the next. It adds boxes to the
+start of tracks only: exits, counts and the live state do not change. Under SPARSE_FPS it is off.
 
 Rescue births (`rescue_hits` > 0): a live track query holds down the detect queries decoded beside
 it, so an object entering right above a tracked one can score 0.1-0.3 for its whole life and never
@@ -205,6 +205,9 @@ RESCUE_QUERY_IOU = 0.5  # a tracked-decode detect query on a track-free sighting
 # it is born from its own detect query once in view; rescued there, it carries a weaker query
 # (synthetic val: one more exit lost, docs/stage20.md).
 RESCUE_TOP_MARGIN = 2.0
+# Frames in a row without a detection that the entry backfill walks over (noisy boxes of an object still
+# crossing the top edge; 1 and 2 equal on the dense clip, docs/stage22.md).
+BACKFILL_GAPS = 1
 SUPPORT_COVER = 0.5  # of the smaller box, in both: a track-free detection vouches for a track's box
 
 
@@ -468,13 +471,17 @@ class Tracker(TrackSet):
     t = live.track
     others = [l.track for l in self._live if l is not live]
     born = t.frames[0]
+    gaps = 0
     for past in reversed(self._recent):
       if past.frame >= born:
         continue
       if self._elapsed(past.frame, born) > self.backfill_window + 1e-9:
         return
       if not len(past.boxes):
-        return
+        gaps += 1
+        if gaps > BACKFILL_GAPS:
+          return
+        continue
       first = t.boxes[0]
       overlap = iou_xywh(first, past.boxes)
       rise = (first[1] + first[3]) - (past.boxes[:, 1] + past.boxes[:, 3])  # of the bottom edge
@@ -484,7 +491,11 @@ class Tracker(TrackSet):
         if past.frame in other.frames:
           ok &= iou_xywh(other.boxes[other.frames.index(past.frame)], past.boxes) <= self.duplicate_iou
       if not ok.any():
-        return
+        gaps += 1
+        if gaps > BACKFILL_GAPS:
+          return
+        continue
+      gaps = 0
       k = int(np.argmax(np.where(ok, overlap, -1.0)))
       t.prepend(past.frame, past.boxes[k], past.scores[k], past.labels[k],
                 None if past.probs is None else past.probs[k])

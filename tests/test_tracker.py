@@ -467,8 +467,11 @@ def test_backfill_extends_a_reported_track_back_through_its_low_scoring_entry(mi
 def test_backfill_stops_at_a_gap_the_window_and_boxes_that_sit_lower():
   fill = lambda low, window=12.0: _entering(
       tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=window), low, FALL, birth_at=5)[0].frames[0]
-  assert fill([0.5, None, 0.5, 0.5, 0.5]) == 2  # frame 1 shows nothing: the walk stops there
-  assert fill([0.5, 0.5, 0.5, 0.5, 0.15]) == 5  # below backfill_threshold (0.2)
+  assert fill([0.5, None, None, 0.5, 0.5]) == 3  # frames 1-2 show nothing: the walk stops there
+  assert fill([0.5, 0.5, 0.5, 0.15, 0.15]) == 5  # below backfill_threshold (0.2)
+  filled = _entering(tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=12),
+                     [0.5, None, 0.5, 0.15, 0.5], FALL, birth_at=5)[0]
+  assert filled.frames[:4] == [0, 2, 4, 5]  # one frame without a detection is passed over
   assert fill([0.5] * 5, window=2) == 3  # only the last 2 frames are remembered
   still = [FALL[5]] * 5 + FALL[5:]  # the earlier detections sit where the object is at its birth
   t = tracker_lib.Tracker(NUM_SLOTS, min_descent=20, backfill_window=8)
