@@ -394,7 +394,8 @@ class Tracker(TrackSet):
                rescue_window=settings.rescue_window, rescue_threshold=settings.rescue_threshold,
                rescue_iou=settings.rescue_iou,
                support_window=settings.support_window if rate >= SPARSE_FPS else 0.0,
-               support_score=settings.support_score, smooth_window=settings.smooth_window, smooth_gravity=settings.smooth_gravity,
+               support_score=settings.support_score, smooth_window=settings.smooth_window,
+               smooth_gravity=settings.smooth_gravity,
                frame_step=frame_step, frame_size=frame_size)
 
   @property
@@ -477,11 +478,6 @@ class Tracker(TrackSet):
         continue
       if self._elapsed(past.frame, born) > self.backfill_window + 1e-9:
         return
-      if not len(past.boxes):
-        gaps += 1
-        if gaps > BACKFILL_GAPS:
-          return
-        continue
       first = t.boxes[0]
       overlap = iou_xywh(first, past.boxes)
       rise = (first[1] + first[3]) - (past.boxes[:, 1] + past.boxes[:, 3])  # of the bottom edge
@@ -490,7 +486,7 @@ class Tracker(TrackSet):
       for other in others:
         if past.frame in other.frames:
           ok &= iou_xywh(other.boxes[other.frames.index(past.frame)], past.boxes) <= self.duplicate_iou
-      if not ok.any():
+      if not ok.any():  # no fitting detection in this frame (or none at all)
         gaps += 1
         if gaps > BACKFILL_GAPS:
           return
