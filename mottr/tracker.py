@@ -573,14 +573,12 @@ class Tracker(TrackSet):
     that began."""
     vouch = free_boxes[(free.scores >= self.support_score) & (free_boxes[:, 2] > 0) & (free_boxes[:, 3] > 0)]
     area = vouch[:, 2] * vouch[:, 3]
+    vouched = lambda box: (covered_xywh(box, vouch) * area  # the intersection, px²
+                           >= SUPPORT_COVER * np.minimum(area, box[2] * box[3])).any()
     kept = []
     for live in self._live:
       t = live.track
-      box = t.boxes[-1]
-      inside = covered_xywh(box, vouch) * area  # the intersection, px²
-      smaller = np.minimum(area, box[2] * box[3])
-      alone = (live.state != "rejected" and t.frames[-1] == frame
-               and not (inside >= SUPPORT_COVER * smaller).any())
+      alone = live.state != "rejected" and t.frames[-1] == frame and not vouched(t.boxes[-1])
       if self._ended_after_run(live, "unsupported_since", alone, frame, self.support_window):
         self.unsupported_tracks += 1
       else:
