@@ -75,6 +75,21 @@ def read_frames(frames_dir: str, split: str) -> list[SparseFrame]:
   return sorted(frames, key=lambda fr: fr.image_id)
 
 
+def coco_ground_truth(frames: Sequence[SparseFrame]) -> dict[str, Any]:
+  """The frames' labels as a COCO ground truth (xywh pixels, category = label + 1, no track ids):
+  what detection scoring needs for a split that has no annotation file (the real train frames)."""
+  images, annotations = [], []
+  for fr in frames:
+    images.append({"id": fr.image_id, "file_name": os.path.basename(fr.image_path),
+                   "width": schema.WIDTH, "height": schema.HEIGHT})
+    for label, box in zip(fr.labels.tolist(), _xyxy_px(fr.boxes).tolist()):
+      x0, y0, x1, y1 = box
+      annotations.append({"id": len(annotations), "image_id": fr.image_id, "category_id": label + 1,
+                          "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+  return {"images": images, "annotations": annotations,
+          "categories": [dict(c) for c in schema.CATEGORIES]}
+
+
 def _xyxy_px(boxes_cxcywh: np.ndarray) -> np.ndarray:
   cx, cy, w, h = (boxes_cxcywh.astype(np.float64) * ([schema.WIDTH, schema.HEIGHT] * 2)).T
   return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)

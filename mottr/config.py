@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
       synth_seed=1,            # seed of the generated data (tests/benchmarks use other seeds)
       real_root="",            # e.g. ../shared/stroma: real sparse frames (stride 10), train split only
       real_weight=0.25,        # sampling weight of real clips vs synthetic ones
+      real_composite_prob=0.0,  # share of real clips made of two side by side (input.compose_columns)
       max_objects=12,
       strides=(1, 2, 3),       # random frame stride of synthetic clips
       augment=True,            # flip + JPEG on the host (input.flip_and_jpeg), the photometric rest in the step (mottr/augment.py)

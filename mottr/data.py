@@ -4,7 +4,8 @@ The synthetic root is `config.data.synth_root`, or, when that is empty, the one 
 `workdir/data/synth` (train + val). This module only opens prepared data: `data_prep.prepare` (which
 `python -m mottr.train` runs first) generates that root and builds the records into `workdir/data/tfds`.
 The real sparse frames (`config.data.real_root`, stride 10) join with weight
-`config.data.real_weight`, train split only. Batches are a pure function of the global step
+`config.data.real_weight`, train split only; a share `config.data.real_composite_prob` of their clips
+are two real clips side by side (`input.compose_columns`). Batches are a pure function of the global step
 (`batch(step)`), so a resumed run sees exactly the batches an uninterrupted one would. Frames are
 decoded once into host memory per source (`input.FrameCache`); batches carry the host part of the
 augmentation (flip, JPEG) and the train step adds the photometric part (`mottr.augment`).
@@ -65,10 +66,10 @@ class TrainData:
     data_dir = os.path.join(workdir, "data", "tfds")
     synth_pad = tuple(px / schema.WIDTH for px in config.data.synth_box_pad_px)
     self.sources = [(prepared_source(os.path.join(data_dir, "synth"), "train", size),
-                     tuple(config.data.strides), 1.0, synth_pad)]
+                     tuple(config.data.strides), 1.0, synth_pad, 0.0)]
     if config.data.real_root:
       real = prepared_source(os.path.join(data_dir, "real"), "train", size)
-      self.sources.append((real, (1,), config.data.real_weight, (0.0, 0.0)))
+      self.sources.append((real, (1,), config.data.real_weight, (0.0, 0.0), config.data.real_composite_prob))
     self._stages: dict[int, grain.MapDataset] = {}
 
   def _stage(self, index: int, clip_len: int) -> grain.MapDataset:
@@ -77,9 +78,9 @@ class TrainData:
       clips = [clip_input.make_clips(source, clip_len=clip_len, strides=strides, max_objects=c.data.max_objects,
                                      seed=c.seed * 1000 + index * 10 + k, augment=c.data.augment,
                                      image_size=c.model.image_size, box_pad=pad,
-                                     overlay_prob=c.data.overlay_prob)
-               for k, (source, strides, _, pad) in enumerate(self.sources)]
-      weights = [w for _, _, w, _ in self.sources]
+                                     overlay_prob=c.data.overlay_prob, composite_prob=composite)
+               for k, (source, strides, _, pad, composite) in enumerate(self.sources)]
+      weights = [source[2] for source in self.sources]
       self._stages[index] = clip_input.mix_clip_datasets(clips, weights, c.batch_size)
     return self._stages[index]
 

@@ -267,6 +267,40 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
   return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+# An object cut by a composite's seam keeps a box while this much of its width shows (the real
+# annotators box an object once about 22 px of it is visible, at 640 px).
+MIN_VISIBLE = 22.0 / 640.0
+SEAM_RANGE = (0.3, 0.7)  # normalised x of a composite's seam
+
+
+def compose_columns(left: dict[str, np.ndarray], right: dict[str, np.ndarray], seam: float
+                    ) -> dict[str, np.ndarray]:
+  """One clip of two: `left`'s frames for x < `seam` (normalised), `right`'s beyond it. Objects fall
+  straight down, so each half keeps a true fall through the whole frame height; the two clips
+  must share their frame gap. An object cut by the seam keeps the box of its visible part while
+  at least MIN_VISIBLE of its width shows, and no box elsewhere. `right`'s objects take the slots
+  after `left`'s; those beyond the last slot are dropped."""
+  width = left["image"].shape[2]
+  cut = int(round(seam * width))
+  clip = {"image": np.concatenate([left["image"][:, :, :cut], right["image"][:, :, cut:]], axis=2),
+          "gap": left["gap"]}
+  halves = []
+  for half, lo, hi in ((left, 0.0, cut / width), (right, cut / width, 1.0)):
+    b = half["boxes"]
+    x0 = np.clip(b[..., 0] - b[..., 2] / 2, lo, hi)
+    x1 = np.clip(b[..., 0] + b[..., 2] / 2, lo, hi)
+    mask = half["mask"] & (x1 - x0 >= MIN_VISIBLE)
+    boxes = np.stack([(x0 + x1) / 2, b[..., 1], x1 - x0, b[..., 3]], -1)
+    halves.append({"boxes": np.where(mask[..., None], boxes, 0.0).astype(np.float32), "mask": mask,
+                   "labels": np.where(mask, half["labels"], 0), "touches_edge": half["touches_edge"] & mask})
+  # Slots follow first appearance, so left's objects hold slots 0 .. used-1 and the rest are free.
+  m, used = left["mask"].shape[1], int(left["mask"].any(0).sum())
+  for key, value in halves[0].items():
+    clip[key] = value.copy()
+    clip[key][:, used:] = halves[1][key][:, :m - used]
+  return clip
+
+
 @dataclasses.dataclass(frozen=True)
 class _LoadClip:
   """Clip number k -> clip arrays (a picklable grain map function)."""
@@ -277,7 +311,7 @@ class _LoadClip:
   image_size: int
   box_pad: tuple[float, float] = (0.0, 0.0)
 
-  def __call__(self, k: int) -> dict[str, np.ndarray]:
+  def load(self, k: int) -> dict[str, np.ndarray]:
     start, stride = self.starts[k].tolist()
     keys = [start + j * stride for j in range(self.clip_len)]
     getitems = getattr(self.data_source, "__getitems__", None)
@@ -285,14 +319,37 @@ class _LoadClip:
     clip = records_to_clip(records, self.max_objects, self.image_size)
     return pad_boxes(clip, self.box_pad) if any(self.box_pad) else clip
 
+  def __call__(self, k: int | tuple[int, int, float]) -> dict[str, np.ndarray]:
+    """k, or (k, partner, seam): clip k composed with clip `partner` at `seam` (`compose_columns`)."""
+    if isinstance(k, tuple):
+      k, partner, seam = k
+      return compose_columns(self.load(k), self.load(partner), seam)
+    return self.load(k)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Partner:
+  """k -> (k, partner, seam) for a share `prob` of the clips, else k: the partner is a random clip of
+  the same stride (so the same frame gap), the seam uniform in SEAM_RANGE (a picklable grain random map)."""
+  prob: float
+  strides: np.ndarray  # int64 [num_clips]: each clip's stride in records
+
+  def __call__(self, k: int, rng: np.random.Generator) -> int | tuple[int, int, float]:
+    if rng.random() >= self.prob:
+      return k
+    same = np.flatnonzero(self.strides == self.strides[k])
+    return int(k), int(same[rng.integers(len(same))]), float(rng.uniform(*SEAM_RANGE))
+
 
 def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides: Sequence[int],
                max_objects: int, seed: int, augment: bool, image_size: int,
-               box_pad: Sequence[float] = (0.0, 0.0), overlay_prob: float = 0.0) -> grain.MapDataset:
+               box_pad: Sequence[float] = (0.0, 0.0), overlay_prob: float = 0.0,
+               composite_prob: float = 0.0) -> grain.MapDataset:
   """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
   (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` (before the
-  augmentation); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
+  augmentation); `composite_prob`: share of clips composed side by side with another clip of the
+  same stride (`compose_columns`, before the overlays); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
   `mottr.augment.photometric`, in the train step). Wrap a TFDS source in `FrameCache` first to
   decode each frame once."""
   index = RecordIndex.of(data_source)
@@ -301,7 +358,10 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
     raise UserError(f"{data_source}: no clip of {clip_len} records at strides {list(strides)}")
   load = _LoadClip(data_source, np.array(starts, np.int64), clip_len, max_objects, image_size,
                    tuple(float(p) for p in box_pad))
-  ds = grain.MapDataset.range(len(starts)).shuffle(seed=seed).repeat().map(load)
+  ds = grain.MapDataset.range(len(starts)).shuffle(seed=seed).repeat()
+  if composite_prob > 0:
+    ds = ds.random_map(_Partner(composite_prob, load.starts[:, 1]), seed=seed + 104729)
+  ds = ds.map(load)
   if overlay_prob > 0:
     ds = ds.random_map(_Overlays(overlay_prob), seed=seed + 7919)
   return ds.random_map(flip_and_jpeg, seed=seed) if augment else ds

@@ -192,6 +192,58 @@ def test_mixing_sources_by_weight():
   assert 0 < labels_b < 12
 
 
+def _clip(boxes: list[list[float] | None], label: int, m: int = 3, size: int = 64, value: int = 0) -> dict:
+  """A 2-frame clip whose slot j holds boxes[j] (cxcywh) in both frames, None = empty; a flat image."""
+  clip = {"image": np.full((2, size, size, 3), value, np.uint8), "boxes": np.zeros((2, m, 4), np.float32),
+          "labels": np.zeros((2, m), np.int32), "mask": np.zeros((2, m), bool),
+          "touches_edge": np.zeros((2, m), bool), "gap": np.float32(10.0)}
+  for j, box in enumerate(boxes):
+    if box is not None:
+      clip["boxes"][:, j], clip["labels"][:, j], clip["mask"][:, j] = box, label, True
+  return clip
+
+
+def test_compose_columns_cuts_images_and_boxes_at_the_seam():
+  left = _clip([[0.2, 0.3, 0.1, 0.1], [0.48, 0.5, 0.1, 0.1], [0.55, 0.7, 0.2, 0.1]], label=0, value=10)
+  right = _clip([[0.8, 0.2, 0.1, 0.1]], label=1, value=200)
+  out = inp.compose_columns(left, right, seam=0.5)
+  assert (out["image"][:, :, :32] == 10).all() and (out["image"][:, :, 32:] == 200).all()
+  assert out["gap"] == 10.0
+  np.testing.assert_allclose(out["boxes"][:, 0], [[0.2, 0.3, 0.1, 0.1]] * 2, atol=1e-6)
+  np.testing.assert_allclose(out["boxes"][:, 1], [[0.465, 0.5, 0.07, 0.1]] * 2, atol=1e-6)  # x 0.43-0.50
+  np.testing.assert_allclose(out["boxes"][:, 2], [[0.475, 0.7, 0.05, 0.1]] * 2, atol=1e-6)  # x 0.45-0.50
+  assert out["mask"].all() and (out["labels"] == 0).all()  # all 3 slots are left's: right's object is dropped
+
+
+def test_compose_columns_drops_slivers_and_gives_the_right_half_the_free_slots():
+  left = _clip([[0.2, 0.3, 0.1, 0.1], [0.52, 0.5, 0.1, 0.1]], label=0, m=5)  # slot 1 keeps x 0.47-0.50
+  right = _clip([[0.8, 0.2, 0.1, 0.1], [0.48, 0.6, 0.1, 0.1], [0.6, 0.4, 0.04, 0.04]], label=1, m=5)
+  out = inp.compose_columns(left, right, seam=0.5)  # right slot 1 keeps x 0.50-0.53
+  assert 0.03 < inp.MIN_VISIBLE
+  assert out["mask"][0].tolist() == [True, False, True, False, True]
+  assert out["labels"][0].tolist() == [0, 0, 1, 0, 1]
+  assert not out["boxes"][:, [1, 3]].any()
+  np.testing.assert_allclose(out["boxes"][0, 4], [0.6, 0.4, 0.04, 0.04], atol=1e-6)
+
+
+def test_composite_clips_join_clips_of_one_frame_gap_and_are_deterministic():
+  records = make_records(TRACKS, 40)
+  plain, mixed = (_dataset(records, composite_prob=p, max_objects=12) for p in (0.0, 1.0))
+  again = _dataset(records, composite_prob=1.0, max_objects=12)
+  differs = 0
+  for step in range(4):
+    batch = mixed[step]
+    for key, value in again[step].items():
+      np.testing.assert_array_equal(batch[key], value)
+    differs += int(not np.array_equal(batch["image"], plain[step]["image"]))
+    # every object falls 0.05 per record: 0.05 * gap between clip frames in both halves
+    both = batch["mask"][:, 1:] & batch["mask"][:, :-1]
+    dy = np.diff(batch["boxes"][..., 1], axis=1)
+    gap = np.broadcast_to(batch["gap"][:, None, None], dy.shape)
+    np.testing.assert_allclose(dy[both], 0.05 * gap[both], atol=1e-5)
+  assert differs >= 3  # in these tiny frames both right halves can be plain background
+
+
 def test_no_clip_is_a_user_error():
   with pytest.raises(UserError, match="no clip of 8 records"):
     _dataset(make_records(TRACKS, 5), clip_len=8)

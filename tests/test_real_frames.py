@@ -102,6 +102,19 @@ def test_read_frames_and_ids_from_coco(tmp_path):
     real_frames.ids_from_coco(frames, coco, "coco.json")
 
 
+def test_coco_ground_truth_of_the_labels_scores_its_own_boxes_perfectly(tmp_path):
+  from mottr import evaluate
+  _write_sparse(str(tmp_path))
+  gt = real_frames.coco_ground_truth(real_frames.read_frames(str(tmp_path / "frames"), "val"))
+  assert [im["id"] for im in gt["images"]] == [10, 20]
+  got = sorted((a["image_id"], a["category_id"], [round(v, 3) for v in a["bbox"]]) for a in gt["annotations"])
+  assert got == [(10, 1, [100, 0, 40, 30]), (10, 2, [300, 200, 30, 30]), (20, 1, [100, 60, 40, 60])]
+  pred = {"annotations": [dict(a, score=0.9) for a in gt["annotations"]]}
+  assert evaluate.detection_metrics(gt, pred, [10, 20])["all"]["mAP"] == pytest.approx(1.0)
+  pred["annotations"][0]["bbox"] = [400, 400, 30, 30]
+  assert evaluate.detection_metrics(gt, pred, [10, 20])["all"]["mAP"] < 1.0
+
+
 def test_bad_label_line_is_a_user_error(tmp_path):
   _write_sparse(str(tmp_path))
   with open(tmp_path / "frames" / "val" / "0020.txt", "a") as f:

@@ -3,6 +3,9 @@
   python scripts/bench/bench_detection.py --root ../shared/stroma --split val \
       --frames_dir ../shared/stroma/frames/val --checkpoints workdirs/cpu_detect,workdirs/cpu_detect_synth
 
+  python scripts/bench/bench_detection.py --root ../shared/stroma --split train \
+      --frames_dir ../shared/stroma/frames/train --checkpoints shipped   # YOLO labels: no annotation file
+
 Each checkpoint (a training workdir or an exported model; "shipped" = the shipped model) runs on
 every frame of the source with an empty track set; each detect query gives one detection per
 class (score = that class's probability), scored with COCO mAP (IoU .50:.95) and mAP50 against
@@ -19,6 +22,7 @@ import sys
 import cv2
 import numpy as np
 
+from data_prep import real_frames
 from mottr import boxes as boxes_lib
 from mottr import evaluate
 from mottr import schema
@@ -46,6 +50,15 @@ def detections(predictor, source: sources.FrameSource) -> tuple[dict, list[int]]
   return {"annotations": anns}, image_ids
 
 
+def ground_truth(root: str, split: str, frames_dir: str | None) -> dict:
+  """The split's annotations; without an annotation file, the YOLO labels beside the frames
+  (`frames_dir/NNNN.txt`: the real train frames, whose track ids are not needed here)."""
+  if frames_dir and not os.path.isfile(schema.annotation_path(root, split)):
+    parent, name = os.path.split(os.path.normpath(frames_dir))
+    return real_frames.coco_ground_truth(real_frames.read_frames(parent, name))
+  return schema.load_annotations(root, split)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--root", required=True, help="challenge-layout root with the annotations")
@@ -55,7 +68,7 @@ def main() -> None:
   parser.add_argument("--max_frames", type=int, default=None)
   args = parser.parse_args()
   try:
-    gt = schema.load_annotations(args.root, args.split)
+    gt = ground_truth(args.root, args.split, args.frames_dir)
     rows = []
     for ckpt in args.checkpoints.split(","):
       predictor = load_predictor(None if ckpt == "shipped" else ckpt)
