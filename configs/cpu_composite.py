@@ -11,6 +11,10 @@ fall straight down, so two clips of one frame gap joined at a vertical seam are 
 at the top edge, exits at the bottom), with new pairings of objects and backgrounds. Everything else is
 the from-shipped arm of stage 15 (docs/stage15.md: lr 5e-5, moving average 0.998, seed 16), which
 is the control.
+Result (docs/stage23.md): not shipped. Stopped at step 600 level with its control; at lr 1e-4
+(--config.optim.lr=1e-4 "--config.curriculum=((1000, 5),)") against the same run without composites,
+real val mAP50-95 0.660 vs 0.659 at step 1000 and the train frames 0.749 both; the dense clip 0.791-0.795
+vs 0.787-0.788 HOTA (shipped 0.797), counts exact in both arms.
 """
 from configs import cpu_ema
 
