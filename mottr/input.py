@@ -349,9 +349,9 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
   (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` (before the
   augmentation); `composite_prob`: share of clips composed side by side with another clip of the
-  same stride (`compose_columns`, before the overlays); `augment`: the host part of it, `flip_and_jpeg` (the photometric part is
-  `mottr.augment.photometric`, in the train step). Wrap a TFDS source in `FrameCache` first to
-  decode each frame once."""
+  same stride (`compose_columns`, before the overlays); `augment`: the host part of it,
+  `flip_and_jpeg` (the photometric part is `mottr.augment.photometric`, in the train step). Wrap a
+  TFDS source in `FrameCache` first to decode each frame once."""
   index = RecordIndex.of(data_source)
   starts = [(i, s) for s in strides for i in index.clip_starts(clip_len, s).tolist()]
   if not starts:
