@@ -205,31 +205,42 @@ def pad_boxes(clip: dict[str, np.ndarray], pad: Sequence[float]) -> dict[str, np
 
 
 # Burned-in overlays of another detector, as in frames copied from its annotated output video: 1-px
-# boxes with a filled label tag above, orange or pink (RGB), drawn at 640 px.
-OVERLAY_COLOURS = ((225, 148, 30), (205, 60, 150))
+# boxes with a filled label tag above, drawn at 640 px. Each object's colour is drawn at random in HSV
+# (OpenCV ranges), dark ones included: the dense clip's tags are orange, RGB ~(215, 150, 50), and a dark
+# maroon, ~(99, 47, 78), which a bright palette never showed the model.
 OVERLAY_TAG_PX = 12
+# Another detector's boxes miss the object: on the dense clip each side of a drawn box is off the
+# truth by a std of 0.04-0.07 of the box's size for bolts, 0.09-0.19 for nuts. So each side of an
+# object's drawn box is off by a share of its size drawn once per clip (this std), plus 3 px of jitter
+# a frame: a drawn box that fit the truth would teach the model to box the drawing, not the object.
+OVERLAY_BOX_ERROR = 0.08
+OVERLAY_SATURATION = (100, 256)
+OVERLAY_VALUE = (70, 256)
 
 
 def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
   """Draws overlay boxes and label tags around most objects of a clip (image only, labels unchanged).
 
-  A colour is drawn per object independently of its class, so the overlay carries no class cue;
-  boxes are jittered and a few objects get none, so the model learns to ignore the overlay."""
+  A colour is drawn per object at random (`overlay_colours`), independently of its class, so the
+  overlay carries no class cue; drawn boxes miss the object (OVERLAY_BOX_ERROR) and a few objects get
+  none, so the model learns to ignore the overlay."""
   clip = dict(clip)
   image = clip["image"].copy()
   t, h, w = image.shape[:3]
   scale = w / 640.0
   m = clip["mask"].shape[1]
   drawn = rng.random(m) < 0.85
-  colours = rng.integers(0, len(OVERLAY_COLOURS), m)
+  colours = overlay_colours(rng, m)
+  error = rng.normal(0.0, OVERLAY_BOX_ERROR, (m, 4))
   jitter = rng.normal(0.0, 3.0, (t, m, 4)) * scale
   tag_w = rng.uniform(50, 75, m) * scale
   for i in range(t):
     frame = image[i]
     for j in np.flatnonzero(clip["mask"][i] & drawn):
       cx, cy, bw, bh = clip["boxes"][i, j] * np.array([w, h, w, h])
-      x0, y0, x1, y1 = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) + jitter[i, j]
-      colour = OVERLAY_COLOURS[colours[j]]
+      x0, y0, x1, y1 = (np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+                        + error[j] * np.array([bw, bh, bw, bh]) + jitter[i, j])
+      colour = colours[j]
       line = frame.copy()  # a 1-px line at 640 px is fainter once the frame is resized down
       cv2.rectangle(line, (int(x0), int(y0)), (int(x1), int(y1)), colour, 1, cv2.LINE_AA)
       alpha = min(1.5 * scale, 1.0)
@@ -242,6 +253,14 @@ def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict
                   (255, 255, 255), 1, cv2.LINE_AA)
   clip["image"] = image
   return clip
+
+
+def overlay_colours(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
+  """`n` RGB colours: hue uniform, saturation and value uniform in OVERLAY_SATURATION / OVERLAY_VALUE."""
+  hsv = np.stack([rng.integers(0, 180, n), rng.integers(*OVERLAY_SATURATION, n),
+                  rng.integers(*OVERLAY_VALUE, n)], -1).astype(np.uint8)
+  rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
+  return [tuple(int(v) for v in c) for c in rgb]
 
 
 def flip_and_jpeg(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:

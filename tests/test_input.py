@@ -226,6 +226,40 @@ def test_compose_columns_drops_slivers_and_gives_the_right_half_the_free_slots()
   np.testing.assert_allclose(out["boxes"][0, 4], [0.6, 0.4, 0.04, 0.04], atol=1e-6)
 
 
+def test_overlays_draw_boxes_and_tags_around_objects_and_leave_labels_alone():
+  clip = _clip([[0.25, 0.5, 0.2, 0.2], [0.7, 0.6, 0.25, 0.2]], label=1, m=3, size=640, value=40)
+  out = inp.draw_overlays(clip, np.random.default_rng(3))
+  for k in ("boxes", "labels", "mask", "touches_edge"):
+    np.testing.assert_array_equal(out[k], clip[k])
+  assert (clip["image"] == 40).all()  # the input clip is not drawn on
+  changed = (out["image"] != 40).any(-1)
+  assert changed[:, 200:420, 40:250].mean() > 0.02 and changed[:, 250:460, 370:530].mean() > 0.02
+  assert not changed[:, 5:150, 5:300].any() and not changed[:, 300:360, 140:200].any()  # far off, inside
+  np.testing.assert_array_equal(inp.draw_overlays(clip, np.random.default_rng(3))["image"], out["image"])
+
+
+def test_overlay_boxes_miss_the_object_by_a_share_of_its_size_held_over_the_clip():
+  clip = _clip([[0.5, 0.5, 0.2, 0.2]], label=0, m=1, size=640, value=40)
+  tops = []  # the drawn box's top edge (the tag's bottom), each frame, in the box's column
+  for seed in range(40):
+    changed = (inp.draw_overlays(clip, np.random.default_rng(seed))["image"] != 40).any(-1)[:, :, 300:340]
+    rows = [np.flatnonzero(c.any(1)) for c in changed]
+    if all(len(r) for r in rows):  # drawn (85 % of objects)
+      tops.append([r[np.argmax(np.diff(r))] if np.diff(r).max() > 20 else r[0] for r in rows])
+  tops = np.array(tops, float)
+  assert len(tops) > 25
+  # a 128-px box: the top's std over clips is 0.08 * 128 = 10 px (3 px of jitter alone), within a clip ~3 px
+  assert tops.mean(1).std() > 6 and np.abs(tops[:, 0] - tops[:, 1]).mean() < 8
+
+
+def test_overlay_colours_span_hues_and_include_dark_ones():
+  rgb = np.array(inp.overlay_colours(np.random.default_rng(0), 2000))
+  hsv = cv2.cvtColor(rgb.astype(np.uint8)[None], cv2.COLOR_RGB2HSV)[0].astype(int)
+  assert np.histogram(hsv[:, 0], bins=6, range=(0, 180))[0].min() > 200  # every hue sextant
+  assert (rgb.max(1) < 110).mean() > 0.1  # dark tags like the dense clip's maroon (99, 47, 78)
+  assert (hsv[:, 1] >= inp.OVERLAY_SATURATION[0] - 2).all() and (hsv[:, 2] >= inp.OVERLAY_VALUE[0] - 1).all()
+
+
 def test_composite_clips_join_clips_of_one_frame_gap_and_are_deterministic():
   records = make_records(TRACKS, 40)
   plain, mixed = (_dataset(records, composite_prob=p, max_objects=12) for p in (0.0, 1.0))
