@@ -65,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
       augment=True,            # flip + JPEG on the host (input.flip_and_jpeg), the photometric rest in the step (mottr/augment.py)
       synth_box_pad_px=(0, 0),  # px per side (at 640 px) added to synthetic bolt / nut boxes: the real convention
       overlay_prob=0.0,        # share of clips with burned-in detector overlays drawn in (input.draw_overlays)
+      overlay_style="palette",  # their look, input.OVERLAY_STYLES: "random" colours and boxes off the object
       workers=0))              # grain worker processes making batches ahead of the step (0: in the loop; each
                                # worker fills its own frame cache: 1.4 GB per 7200 frames at 256 px)
 

@@ -78,7 +78,8 @@ class TrainData:
       clips = [clip_input.make_clips(source, clip_len=clip_len, strides=strides, max_objects=c.data.max_objects,
                                      seed=c.seed * 1000 + index * 10 + k, augment=c.data.augment,
                                      image_size=c.model.image_size, box_pad=pad,
-                                     overlay_prob=c.data.overlay_prob, composite_prob=composite)
+                                     overlay_prob=c.data.overlay_prob, overlay_style=c.data.overlay_style,
+                                     composite_prob=composite)
                for k, (source, strides, _, pad, composite) in enumerate(self.sources)]
       weights = [source[2] for source in self.sources]
       self._stages[index] = clip_input.mix_clip_datasets(clips, weights, c.batch_size)

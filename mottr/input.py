@@ -205,33 +205,41 @@ def pad_boxes(clip: dict[str, np.ndarray], pad: Sequence[float]) -> dict[str, np
 
 
 # Burned-in overlays of another detector, as in frames copied from its annotated output video: 1-px
-# boxes with a filled label tag above, drawn at 640 px. Each object's colour is drawn at random in HSV
-# (OpenCV ranges), dark ones included: the dense clip's tags are orange, RGB ~(215, 150, 50), and a dark
-# maroon, ~(99, 47, 78), which a bright palette never showed the model.
+# boxes with a filled label tag above, drawn at 640 px, in one of two styles:
+# - "palette" (the shipped recipe's): orange or pink (RGB), each box on the truth with 3 px of jitter;
+# - "random": colours drawn in HSV (OpenCV ranges), dark ones included (the dense clip's tags are orange,
+#   RGB ~(215, 150, 50), and a dark maroon, ~(99, 47, 78)), and boxes that miss the object. Another
+#   detector's boxes do: on the dense clip each side of a drawn box is off the truth by a std of
+#   0.04-0.07 of the box's size for bolts, 0.09-0.19 for nuts. So each side is off by a share of the
+#   box's size drawn once per object and clip (OVERLAY_BOX_ERROR, the std) plus the 3 px a frame: a
+#   drawn box that fits the truth teaches the model to box the drawing, not the object.
+OVERLAY_STYLES = ("palette", "random")
+OVERLAY_PALETTE = ((225, 148, 30), (205, 60, 150))
 OVERLAY_TAG_PX = 12
-# Another detector's boxes miss the object: on the dense clip each side of a drawn box is off the
-# truth by a std of 0.04-0.07 of the box's size for bolts, 0.09-0.19 for nuts. So each side of an
-# object's drawn box is off by a share of its size drawn once per clip (this std), plus 3 px of jitter
-# a frame: a drawn box that fit the truth would teach the model to box the drawing, not the object.
 OVERLAY_BOX_ERROR = 0.08
 OVERLAY_SATURATION = (100, 256)
 OVERLAY_VALUE = (70, 256)
 
 
-def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def draw_overlays(clip: dict[str, np.ndarray], rng: np.random.Generator,
+                  style: str = "palette") -> dict[str, np.ndarray]:
   """Draws overlay boxes and label tags around most objects of a clip (image only, labels unchanged).
 
-  A colour is drawn per object at random (`overlay_colours`), independently of its class, so the
-  overlay carries no class cue; drawn boxes miss the object (OVERLAY_BOX_ERROR) and a few objects get
-  none, so the model learns to ignore the overlay."""
+  A colour is drawn per object independently of its class, so the overlay carries no class cue; boxes
+  are jittered (and in the "random" style miss the object) and a few objects get none, so the model
+  learns to ignore the overlay. `style`: one of OVERLAY_STYLES."""
   clip = dict(clip)
   image = clip["image"].copy()
   t, h, w = image.shape[:3]
   scale = w / 640.0
   m = clip["mask"].shape[1]
   drawn = rng.random(m) < 0.85
-  colours = overlay_colours(rng, m)
-  error = rng.normal(0.0, OVERLAY_BOX_ERROR, (m, 4))
+  if style == "palette":
+    colours = [OVERLAY_PALETTE[k] for k in rng.integers(0, len(OVERLAY_PALETTE), m)]
+    error = np.zeros((m, 4))
+  else:
+    colours = overlay_colours(rng, m)
+    error = rng.normal(0.0, OVERLAY_BOX_ERROR, (m, 4))
   jitter = rng.normal(0.0, 3.0, (t, m, 4)) * scale
   tag_w = rng.uniform(50, 75, m) * scale
   for i in range(t):
@@ -363,14 +371,16 @@ class _Partner:
 def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides: Sequence[int],
                max_objects: int, seed: int, augment: bool, image_size: int,
                box_pad: Sequence[float] = (0.0, 0.0), overlay_prob: float = 0.0,
-               composite_prob: float = 0.0) -> grain.MapDataset:
+               overlay_style: str = "palette", composite_prob: float = 0.0) -> grain.MapDataset:
   """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
-  (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` (before the
-  augmentation); `composite_prob`: share of clips composed side by side with another clip of the
+  (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` in
+  `overlay_style` (before the augmentation); `composite_prob`: share of clips composed side by side with another clip of the
   same stride (`compose_columns`, before the overlays); `augment`: the host part of it,
   `flip_and_jpeg` (the photometric part is `mottr.augment.photometric`, in the train step). Wrap a
   TFDS source in `FrameCache` first to decode each frame once."""
+  if overlay_style not in OVERLAY_STYLES:
+    raise UserError(f"overlay style {overlay_style!r}: use one of {', '.join(OVERLAY_STYLES)}")
   index = RecordIndex.of(data_source)
   starts = [(i, s) for s in strides for i in index.clip_starts(clip_len, s).tolist()]
   if not starts:
@@ -382,17 +392,18 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
     ds = ds.random_map(_Partner(composite_prob, load.starts[:, 1]), seed=seed + 104729)
   ds = ds.map(load)
   if overlay_prob > 0:
-    ds = ds.random_map(_Overlays(overlay_prob), seed=seed + 7919)
+    ds = ds.random_map(_Overlays(overlay_prob, overlay_style), seed=seed + 7919)
   return ds.random_map(flip_and_jpeg, seed=seed) if augment else ds
 
 
 @dataclasses.dataclass(frozen=True)
 class _Overlays:
-  """`draw_overlays` on a share `prob` of the clips (a picklable grain random map)."""
+  """`draw_overlays` in `style` on a share `prob` of the clips (a picklable grain random map)."""
   prob: float
+  style: str
 
   def __call__(self, clip: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return draw_overlays(clip, rng) if rng.random() < self.prob else clip
+    return draw_overlays(clip, rng, self.style) if rng.random() < self.prob else clip
 
 
 def batch_clips(clips: grain.MapDataset, batch_size: int) -> grain.MapDataset:

@@ -228,28 +228,42 @@ def test_compose_columns_drops_slivers_and_gives_the_right_half_the_free_slots()
 
 def test_overlays_draw_boxes_and_tags_around_objects_and_leave_labels_alone():
   clip = _clip([[0.25, 0.5, 0.2, 0.2], [0.7, 0.6, 0.25, 0.2]], label=1, m=3, size=640, value=40)
-  out = inp.draw_overlays(clip, np.random.default_rng(3))
+  out = inp.draw_overlays(clip, np.random.default_rng(3), "random")
   for k in ("boxes", "labels", "mask", "touches_edge"):
     np.testing.assert_array_equal(out[k], clip[k])
   assert (clip["image"] == 40).all()  # the input clip is not drawn on
   changed = (out["image"] != 40).any(-1)
   assert changed[:, 200:420, 40:250].mean() > 0.02 and changed[:, 250:460, 370:530].mean() > 0.02
   assert not changed[:, 5:150, 5:300].any() and not changed[:, 300:360, 140:200].any()  # far off, inside
-  np.testing.assert_array_equal(inp.draw_overlays(clip, np.random.default_rng(3))["image"], out["image"])
+  np.testing.assert_array_equal(inp.draw_overlays(clip, np.random.default_rng(3), "random")["image"], out["image"])
+  palette = {tuple(c) for c in inp.draw_overlays(clip, np.random.default_rng(3))["image"].reshape(-1, 3)}
+  assert palette & set(inp.OVERLAY_PALETTE) and not {tuple(c) for c in out["image"].reshape(-1, 3)} & set(
+      inp.OVERLAY_PALETTE)  # filled tags in the shipped recipe's colours; random ones elsewhere
 
 
-def test_overlay_boxes_miss_the_object_by_a_share_of_its_size_held_over_the_clip():
+def _overlay_tops(style: str) -> np.ndarray:
+  """The drawn box's top edge (row), clip x frame, over 40 clips of one 128-px box (drawn ones)."""
   clip = _clip([[0.5, 0.5, 0.2, 0.2]], label=0, m=1, size=640, value=40)
-  tops = []  # the drawn box's top edge (the tag's bottom), each frame, in the box's column
+  tops = []
   for seed in range(40):
-    changed = (inp.draw_overlays(clip, np.random.default_rng(seed))["image"] != 40).any(-1)[:, :, 300:340]
+    changed = (inp.draw_overlays(clip, np.random.default_rng(seed), style)["image"] != 40).any(-1)[:, :, 300:340]
     rows = [np.flatnonzero(c.any(1)) for c in changed]
-    if all(len(r) for r in rows):  # drawn (85 % of objects)
-      tops.append([r[np.argmax(np.diff(r))] if np.diff(r).max() > 20 else r[0] for r in rows])
-  tops = np.array(tops, float)
+    if all(len(r) for r in rows):  # drawn (85 % of objects): the top line is the row before the widest gap
+      tops.append([r[np.argmax(np.diff(r))] for r in rows])
   assert len(tops) > 25
-  # a 128-px box: the top's std over clips is 0.08 * 128 = 10 px (3 px of jitter alone), within a clip ~3 px
+  return np.array(tops, float)
+
+
+def test_random_overlay_boxes_miss_the_object_by_a_share_of_its_size_held_over_the_clip():
+  tops = _overlay_tops("random")  # std over clips 0.08 * 128 = 10 px; 3 px of jitter a frame
   assert tops.mean(1).std() > 6 and np.abs(tops[:, 0] - tops[:, 1]).mean() < 8
+  assert _overlay_tops("palette").mean(1).std() < 4  # the shipped recipe's: on the truth, 3 px of jitter
+
+
+def test_unknown_overlay_style_is_a_user_error():
+  with pytest.raises(UserError, match="overlay style 'pink'"):
+    inp.make_clips(make_records(TRACKS, 10), clip_len=2, strides=(1,), max_objects=4, seed=0, augment=False,
+                   image_size=SIZE, overlay_prob=0.5, overlay_style="pink")
 
 
 def test_overlay_colours_span_hues_and_include_dark_ones():
