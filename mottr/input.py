@@ -374,9 +374,9 @@ def make_clips(data_source: Sequence[dict[str, Any]], *, clip_len: int, strides:
                overlay_style: str = "palette", composite_prob: float = 0.0) -> grain.MapDataset:
   """Infinite MapDataset of single clips (arrays as in a batch, without B), shuffled anew
   every epoch over all (start, stride) pairs. `box_pad`: per-class margin added to every box
-  (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` in
-  `overlay_style` (before the augmentation); `composite_prob`: share of clips composed side by side with another clip of the
-  same stride (`compose_columns`, before the overlays); `augment`: the host part of it,
+  (normalised, `pad_boxes`); `overlay_prob`: share of clips given `draw_overlays` in `overlay_style`
+  (before the augmentation); `composite_prob`: share of clips composed side by side with another clip
+  of the same stride (`compose_columns`, before the overlays); `augment`: the host part of it,
   `flip_and_jpeg` (the photometric part is `mottr.augment.photometric`, in the train step). Wrap a
   TFDS source in `FrameCache` first to decode each frame once."""
   if overlay_style not in OVERLAY_STYLES:
