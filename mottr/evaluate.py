@@ -177,7 +177,8 @@ def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None
                 ) -> tuple[dict, sources.FrameSource, runner.Result]:
   """Tracks a split's video (or `frames_dir`, NNNN.jpg by image_id) on the frames whose image_id
   lies in `image_ids` (first, last), or in (1, max_frames); default all. Returns its annotations
-  restricted to those frames, the source and the tracking result."""
+  restricted to those frames, the source and the tracking result. Default settings: the model's
+  (the `tracker` section of its config, as `mottr.infer` uses)."""
   gt = schema.load_annotations(root, split)
   source = sources.open_source(frames_dir or schema.video_path(root, split))
   if max_frames is not None:
@@ -189,8 +190,8 @@ def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None
                                  total=None)
     gt = dict(gt, images=[im for im in gt["images"] if first <= im["id"] <= last],
               annotations=[a for a in gt["annotations"] if first <= a["image_id"] <= last])
-  result = runner.track_source(source, predictor, settings or tracker_lib.TrackerSettings(),
-                               progress=False)
+  settings = settings or tracker_lib.TrackerSettings.from_config(getattr(predictor, "config", None))
+  result = runner.track_source(source, predictor, settings, progress=False)
   return gt, source, result
 
 

@@ -100,6 +100,24 @@ def test_photometric_copies_have_identical_annotations(root, tmp_path):
     assert (residual > 3.0) == (name == "noise_jpeg"), (name, residual)
 
 
+def test_mirror_copy_flips_frames_and_boxes_and_keeps_the_counts(root, tmp_path):
+  gt = schema.validate_root(root, SPLIT)
+  out = str(tmp_path / "mirror")
+  copy = transforms.build_copy(root, SPLIT, "mirror", out, max_frames=60)
+  assert schema.validate_root(out, SPLIT) == copy
+  clean = [a for a in gt["annotations"] if a["image_id"] <= 60]
+  assert [(a["track_id"], a["bbox"][1:]) for a in copy["annotations"]] == [
+      (a["track_id"], a["bbox"][1:]) for a in clean]
+  for a, b in zip(copy["annotations"], clean):
+    assert a["bbox"][0] + a["bbox"][2] / 2 == pytest.approx(640 - (b["bbox"][0] + b["bbox"][2] / 2))
+  assert transforms.mirrored(transforms.mirrored(gt)) == gt
+  first = [a for a in gt["annotations"] if a["image_id"] <= 60]
+  assert counting.count_coco(copy).counts == counting.count_coco(dict(gt, annotations=first)).counts
+  frames, original = frames_of(out), frames_of(root)[:60]
+  # Re-encoding (mp4v) leaves ~2 levels of error; the unflipped frames differ far more.
+  assert np.abs(frames - original[:, :, ::-1]).mean() < 4.0 < np.abs(frames - original).mean()
+
+
 def test_max_frames_cuts_before_striding(root, tmp_path):
   copy = transforms.build_copy(root, SPLIT, "stride3", str(tmp_path), max_frames=61)
   assert len(copy["images"]) == 21  # frames 0, 3, ..., 60
@@ -140,6 +158,8 @@ def test_transform_frame():
   assert np.abs(degraded.astype(float).mean() - frame.mean()) < 2
   np.testing.assert_array_equal(transforms.transform_frame(frame, transforms.VARIANTS["stride2"],
                                                            rng), frame)
+  np.testing.assert_array_equal(transforms.transform_frame(frame, transforms.VARIANTS["mirror"], rng),
+                                frame[:, ::-1])
 
 
 def test_frames_copy_keeps_names_and_applies_the_variant(tmp_path):

@@ -600,3 +600,40 @@ def test_a_track_no_track_free_detection_vouches_for_ends_where_that_began():
   assert run(4, vouched={0, 3}).unsupported_tracks == 0  # runs over frames 1-2 and 4-7: under 4 frames each
   assert run(4, vouched=set(range(8)), vouch=(0.06, half_a)).unsupported_tracks == 0
   assert run(4, vouched=set(range(8)), vouch=(0.04, half_a)).unsupported_tracks == 1
+
+
+def test_a_track_ending_with_under_support_share_of_its_hits_vouched_for_is_not_reported():
+  """A track query hallucinating a short fall (the dense clip under heavy noise) ends before
+  support_window frames unvouched; what it reports is judged by the share of its hits that a
+  track-free detection vouched for, up to its last reported frame."""
+  def run(share, vouched, frames=6, window=0):
+    t = static_tracker(NUM_SLOTS, support_window=window, support_share=share, rescue_hits=0,
+                       smooth_window=0)
+    slots = [-1, -1]
+    for f in range(frames):
+      held = slots[0] >= 0
+      out = frame(slots=[(0.9, BOX_A) if held else None], detects=[None if held else (0.9, BOX_A)],
+                  valid=[held, False])
+      alone = frame(detects=[(0.9, BOX_A) if f in vouched else (0.9, BOX_B)])
+      out.track_free = Out(alone.scores[NUM_SLOTS:], alone.labels[NUM_SLOTS:], alone.boxes[NUM_SLOTS:], 0,
+                           np.zeros(0, bool))
+      slots = list(t.update(out, f))
+    return t, t.finish()
+
+  # Hits are checked from the frame after the birth (frame 0): frames 1-5.
+  t, reported = run(0.5, vouched={0, 1, 2})  # 2 of 5 hits vouched for
+  assert t.unvouched_tracks == 1 and reported == []
+  t, reported = run(0.5, vouched={1, 2, 3})  # 3 of 5
+  assert t.unvouched_tracks == 0 and [r.frames for r in reported] == [list(range(6))]
+  assert run(0.0, vouched=set())[1]  # the rule off
+  # Without a track-free decode (model.snap_tracks off) nothing is checked and nothing dropped.
+  plain = static_tracker(NUM_SLOTS, support_window=0, support_share=0.5, smooth_window=0)
+  for f in range(4):
+    plain.update(frame(slots=[(0.9, BOX_A) if f else None], detects=[None if f else (0.9, BOX_A)],
+                       valid=[f > 0, False]), f)
+  assert len(plain.finish()) == 1 and plain.unvouched_tracks == 0
+  # Ended by support_window, the track reports frame 0 alone, which no check judges; the track born
+  # again on the same unvouched box at frame 5 ends at the last frame unreported.
+  t, reported = run(0.5, vouched={0}, frames=8, window=4)
+  assert t.unsupported_tracks == 1 and t.unvouched_tracks == 1
+  assert [r.frames for r in reported] == [[0]]

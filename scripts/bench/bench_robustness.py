@@ -1,12 +1,13 @@
-"""Robustness of tracking and counting to lighting, noise + compression and lower frame rates.
+"""Robustness of tracking and counting to lighting, noise, a mirrored hall and lower frame rates.
 
   python scripts/bench/bench_robustness.py --root DIR --split S [--checkpoint DIR]
-      [--methods classical,sort,mottr]
-      [--variants dark,bright,noise_jpeg,stride2,stride3] [--work_dir DIR] [--quick | --max_frames N]
+      [--methods classical,sort,mottr] [--variants dark,dim,bright,noise_jpeg,mirror,stride2,stride3]
+      [--work_dir DIR] [--quick | --max_frames N] [--frames_dir DIR]
 
-Builds the transformed copies of the split (`transforms.py` beside this script: dark x0.45, bright x1.6,
-noise_jpeg = noise sigma 12 + JPEG 20, stride2 / stride3 = a 15 / 10 FPS video), cached in
---work_dir, then:
+Builds the transformed copies of the split (`transforms.py` beside this script: dark x0.45, dim
+x0.7, bright x1.6, noise_jpeg = noise sigma 12 + JPEG 20, mirror = frames and boxes flipped
+left-right, a hall laid out the other way round, stride2 / stride3 = a 15 / 10 FPS video), cached
+in --work_dir, then:
 1. checks that the ground truth of every copy counts exactly the clean split's true counts by the
    one rule of `mottr.counting` at the copy's frame rate (a table; stops if any differs);
 2. runs every method on the clean video and on each copy, and prints one markdown table:
@@ -56,7 +57,7 @@ Runner = Callable[[sources.FrameSource], list[Track]]
 def _mottr(args: argparse.Namespace) -> Runner:
   from mottr import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
   predictor = predictor_lib.load_predictor(args.checkpoint)
-  settings = tracker_lib.TrackerSettings()
+  settings = tracker_lib.TrackerSettings.from_config(predictor.config)  # the model's, as mottr.infer
   return lambda source: runner.track_source(source, predictor, settings, progress=False).tracks
 
 
@@ -184,8 +185,9 @@ def main() -> None:
   parser.add_argument("--max_frames", type=int, default=None, help="first N frames only")
   parser.add_argument("--seed", type=int, default=0, help="noise of the noise_jpeg copy")
   parser.add_argument("--frames_dir", default=None,
-                      help="a folder of sparse frames (NNNN.jpg by image_id) of the split, e.g. "
-                           "../shared/stroma/frames/val: photometric variants of it instead of the video")
+                      help="a folder of frames (NNNN.jpg by image_id) of the split, e.g. "
+                           "../shared/stroma/frames/val or ../shared/stroma/dense: its per-frame "
+                           "variants instead of the video's")
   args = parser.parse_args()
   try:
     run(args)
@@ -264,18 +266,20 @@ def run_methods(args: argparse.Namespace, methods: list[str],
 
 
 def run_frames(args: argparse.Namespace, methods: list[str], variants: list[str]) -> None:
-  """The photometric variants of a folder of sparse frames, scored on their ground truth."""
+  """The per-frame variants of a folder of frames (sparse or every one), scored on their ground
+  truth (mirrored with the mirror's frames)."""
   files = sources.frame_files(args.frames_dir)
   gt = schema.load_annotations(args.root, args.split)
   skipped = [v for v in variants if transforms.variant(v).stride != 1]
   work_dir = args.work_dir or os.path.join("outputs", "robustness", f"{args.split}_frames")
-  dirs = {CLEAN: args.frames_dir}
+  copies = {CLEAN: (args.frames_dir, gt)}
   for v in variants:
     if v not in skipped:
-      dirs[v] = transforms.build_frames_copy(files, v, os.path.join(work_dir, v), seed=args.seed)
-  results = run_methods(args, methods, {name: (lambda runner, d=d, name=name:
-                                               score_frames(runner, d, gt, name))
-                                        for name, d in dirs.items()})
+      copies[v] = (transforms.build_frames_copy(files, v, os.path.join(work_dir, v), seed=args.seed),
+                   transforms.mirrored(gt) if transforms.variant(v).flip else gt)
+  results = run_methods(args, methods, {name: (lambda runner, d=d, g=g, name=name:
+                                               score_frames(runner, d, g, name))
+                                        for name, (d, g) in copies.items()})
   note = f" ({', '.join(skipped)} do not apply to sparse frames)" if skipped else ""
   print(f"## Robustness on {args.frames_dir}, {len(files)} frames ({_model(args, methods)})"
         f"{note}\n\n{results_table(results)}")

@@ -42,7 +42,7 @@ FALSE_TRACK_FRAMES = 15  # a false track living longer than this (frames of the 
 NONE = "none"
 SETTINGS = ("keep_threshold", "duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
             "backfill_window", "backfill_track_free", "backfill_fall", "rescue_hits", "rescue_window", "rescue_threshold", "rescue_iou",
-            "smooth_window", "smooth_gravity")  # tracker settings with a flag of their own (default: the model's)
+            "support_share", "smooth_window", "smooth_gravity")  # tracker settings with a flag of their own (default: the model's)
 
 
 def _best(box: np.ndarray, others: list[tuple[int, np.ndarray]]) -> tuple[float, int | None]:
@@ -80,11 +80,13 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
   extra = collections.Counter()
   confusion = collections.Counter()
   twice = []  # (object id, track id) of every count after an object's first
+  on_nothing = []  # track ids of the counts on no object
   for e in predicted.events:
     cover = _cover(tracks_by_id[e.track_id], gt_at)
     if not cover:
       extra["on no object"] += 1
       confusion[(NONE, e.category)] += 1
+      on_nothing.append(e.track_id)
       continue
     gid = cover.most_common(1)[0][0]
     credited[gid].append(e.category)
@@ -113,7 +115,7 @@ def diagnose(gt_tracks: list[Track], true: counting.Counts, pred_tracks: list[Tr
     for k, (f, b) in enumerate(zip(t.frames, t.boxes)):
       fit["carried" if k else "birth"].append(_best(b, gt_at.get(f, []))[0])
   covered = [_best(b, pred_at.get(f, []))[0] >= 0.5 for g in gt_tracks for f, b in zip(g.frames, g.boxes)]
-  return {"exits": exits, "extra": extra, "confusion": confusion, "twice": twice,
+  return {"exits": exits, "extra": extra, "confusion": confusion, "twice": twice, "on_nothing": on_nothing,
           "false_tracks": len(false_tracks), "long_false_tracks": len(long_false),
           "longest_false_track": long_false[0][1] if long_false else None,
           "iou_birth": float(np.mean(fit["birth"])) if fit["birth"] else 0.0,
@@ -130,6 +132,15 @@ def confusion_markdown(confusion: collections.Counter) -> str:
         "-" if true_name == NONE and counted == NONE else str(confusion[(true_name, counted)])
         for counted in names) + " |")
   return "\n".join(lines)
+
+
+def _describe(t: Track) -> str:
+  """track id (class), frames first-last (hits), centre y at both ends, mean box size."""
+  cy = lambda b: b[1] + b[3] / 2
+  w, h = np.mean(np.asarray(t.boxes)[:, 2:], axis=0)
+  return (f"track {t.track_id} ({schema.CATEGORY_NAMES[t.category_id]}), frames {t.frames[0]}-"
+          f"{t.frames[-1]} ({len(t.frames)} hits), centre y {cy(t.boxes[0]):.0f} -> "
+          f"{cy(t.boxes[-1]):.0f}, x {t.boxes[0][0] + t.boxes[0][2] / 2:.0f}, mean box {w:.0f} x {h:.0f} px")
 
 
 def main() -> None:
@@ -169,15 +180,13 @@ def main() -> None:
     t = by_id[tid]
     print(f"  counted again: object {gid} by track {tid}, frames {t.frames[0]}-{t.frames[-1]} "
           f"({len(t.frames)} hits)")
+  for tid in d["on_nothing"]:
+    print(f"  counted on no object: {_describe(by_id[tid])}")
   print(confusion_markdown(d["confusion"]))
   line = (f"false tracks (most hits on no object): {d['false_tracks']}, living > "
           f"{FALSE_TRACK_FRAMES} frames: {d['long_false_tracks']}")
-  t = d["longest_false_track"]
-  if t is not None:
-    cy = lambda b: b[1] + b[3] / 2
-    line += (f"; longest: track {t.track_id} ({schema.CATEGORY_NAMES[t.category_id]}), frames "
-             f"{t.frames[0]}-{t.frames[-1]} ({len(t.frames)} hits), centre y {cy(t.boxes[0]):.0f} -> "
-             f"{cy(t.boxes[-1]):.0f}")
+  if d["longest_false_track"] is not None:
+    line += f"; longest: {_describe(d['longest_false_track'])}"
   print(line)
   print(f"track boxes vs ground truth: mean best IoU {d['iou_birth']:.2f} at birth, "
         f"{d['iou_carried']:.2f} carried; ground-truth boxes covered at IoU >= 0.5: {d['covered']:.2f}")

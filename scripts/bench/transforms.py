@@ -3,10 +3,12 @@
 
   out = build_copy(root, "val", "stride2", "/tmp/robust/stride2")  # -> a challenge-layout root
 
-Variants (`VARIANTS`): lighting (`dark` x0.45, `bright` x1.6 clipped), sensor noise plus heavy
-compression (`noise_jpeg`: Gaussian noise sigma 12, then JPEG quality 20, per frame) and lower
-frame rates (`stride2`, `stride3`: every 2nd / 3rd frame -> a 15 / 10 FPS video). Photometric
-copies keep the annotations as they are. A strided copy keeps the frames i with
+Variants (`VARIANTS`): lighting (`dark` x0.45, `dim` x0.7, `bright` x1.6 clipped), sensor noise
+plus heavy compression (`noise_jpeg`: Gaussian noise sigma 12, then JPEG quality 20, per frame), a
+hall laid out the other way round (`mirror`: every frame flipped left-right, the boxes with it;
+objects still fall down, so the true counts stay) and lower frame rates (`stride2`, `stride3`:
+every 2nd / 3rd frame -> a 15 / 10 FPS video). Photometric copies keep the annotations as they
+are. A strided copy keeps the frames i with
 (N - 1 - i) % stride == 0, so it ends on the original's last frame (a track still in view there
 is judged on the same final frame); its mp4 is written at fps / stride, `images` are renumbered
 1..M (image_id = new frame index + 1) and the annotations of the kept frames keep their boxes and
@@ -32,7 +34,9 @@ from mottr.schema import UserError
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-  """One transform: a brightness gain, then Gaussian noise, then JPEG, on every kept frame."""
+  """One transform: a left-right flip, a brightness gain, then Gaussian noise, then JPEG, on every
+  kept frame."""
+  flip: bool = False  # mirror frames and boxes left-right
   gain: float = 1.0  # pixel values are multiplied by this and clipped to 0..255
   noise_sigma: float = 0.0  # grey levels
   jpeg_quality: int | None = None
@@ -41,8 +45,10 @@ class Variant:
 
 VARIANTS = {
     "dark": Variant(gain=0.45),
+    "dim": Variant(gain=0.7),
     "bright": Variant(gain=1.6),
     "noise_jpeg": Variant(noise_sigma=12.0, jpeg_quality=20),
+    "mirror": Variant(flip=True),
     "stride2": Variant(stride=2),
     "stride3": Variant(stride=3),
 }
@@ -55,8 +61,8 @@ def variant(name: str) -> Variant:
 
 
 def transform_frame(rgb: np.ndarray, v: Variant, rng: np.random.Generator) -> np.ndarray:
-  """The photometric part of a variant applied to one RGB uint8 frame (a new array)."""
-  out = rgb
+  """The per-frame part of a variant applied to one RGB uint8 frame (a new array)."""
+  out = np.ascontiguousarray(rgb[:, ::-1]) if v.flip else rgb
   if v.gain != 1.0:
     lut = np.clip(np.rint(np.arange(256) * v.gain), 0, 255).astype(np.uint8)
     out = cv2.LUT(out, lut)
@@ -77,10 +83,21 @@ def kept_frames(num_frames: int, stride: int) -> range:
   return range((num_frames - 1) % stride, num_frames, stride) if num_frames > 0 else range(0)
 
 
+def mirrored(coco: dict[str, Any]) -> dict[str, Any]:
+  """The annotations of the left-right mirrored frames: each box's x becomes width - x - w."""
+  widths = {im["id"]: im["width"] for im in coco["images"]}
+  def flip(a: dict) -> dict:
+    x, y, w, h = a["bbox"]
+    return dict(a, bbox=[widths[a["image_id"]] - x - w, y, w, h])
+  return dict(coco, annotations=[flip(a) for a in coco["annotations"]])
+
+
 def transform_annotations(coco: dict[str, Any], v: Variant, fps: float,
                           max_frames: int | None = None) -> dict[str, Any]:
   """The ground truth of a copy: the first max_frames frames, then every stride-th (see
-  `kept_frames`), renumbered; boxes and track ids unchanged; `info.fps` = fps / stride."""
+  `kept_frames`), renumbered; boxes (mirrored with the frames) and track ids unchanged;
+  `info.fps` = fps / stride."""
+  coco = mirrored(coco) if v.flip else coco
   images = coco["images"][:max_frames]
   new_index = {images[i]["id"]: j for j, i in enumerate(kept_frames(len(images), v.stride))}
   anns = sorted((a for a in coco["annotations"] if a["image_id"] in new_index),
@@ -169,12 +186,13 @@ def build_copy(root: str, split: str, name: str, out_root: str, *, seed: int = 0
 
 def build_frames_copy(files: dict[int, str], name: str, out_dir: str, *, seed: int = 0) -> str:
   """Writes the `name` copy of a folder of frames ({0-based index: image file}, e.g. the real
-  sparse frames) into out_dir as lossless NNNN.png with the same names; photometric variants
-  only (a folder of every 10th frame has no frame rate to lower). Replaces out_dir atomically."""
+  sparse frames) into out_dir as lossless NNNN.png with the same names; no strided variant (a
+  folder of every 10th frame has no frame rate to lower; the mirror's boxes: `mirrored`).
+  Replaces out_dir atomically."""
   v = variant(name)
   if v.stride != 1:
-    raise UserError(f"variant {name!r} drops frames; only photometric variants apply to a folder "
-                    "of frames")
+    raise UserError(f"variant {name!r} drops frames; only per-frame (photometric, mirror) variants "
+                    "apply to a folder of frames")
   tmp = out_dir.rstrip("/") + ".tmp"
   if os.path.isdir(tmp):
     shutil.rmtree(tmp)

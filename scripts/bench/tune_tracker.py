@@ -30,7 +30,7 @@ from mottr.predictor import load_predictor
 # Settings swept with one value each unless given: the model's own (its config's tracker section).
 MODEL_DEFAULT_SETTINGS = ("duplicate_window", "union_window", "min_descent", "confirm_window", "fall_slack", "stall_window", "nut_weight",
                           "backfill_window", "backfill_threshold", "backfill_track_free", "backfill_fall", "rescue_hits", "rescue_window",
-                          "rescue_threshold", "rescue_iou", "support_window", "support_score", "smooth_window",
+                          "rescue_threshold", "rescue_iou", "support_window", "support_score", "support_share", "smooth_window",
                           "smooth_gravity")
 
 
