@@ -53,9 +53,9 @@ nut box shrinking from 55 to 18 px over 22 frames, beside a bolt). The track-fre
 track query steers, has no detection there at all, while on a real object it has one, if only a
 partial or low-scoring one. A track hit on boxes that no track-free detection scoring >=
 `support_score` overlaps by SUPPORT_COVER of the smaller box, for `support_window` frames in a row,
-ends, reported up to where that began. A track that ends too soon for that window, or that held two
-objects at once, shows the same sign over its life: a confirmed track that ends with under
-`support_share` of its hits vouched for is not reported at all. Under SPARSE_FPS both are off.
+ends, reported up to where that began. A track that ends too soon for that window shows the same
+sign over its life: a confirmed track that ends with under `support_share` of its hits vouched for
+is not reported at all. Under SPARSE_FPS both are off.
 
 Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when it ends
 (`mottr.smoothing`: a local straight-line fit in time, so a box falling at steady speed stays put;
