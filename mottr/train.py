@@ -93,9 +93,11 @@ def create_state(config, model: MOTR) -> TrainState:
   params = jax.jit(model.init)(jax.random.key(config.seed), images,
                                empty_tracks(1, config.model.num_slots, config.model.d_model))
   if config.optim.ema_decay > 0:
-    return EmaTrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config),
-                                ema_params=jax.tree.map(jnp.copy, params))
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
+    state = EmaTrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config),
+                                 ema_params=jax.tree.map(jnp.copy, params))
+  else:
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
+  return state.replace(step=jnp.zeros((), jnp.int32))  # typed as a restored one: one compiled step for both
 
 
 def eval_params(state: TrainState):

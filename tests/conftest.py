@@ -2,7 +2,12 @@
 pytest adds scripts/bench for the lab scripts, see pyproject.toml.)"""
 import os
 
-import jax
+# Tests compile many small programs and run each only a few times: XLA:CPU's LLVM optimisation costs
+# more than it saves there (a tiny training step compiles in 13 s instead of 21). Set before JAX starts
+# its backend; subprocesses inherit it.
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+
+import jax  # noqa: E402
 
 # Tests compile the same tiny programs many times (each training run builds its own jit):
 # a persistent cache turns the repeats into lookups.

@@ -16,7 +16,7 @@ def _setup():
   size = config.model.image_size
   images = jnp.zeros((2, size, size, 3), jnp.uint8)
   tracks = empty_tracks(2, config.model.num_slots, config.model.d_model)
-  return config, model, model.init(jax.random.key(0), images, tracks), images, tracks
+  return config, model, jax.jit(model.init)(jax.random.key(0), images, tracks), images, tracks
 
 
 def _one_box_batch(config, images):
@@ -51,7 +51,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
   size = config.model.image_size
   images = jnp.asarray(np.random.default_rng(0).integers(0, 255, (2, size, size, 3)), jnp.uint8)
   spec = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
-  assert spec(half.init(jax.random.key(0), images, tracks)) == spec(params)
+  assert spec(jax.eval_shape(half.init, jax.random.key(0), images, tracks)) == spec(params)
   full_out = model.apply(params, images, tracks)
   half_out = half.apply(params, images, tracks)
   assert half_out[0].features.dtype == jnp.bfloat16
@@ -60,7 +60,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_outputs():
     assert low.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(low), np.asarray(full), atol=0.1 * float(jnp.abs(full).max()))
   batch = _one_box_batch(config, images)
-  grads = jax.grad(lambda p: criterion.clip_loss(half, p, batch, jax.random.key(0), config)[0])(params)
+  grads = jax.jit(jax.grad(lambda p: criterion.clip_loss(half, p, batch, jax.random.key(0), config)[0]))(params)
   assert all(g.dtype == jnp.float32 and bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
@@ -128,7 +128,7 @@ def test_clip_loss_is_finite_and_normalised_by_boxes():
            "boxes": jnp.asarray(rng.uniform(0.2, 0.8, (2, 3, m, 4)) * [1, 1, 0.2, 0.2], jnp.float32),
            "labels": jnp.asarray(rng.integers(0, 2, (2, 3, m)), jnp.int32),
            "mask": jnp.asarray(rng.uniform(size=(2, 3, m)) < 0.4), "gap": jnp.array([1.0, 2.0])}
-  loss, metrics = criterion.clip_loss(model, params, batch, jax.random.key(0), config)
+  loss, metrics = jax.jit(lambda p: criterion.clip_loss(model, p, batch, jax.random.key(0), config))(params)
   assert np.isfinite(float(loss)) and float(loss) > 0
   assert set(criterion.TERMS) <= set(metrics)
 
@@ -179,7 +179,7 @@ def test_refinement_head_starts_as_identity_and_is_the_prediction():
   config, model, params, images, tracks = _setup()
   config.model.refine_points = 3
   refining = build_model(config)
-  fresh = refining.init(jax.random.key(1), images, tracks)
+  fresh = jax.jit(refining.init)(jax.random.key(1), images, tracks)
   assert set(fresh["params"]) == set(params["params"]) | {"box_refine"}
   merged = {"params": dict(params["params"], box_refine=fresh["params"]["box_refine"])}
   plain_out = model.apply(params, images, tracks)[1]
@@ -200,7 +200,7 @@ def test_refinement_head_starts_as_identity_and_is_the_prediction():
   nxt = carry_tracks(refining, moved, out, tracks, jnp.ones(2), jnp.full((2, slots), -1).at[:, 0].set(slots))
   np.testing.assert_allclose(np.asarray(nxt.ref[:, 0]), np.asarray(out.boxes[-1, :, slots]), atol=1e-6)
   batch = _one_box_batch(config, images)
-  grads = jax.grad(lambda p: criterion.clip_loss(refining, p, batch, jax.random.key(0), config)[0])(merged)
+  grads = jax.jit(jax.grad(lambda p: criterion.clip_loss(refining, p, batch, jax.random.key(0), config)[0]))(merged)
   assert float(jnp.abs(grads["params"]["box_refine"]["Dense_5"]["kernel"]).max()) > 0
 
 
@@ -248,12 +248,12 @@ def test_deeper_backbone_warm_starts_from_a_shallower_one_unchanged():
   x = jax.random.normal(jax.random.PRNGKey(0), (1, 64, 64, 3))
   shallow = ResNetLite((8, 16, 16, 32), (1, 1, 1))
   deep = ResNetLite((8, 16, 16, 32), (1, 2, 2))
-  p_shallow = shallow.init(jax.random.PRNGKey(1), x)["params"]
-  p_deep, fresh = merge_params(deep.init(jax.random.PRNGKey(2), x)["params"], p_shallow)
+  p_shallow = jax.jit(shallow.init)(jax.random.PRNGKey(1), x)["params"]
+  p_deep, fresh = merge_params(jax.jit(deep.init)(jax.random.PRNGKey(2), x)["params"], p_shallow)
   assert fresh and all(name.startswith(("Extra_1_1/", "Extra_2_1/")) for name in fresh)
   for a, b in zip(shallow.apply({"params": p_shallow}, x), deep.apply({"params": p_deep}, x)):
     np.testing.assert_allclose(a, b, atol=1e-6)
-  grads = jax.grad(lambda p: deep.apply({"params": p}, x)[-1].sum())(p_deep)
+  grads = jax.jit(jax.grad(lambda p: deep.apply({"params": p}, x)[-1].sum()))(p_deep)
   flat = traverse_util.flatten_dict(grads)
   assert float(jnp.abs(flat[("Extra_2_1", "GroupNorm_1", "scale")]).max()) > 0
 
