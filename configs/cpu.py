@@ -18,6 +18,7 @@ def get_config():
   c.batch_size = 4
   c.curriculum = ((800, 3), (1400, 4))
   c.loss.track_drop_prob = 0.2
+  c.loss.matcher = "optax"  # as fast as scipy on CPU, and the step enters the compilation cache
   c.optim.update(lr=2e-4, warmup_steps=200)
   c.log_every = 25
   c.checkpoint_every = 500

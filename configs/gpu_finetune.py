@@ -16,6 +16,7 @@ def get_config():
   c = cpu_clips_long.get_config()
   c.init_from = "mottr/assets/shipped"
   c.batch_size = 48
+  c.loss.matcher = "scipy"  # host solver: a jitted one serialises the accelerator (mottr/matching.py)
   c.data.real_weight = 0.4
   c.data.workers = 12
   c.curriculum = ((1000, 5),)

@@ -10,6 +10,7 @@ def get_config():
   c = default.get_config()
   c.model.update(image_size=64, d_model=32, num_heads=2, ffn_dim=64, enc_layers=1, dec_layers=1,
                  num_queries=6, num_slots=4, backbone_widths=(8, 16, 16, 32), backbone_blocks=(1, 1, 1))
+  c.loss.matcher = "optax"  # the step enters the compilation cache (a test run reuses it)
   c.data.synth_frames = 90
   c.data.max_objects = 6
   c.batch_size = 2

@@ -51,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict(dict(
       focal_alpha=0.25, focal_gamma=2.0, cost_class=2.0, cost_l1=5.0, cost_giou=2.0,
+      matcher="scipy",  # Hungarian solver, mottr.matching.SOLVERS: "optax" compiles into the step (cacheable)
       w_class=2.0, w_l1=5.0, w_giou=2.0, track_drop_prob=0.1, fp_insert_prob=0.3))
 
   c.data = ml_collections.ConfigDict(dict(

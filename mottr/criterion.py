@@ -94,7 +94,7 @@ def clip_loss(model: MOTR, params, batch: dict, rng: jax.Array, config) -> tuple
     sums = dict(sums)
     out = model.apply(params, Memory(feat, memory.pos, p_logits, p_boxes, fine), tracks, gap, method=MOTR.decode)
     target = jax.vmap(lambda lg, bx, so, sv, gb, gl, gm: tracklet_aware_assignment(
-        lg, bx, so, sv, gb, gl, gm, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
+        lg, bx, so, sv, gb, gl, gm, solver=lc.matcher, **cost_kw))(out.logits[-1], out.boxes[-1], slot_obj, tracks.valid,
                                                 gt_boxes, gt_labels, gt_mask)
     query_valid = jnp.concatenate([tracks.valid, jnp.ones((b, mc.num_queries), bool)], axis=1)
     focal = class_loss(out.logits, target, query_valid, gt_labels, mc.num_classes, focal_kw)

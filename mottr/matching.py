@@ -1,17 +1,22 @@
 """Hungarian matching of predictions to ground truth, called from jit.
 
-The assignment itself runs on the host (scipy's `linear_sum_assignment`) through
-`jax.pure_callback`, one call for a whole vmapped batch: a jitted solver (optax's) is a chain of
-~100 data-dependent `while_loop` iterations per problem, which serialises an accelerator, while
-scipy solves a batch of 32 such problems in ~0.2 ms.
+Two solvers (`loss.matcher`), the same optimum:
+- "scipy": `linear_sum_assignment` on the host through `jax.pure_callback`, one call for a whole
+  vmapped batch. A jitted solver is a chain of ~100 data-dependent `while_loop` iterations per
+  problem, which serialises an accelerator, while scipy solves a batch of 32 such problems in ~0.2 ms.
+  But a program with a host callback never enters JAX's persistent compilation cache.
+- "optax": `optax.assignment.hungarian_algorithm` inside the program, which the persistent cache
+  keeps: a relaunched CPU run skips compiling its step (docs/stage27.md).
 """
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from scipy import optimize
 
 from mottr import boxes as box_lib
 
+SOLVERS = ("scipy", "optax")
 _INF = 1e6
 
 
@@ -28,12 +33,13 @@ def match_cost(logits: jax.Array, pred_boxes: jax.Array, gt_labels: jax.Array, g
   return w_class * c_class + w_l1 * c_l1 + w_giou * c_giou
 
 
-def hungarian_match(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+def hungarian_match(cost: jax.Array, gt_valid: jax.Array, solver: str = "scipy") -> tuple[jax.Array, jax.Array]:
   """Optimal one-to-one assignment of ground truths (columns) to predictions (rows).
 
   Args:
     cost: [N, M] with N >= M; padded columns may hold anything.
     gt_valid: bool [M], which columns are real ground truth.
+    solver: one of SOLVERS (module doc).
   Returns:
     (pred_index [M] int32: the row matched to each column, matched [M] bool = gt_valid).
     Padded columns cost 0 against every row, so they never change the real columns' optimum.
@@ -42,9 +48,15 @@ def hungarian_match(cost: jax.Array, gt_valid: jax.Array) -> tuple[jax.Array, ja
   if n < m:
     raise ValueError(f"need at least as many predictions ({n}) as ground-truth slots ({m})")
   cost = jnp.where(gt_valid[None, :], cost, 0.0)
-  cost = jnp.where(jnp.isfinite(cost), cost, _INF)
-  pred_index = jax.pure_callback(_host_assignment, jax.ShapeDtypeStruct((m,), jnp.int32),
-                                 jax.lax.stop_gradient(cost), vmap_method="expand_dims")
+  cost = jax.lax.stop_gradient(jnp.where(jnp.isfinite(cost), cost, _INF))
+  if solver == "scipy":
+    pred_index = jax.pure_callback(_host_assignment, jax.ShapeDtypeStruct((m,), jnp.int32), cost,
+                                   vmap_method="expand_dims")
+  elif solver == "optax":
+    rows, cols = optax.assignment.hungarian_algorithm(cost)
+    pred_index = jnp.zeros((m,), jnp.int32).at[cols].set(rows.astype(jnp.int32))
+  else:
+    raise ValueError(f"unknown matcher {solver!r}: use one of {', '.join(SOLVERS)}")
   return pred_index, gt_valid
 
 
@@ -61,7 +73,7 @@ def _host_assignment(cost: np.ndarray) -> np.ndarray:
 
 def tracklet_aware_assignment(logits: jax.Array, boxes: jax.Array, slot_obj: jax.Array, slot_valid: jax.Array,
                               gt_boxes: jax.Array, gt_labels: jax.Array, gt_mask: jax.Array,
-                              **cost_kwargs) -> jax.Array:
+                              solver: str = "scipy", **cost_kwargs) -> jax.Array:
   """MOTR's tracklet-aware label assignment for one frame of one clip.
 
   The first S queries are track slots: a live slot keeps its object (`slot_obj`, an index into the
@@ -75,6 +87,7 @@ def tracklet_aware_assignment(logits: jax.Array, boxes: jax.Array, slot_obj: jax
     slot_valid: bool [S].
     gt_boxes, gt_labels, gt_mask: [M, 4], [M], [M] ground truth of the frame; index m is the same
       object in every frame of the clip.
+    solver: the Hungarian solver, one of SOLVERS.
   Returns:
     int32 [N]: the object each query is trained on, -1 for background.
   """
@@ -85,7 +98,7 @@ def tracklet_aware_assignment(logits: jax.Array, boxes: jax.Array, slot_obj: jax
   track_target = jnp.where(live & gt_mask[obj], slot_obj, -1)
   eligible = gt_mask & ~tracked
   cost = match_cost(logits[s:], boxes[s:], gt_labels, gt_boxes, **cost_kwargs)
-  det_index, _ = hungarian_match(cost, eligible)
+  det_index, _ = hungarian_match(cost, eligible, solver)
   det_target = jnp.full((logits.shape[0] - s,), -1, jnp.int32)
   det_target = det_target.at[det_index].set(jnp.where(eligible, jnp.arange(m, dtype=jnp.int32), -1))
   return jnp.concatenate([track_target.astype(jnp.int32), det_target])

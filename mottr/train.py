@@ -39,7 +39,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from mottr import augment, checkpoint, compile_cache, config_overrides, criterion, data, predictor, schema
+from mottr import augment, checkpoint, compile_cache, config_overrides, criterion, data, matching, predictor, schema
 from mottr.data import stage_at, total_steps
 from mottr.errors import parse_flags
 from mottr.model.motr import MOTR, build_model, empty_tracks
@@ -367,6 +367,8 @@ def check_config(config, workdir: str) -> None:
     raise UserError(f"config.eval_every is {config.eval_every}; use 0 for no periodic validation")
   if not config.curriculum or any(int(n) < 1 or int(t) < 1 for n, t in config.curriculum):
     raise UserError(f"config.curriculum {tuple(config.curriculum)}: give (steps, clip length) pairs, both at least 1")
+  if config.loss.matcher not in matching.SOLVERS:
+    raise UserError(f"config.loss.matcher {config.loss.matcher!r}: use one of {', '.join(matching.SOLVERS)}")
   n = jax.device_count()
   if config.batch_size % n:
     raise UserError(f"batch_size {config.batch_size} is not divisible by the {n} devices; "

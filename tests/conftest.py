@@ -7,9 +7,8 @@ import os
 # its backend; subprocesses inherit it.
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
 
-import jax  # noqa: E402
-
-# Tests compile the same tiny programs many times (each training run builds its own jit):
-# a persistent cache turns the repeats into lookups.
-jax.config.update("jax_compilation_cache_dir", os.path.join(os.path.expanduser("~"), ".cache", "mottr_test_jax"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# Tests compile the same tiny programs many times (each training run builds its own jit), and again
+# on every run of the suite: a persistent cache turns the repeats into lookups. Set through the
+# environment, so the `python -c` subprocesses of the tests use it too (mottr.train's CLI sets its own).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "mottr_test_jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")

@@ -133,6 +133,8 @@ CASES = {
                                      "--config.batch_size=0", f"--workdir={t}/w"],
     "train_override_typo": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
                                       "--config.batch_siz=2", f"--workdir={t}/w"],
+    "train_unknown_matcher": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
+                                        "--config.loss.matcher=greedy", f"--workdir={t}/w"],
     "train_read_only_workdir": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
                                           f"--workdir={_read_only_dir(t)}/w"],
     "train_workdir_is_a_file": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",

@@ -1,4 +1,5 @@
-"""Hungarian matching vs scipy on random costs (with padded ground truth) and TAL on a crafted clip."""
+"""Hungarian matching (both solvers) vs scipy on random costs (with padded ground truth), and TAL on a
+crafted clip."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,14 +9,18 @@ from scipy.optimize import linear_sum_assignment
 from mottr import matching
 
 
+@pytest.mark.parametrize("solver", matching.SOLVERS)
 @pytest.mark.parametrize("seed", range(6))
-def test_hungarian_matches_scipy_with_padding(seed):
+def test_hungarian_matches_scipy_with_padding(seed, solver):
   rng = np.random.default_rng(seed)
   n, m = 10, 6
   cost = rng.normal(size=(n, m)).astype(np.float32)
+  cost[rng.uniform(size=(n, m)) < 0.1] = np.inf  # e.g. a degenerate box's cost
   valid = rng.uniform(size=m) < 0.7
   valid[0] = True
-  pred_index, matched = jax.jit(matching.hungarian_match)(jnp.asarray(cost), jnp.asarray(valid))
+  match = jax.jit(lambda c, v: matching.hungarian_match(c, v, solver))
+  pred_index, matched = match(jnp.asarray(cost), jnp.asarray(valid))
+  cost = np.where(np.isfinite(cost), cost, 1e6)
   rows, cols = linear_sum_assignment(cost[:, valid])
   ours = np.asarray(pred_index)[valid]
   assert len(set(np.asarray(pred_index).tolist())) == m  # one-to-one over every column
@@ -58,17 +63,24 @@ def test_tracklet_aware_assignment_three_frames():
   np.testing.assert_array_equal(np.asarray(target), [-1, 0, -1, -1, -1, -1])
 
 
-def test_hungarian_batched_under_vmap_and_grad_matches_scipy():
+def test_unknown_solver_is_refused():
+  with pytest.raises(ValueError, match="unknown matcher"):
+    matching.hungarian_match(jnp.zeros((3, 2)), jnp.ones(2, bool), "greedy")
+
+
+@pytest.mark.parametrize("solver", matching.SOLVERS)
+def test_hungarian_batched_under_vmap_and_grad_matches_scipy(solver):
   rng = np.random.default_rng(7)
   cost = rng.normal(size=(2, 3, 9, 5)).astype(np.float32)  # two vmapped batch axes
   valid = np.ones(5, bool)
-  match = jax.vmap(jax.vmap(matching.hungarian_match, in_axes=(0, None)), in_axes=(0, None))
+  one = lambda c, v: matching.hungarian_match(c, v, solver)
+  match = jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(0, None))
   pred_index, _ = jax.jit(match)(jnp.asarray(cost), jnp.asarray(valid))
   for i in range(2):
     for j in range(3):
       rows, cols = linear_sum_assignment(cost[i, j])
       np.testing.assert_array_equal(np.asarray(pred_index[i, j])[cols], rows)
   # Differentiating through a loss that indexes with the matching: gradients flow to the cost only.
-  loss = lambda c: jnp.take_along_axis(c, matching.hungarian_match(c, jnp.asarray(valid))[0][None], 0).sum()
+  loss = lambda c: jnp.take_along_axis(c, one(c, jnp.asarray(valid))[0][None], 0).sum()
   grad = jax.jit(jax.grad(loss))(jnp.asarray(cost[0, 0]))
   assert float(grad.sum()) == 5.0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from mottr import criterion
+from mottr import criterion, matching
 from mottr.model.motr import MOTR, BoxRefine, bilinear_sample, build_model, carry_tracks, empty_tracks
 from mottr.schema import UserError
 
@@ -131,6 +131,14 @@ def test_clip_loss_is_finite_and_normalised_by_boxes():
   loss, metrics = jax.jit(lambda p: criterion.clip_loss(model, p, batch, jax.random.key(0), config))(params)
   assert np.isfinite(float(loss)) and float(loss) > 0
   assert set(criterion.TERMS) <= set(metrics)
+  # The other Hungarian solver (loss.matcher) finds the same assignments, so the same loss.
+  other = config.copy_and_resolve_references()
+  other.loss.matcher = next(s for s in matching.SOLVERS if s != config.loss.matcher)
+  same = jax.jit(lambda p: criterion.clip_loss(model, p, batch, jax.random.key(0), other)[0])
+  np.testing.assert_allclose(float(same(params)), float(loss), rtol=1e-6)
+  # Only "scipy" leaves the program for the host (which keeps it out of the compilation cache).
+  for c, fn in ((config, lambda p: criterion.clip_loss(model, p, batch, jax.random.key(0), config)[0]), (other, same)):
+    assert ("callback" in jax.jit(fn).lower(params).as_text()) == (c.loss.matcher == "scipy")
 
 
 def test_cell_under_box_centres():
