@@ -142,17 +142,11 @@ def count_metrics(true: counting.Counts, predicted: counting.Counts) -> dict[str
       "abs_error": sum(abs(predicted.counts[n] - true.counts[n]) for n in names)}
 
 
-def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: int, *,
-             fps: float | None = None,
-             edge_tolerance: float = counting.EDGE_TOLERANCE) -> tuple[dict, dict[str, list]]:
-  """All metrics of predictions vs ground truth on the given images (image_ids).
-
-  Counts use every box of both files: the truth from the whole annotation file, the prediction
-  with its own frame step; both treat the annotation file's last frame as the end of the video
-  and the video's frame rate `fps` (default: the ground truth's, `schema.coco_fps`).
-  Returns (metrics, {"true": events, "predicted": events}).
-  """
-  image_ids = sorted(set(image_ids))
+def exit_counts(gt: dict, pred: dict, pred_frame_step: int, *, fps: float | None = None,
+                edge_tolerance: float = counting.EDGE_TOLERANCE) -> tuple[counting.Counts, counting.Counts]:
+  """(true, predicted) counts by the one exit rule: the truth from every box of `gt`, the prediction
+  with its own frame step; both treat gt's last annotated frame as the end of the video and the
+  video's frame rate `fps` (default: the ground truth's, `schema.coco_fps`)."""
   height = gt["images"][0].get("height", schema.HEIGHT) if gt["images"] else schema.HEIGHT
   final = max((im["id"] for im in gt["images"]), default=0) - 1  # the last annotated frame
   fps = fps or schema.coco_fps(gt)
@@ -161,6 +155,19 @@ def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: in
   predicted = counting.count_tracks(schema.tracks_from_coco(pred), height=height,
                                     final_frame=final, frame_step=pred_frame_step, fps=fps,
                                     edge_tolerance=edge_tolerance)
+  return true, predicted
+
+
+def evaluate(gt: dict, pred: dict, image_ids: Sequence[int], pred_frame_step: int, *,
+             fps: float | None = None,
+             edge_tolerance: float = counting.EDGE_TOLERANCE) -> tuple[dict, dict[str, list]]:
+  """All metrics of predictions vs ground truth on the given images (image_ids).
+
+  Counts use every box of both files (`exit_counts`).
+  Returns (metrics, {"true": events, "predicted": events}).
+  """
+  image_ids = sorted(set(image_ids))
+  true, predicted = exit_counts(gt, pred, pred_frame_step, fps=fps, edge_tolerance=edge_tolerance)
   metrics = {
       "frames_evaluated": len(image_ids),
       "frame_step": counting.frame_step_of(image_ids),

@@ -123,6 +123,13 @@ class TrackerSettings:
   # on two objects entering side by side, which each got a track of their own, would otherwise
   # count one of them again where it leaves: docs/stage17.md.)
   union_window: float = 0.0
+  # px (of a 640 px frame): a hit whose box sits on the bottom edge and is lower than this is an
+  # object that has left; the track ends at its previous hit. The truth shows an object at the bottom
+  # edge 22 px high at least (real and synthetic); a track query left behind there boxes a 1-6 px
+  # sliver at a confident score, and such a tail outvotes a short track's vouched hits
+  # (support_share), so an object in view when tracking starts went uncounted (docs/stage27.md).
+  # 0: off; off under SPARSE_FPS.
+  exit_sliver: float = 12.0
   # Motion plausibility: a new track is reported only once its box centre has moved down this
   # many px (of a 640 px high frame); 0 turns the rule off.
   min_descent: float = 20.0
@@ -320,6 +327,7 @@ class Tracker(TrackSet):
                duplicate_iou: float = _DEFAULT.duplicate_iou,
                duplicate_window: float = _DEFAULT.duplicate_window,
                union_window: float = _DEFAULT.union_window,
+               exit_sliver: float = _DEFAULT.exit_sliver,
                min_descent: float = _DEFAULT.min_descent,
                confirm_window: float = _DEFAULT.confirm_window,
                fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
@@ -345,6 +353,8 @@ class Tracker(TrackSet):
     self.merged_tracks = 0  # younger tracks ended on an older track's object
     self.union_window = union_window
     self.union_tracks = 0  # tracks ended for spanning two tracked objects
+    self.exit_sliver = exit_sliver * frame_size[1] / schema.HEIGHT  # px of this frame
+    self.exited_tracks = 0  # tracks ended on a sliver at the bottom edge
     self.min_descent = min_descent
     # px of this frame: min_descent is given for the challenge's 640 px high frames.
     self.descent_px = min_descent * frame_size[1] / schema.HEIGHT
@@ -395,7 +405,8 @@ class Tracker(TrackSet):
     return cls(num_slots, birth_threshold=settings.birth_threshold_at(rate),
                keep_threshold=settings.keep_threshold, miss_tolerance=settings.miss_tolerance,
                duplicate_iou=settings.duplicate_iou, duplicate_window=settings.duplicate_window,
-               union_window=settings.union_window, min_descent=settings.min_descent,
+               union_window=settings.union_window,
+               exit_sliver=settings.exit_sliver if rate >= SPARSE_FPS else 0.0, min_descent=settings.min_descent,
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
@@ -445,6 +456,10 @@ class Tracker(TrackSet):
     bottom = (box[1] + box[3]) * scale
     speed = math.sqrt(2 * GRAVITY * max(bottom - REST_BOTTOM, 1.0))
     return min(self.confirm_window, self.fall_slack * self.min_descent / speed)
+
+  def _left(self, box: np.ndarray) -> bool:
+    """Whether a hit box is a sliver on the bottom edge (exit_sliver): its object has left."""
+    return 0 < box[3] < self.exit_sliver and box[1] + box[3] >= self.height - schema.EDGE_TOL_PX
 
   def _judge(self, live: _Live) -> None:
     """Motion plausibility after a hit: confirms, rejects or retires the track."""
@@ -656,6 +671,10 @@ class Tracker(TrackSet):
           if self._moved_off(live, frame_index, boxes[s]):
             self.released_tracks += 1
             continue  # dropped: its slot is free and its box no longer suppresses births
+        elif self._left(boxes[s]):
+          self.exited_tracks += 1
+          self._end(live)
+          continue
         else:
           live.track.add(frame_index, boxes[s], out.scores[s], out.labels[s], probs(s))
           if self.motion_check:

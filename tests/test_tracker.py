@@ -637,3 +637,27 @@ def test_a_track_ending_with_under_support_share_of_its_hits_vouched_for_is_not_
   t, reported = run(0.5, vouched={0}, frames=8, window=4)
   assert t.unsupported_tracks == 1 and t.unvouched_tracks == 1
   assert [r.frames for r in reported] == [[0]]
+
+
+
+@pytest.mark.parametrize("exit_sliver", [12.0, 0.0])
+def test_a_hit_on_a_sliver_at_the_bottom_edge_ends_the_track_at_its_previous_hit(exit_sliver):
+  """A track query left behind at the bottom edge boxes a few px there: with exit_sliver the track
+  ends at its last real hit and frees its slot; a thin box elsewhere, or the rule off, is a hit."""
+  low = (0.5, 1 - 30 / 640, 0.1, 40 / 640)  # 40 px high, 10 px above the bottom edge
+  sliver = (0.5, 1 - 3 / 640, 0.06, 6 / 640)  # 6 px high, on the bottom edge
+  thin = (0.5, 0.5, 0.06, 6 / 640)  # 6 px high, mid-frame
+  t = static_tracker(NUM_SLOTS, exit_sliver=exit_sliver)
+  t.update(frame(detects=[(0.9, low)]), 0)
+  t.update(frame(slots=[(0.9, thin)], valid=[True, False]), 1)
+  next_slots = t.update(frame(slots=[(0.8, sliver)], valid=[True, False]), 2)
+  if exit_sliver:
+    assert list(next_slots) == [-1, -1] and t.live == [] and t.exited_tracks == 1
+    (done,) = t.pop_finished()
+    assert done.frames == [0, 1]
+  else:
+    assert list(next_slots) == [0, -1] and t.live[0].frames == [0, 1, 2] and t.exited_tracks == 0
+  # Below SPARSE_FPS (an object moves too far between frames) the rule is off.
+  settings = tracker_lib.TrackerSettings(exit_sliver=exit_sliver)
+  make = lambda fps: tracker_lib.Tracker.from_settings(NUM_SLOTS, settings, fps=fps, frame_step=1, frame_size=(640, 640))
+  assert (make(30).exit_sliver, make(3).exit_sliver) == (exit_sliver, 0.0)
