@@ -1,8 +1,7 @@
-"""scripts/bench/bench_windows.py: window starts, tracker overrides and the summary line."""
+"""scripts/bench/bench_windows.py: window starts, exits and the summary line."""
 import pytest
 
 import bench_windows
-from mottr import tracker as tracker_lib
 from mottr.schema import UserError
 
 
@@ -13,17 +12,6 @@ def test_whole_windows_only():
   assert bench_windows.window_starts(59, 60, 30) == []
   with pytest.raises(UserError, match="at least 1"):
     bench_windows.window_starts(900, 60, 0)
-
-
-def test_tracker_overrides_keep_each_fields_type():
-  base = tracker_lib.TrackerSettings()
-  got = bench_windows.with_overrides(base, "exit_sliver=8,support_share=0.35,rescue_hits=3,smooth_gravity=0")
-  assert (got.exit_sliver, got.support_share, got.rescue_hits, got.smooth_gravity) == (8.0, 0.35, 3, False)
-  assert type(got.rescue_hits) is int and got.birth_threshold == base.birth_threshold
-  assert bench_windows.with_overrides(base, "") == base
-  for bad in ("exit_slivr=4", "exit_sliver", "rescue_hits=x"):
-    with pytest.raises(UserError, match="--tracker"):
-      bench_windows.with_overrides(base, bad)
 
 
 def test_summary_counts_exact_windows_and_errors_per_class():

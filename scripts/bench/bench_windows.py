@@ -1,7 +1,7 @@
 """Counting from a mid-stream start: a split cut into short windows, each tracked from a fresh start.
 
   python scripts/bench/bench_windows.py --root DIR --split S [--frames_dir DIR] [--checkpoint DIR]
-      [--length 60] [--every 30] [--tracker exit_sliver=0,support_share=0.5]
+      [--length 60] [--every 30] [--config.tracker.exit_sliver=0 ...]
 
 A video or stream joined while objects fall holds objects that were never seen entering: the tracker
 has to be born on them where they are, and one low in the frame leaves within a few frames. The held-out
@@ -10,23 +10,23 @@ second half of the real test video starts so. Each window of `--length` frames, 
 (`mottr.evaluate.track_split`), and the truth and the prediction are counted on the window's frames
 by the one exit rule (`mottr.evaluate.exit_counts`): an object still in view on the window's last
 frame counts in neither unless it touches the bottom edge there. Prints one markdown row per window
-whose counts differ, then one summary line:
+whose counts differ, with every true and predicted exit as its class's initial and its frame within the
+window (b3: a bolt that left in the window's fourth frame), then one summary line:
 `summary: windows=N exact=K abs_error bolt=.. nut=.. signed bolt=.. nut=..`.
-The tracker settings are the model's (its config's tracker section, as `mottr.infer` uses) with
-`--tracker name=value,...` on top. Evaluation and tuning only: windows of the dense real clip
+The tracker settings are the model's (its config's tracker section) with `--config.tracker.x=v`
+overrides on top, as `mottr.infer` takes them. Evaluation and tuning only: windows of the dense real clip
 (`--root ../shared/stroma --split dense --frames_dir ../shared/stroma/dense`) or of synthetic val;
 a test split only to report.
 """
 import argparse
-import dataclasses
 import sys
 
-from mottr import counting, evaluate, runner, schema
+from mottr import config_overrides, counting, evaluate, runner, schema
 from mottr import tracker as tracker_lib
 from mottr.predictor import load_predictor
 from mottr.schema import UserError
 
-CLASSES = ("bolt", "nut")
+CLASSES = tuple(schema.CATEGORY_NAMES.values())
 
 
 def window_starts(num_frames: int, length: int, every: int) -> list[int]:
@@ -35,22 +35,6 @@ def window_starts(num_frames: int, length: int, every: int) -> list[int]:
   if length < 1 or every < 1:
     raise UserError(f"--length {length} and --every {every} must be at least 1")
   return list(range(1, num_frames - length + 2, every))
-
-
-def with_overrides(settings: tracker_lib.TrackerSettings, spec: str) -> tracker_lib.TrackerSettings:
-  """`settings` with `name=value,...` (TrackerSettings fields) on top."""
-  fields = {f.name: f.type for f in dataclasses.fields(settings)}
-  changes = {}
-  for item in filter(None, spec.split(",")):
-    name, _, value = item.partition("=")
-    if name not in fields or not value:
-      raise UserError(f"--tracker {item}: give name=value with a name of {', '.join(sorted(fields))}")
-    kind = type(getattr(settings, name))
-    try:
-      changes[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
-    except ValueError:
-      raise UserError(f"--tracker {item}: {value!r} is not a {kind.__name__}") from None
-  return dataclasses.replace(settings, **changes)
 
 
 def window_counts(predictor, root: str, split: str, first: int, length: int, frames_dir: str | None,
@@ -84,18 +68,18 @@ def main() -> None:
   parser.add_argument("--checkpoint", help="default: the shipped model")
   parser.add_argument("--length", type=int, default=60, help="frames per window")
   parser.add_argument("--every", type=int, default=30, help="frames between window starts")
-  parser.add_argument("--tracker", default="", help="name=value,... TrackerSettings on top of the model's")
-  args = parser.parse_args()
+  rest, overrides = config_overrides.parse_overrides(sys.argv[1:])  # --config.a.b=v, as mottr.infer takes them
+  args = parser.parse_args(rest)
   try:
-    run(args)
+    run(args, overrides)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 
 
-def run(args: argparse.Namespace) -> None:
-  predictor = load_predictor(args.checkpoint)
-  settings = with_overrides(tracker_lib.TrackerSettings.from_config(predictor.config), args.tracker)
+def run(args: argparse.Namespace, overrides: dict) -> None:
+  predictor = load_predictor(args.checkpoint, overrides or None)
+  settings = tracker_lib.TrackerSettings.from_config(predictor.config)
   num_frames = len(schema.load_annotations(args.root, args.split)["images"])
   rows = []
   print("| first image_id | true bolt / nut | predicted bolt / nut | true exits | predicted exits |\n"
