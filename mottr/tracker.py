@@ -62,6 +62,10 @@ Box smoothing (`smooth_window` > 0): a reported track's boxes are smoothed when 
 with `smooth_gravity` the y corners are fitted to a fall under GRAVITY, which leaves a free fall put).
 The model's boxes jitter from frame to frame around the object; averaging over a few frames
 tightens them (the dense real clip: MOTA 0.826 -> 0.862, track-box mAP50 0.867 -> 0.904).
+Nut size (`nut_max_size` > 0): a nut is small and rigid (fully visible real nuts are 48 px at most),
+so a reported nut track's boxes are then shrunk about their centre to at most `nut_max_size` px a
+side, on each axis where the object is in view; the model's nut boxes run larger (the dense clip's
+burned-in tags above the objects, and the padded convention the model learnt on synthetic boxes).
 
 At sparse rates (every 10th frame) the model's motion prior carries a track born on structure down
 like a falling object, and the structure fires again a step later. With `spot_window` > 0 a birth on
@@ -146,6 +150,13 @@ class TrackerSettings:
   sparse_spot_window: float = 20.0
   # A track is a nut when this x its mean nut probability beats its mean bolt probability.
   nut_weight: float = 2.5
+  # px (of a 640 px frame): a reported nut track's boxes are shrunk about their centre to at most this
+  # wide and high where the object is in view on that side (`boxes.cap_size_xywh`). A nut is rigid and
+  # small: fully visible real nuts are 48 px at most (real val truth: p95 47), while the model's nut
+  # boxes reach 55 px (p95 on the dense clip, where burned-in tags sit above the objects). 0: off.
+  # (44-47 swept: 46 ties for best on the real val frames, 0.746 -> 0.747, and lifts the dense clip
+  # 0.799 -> 0.803 and synthetic val 0.674 -> 0.695, counts unchanged; docs/stage28.md.)
+  nut_max_size: float = 46.0
   edge_tolerance: float = counting.EDGE_TOLERANCE  # fraction of the frame height at the bottom edge
   # Frames (at 30 FPS) a reported track is extended back through earlier detections; 0: off
   # (scripts/bench/tune_tracker.py: 8 and 12 equal and best reading the tracked decode only,
@@ -332,6 +343,7 @@ class Tracker(TrackSet):
                confirm_window: float = _DEFAULT.confirm_window,
                fall_slack: float = _DEFAULT.fall_slack, stall_window: float = _DEFAULT.stall_window,
                class_weights: tuple[float, ...] | None = (1.0, _DEFAULT.nut_weight),
+               nut_max_size: float = _DEFAULT.nut_max_size,
                spot_window: float = 0.0, backfill_window: float = _DEFAULT.backfill_window,
                backfill_threshold: float = _DEFAULT.backfill_threshold,
                backfill_track_free: bool = _DEFAULT.backfill_track_free,
@@ -384,6 +396,7 @@ class Tracker(TrackSet):
     self.smooth_window = smooth_window
     self.smooth_gravity = smooth_gravity
     self.class_weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+    self.nut_max_size = nut_max_size
     # Frames at 30 FPS per unit of frame index.
     self.frames_30_per_index = schema.FPS / (fps * frame_step)
     self.width, self.height = frame_size
@@ -409,6 +422,7 @@ class Tracker(TrackSet):
                exit_sliver=settings.exit_sliver if rate >= SPARSE_FPS else 0.0, min_descent=settings.min_descent,
                confirm_window=settings.confirm_window, fall_slack=settings.fall_slack,
                stall_window=settings.stall_window, class_weights=(1.0, settings.nut_weight),
+               nut_max_size=settings.nut_max_size,
                fps=rate, spot_window=settings.sparse_spot_window if rate < SPARSE_FPS else 0.0,
                backfill_window=settings.backfill_window if rate >= SPARSE_FPS else 0.0,
                backfill_threshold=settings.backfill_threshold,
@@ -646,6 +660,10 @@ class Tracker(TrackSet):
         gravity = GRAVITY * self.height / schema.HEIGHT if self.smooth_gravity else 0.0
         t.boxes = list(smoothing.smooth_boxes(np.asarray(t.frames) * self.frames_30_per_index, t.boxes,
                                               self.smooth_window, self.width, self.height, gravity))
+      if self.nut_max_size > 0 and schema.CATEGORY_NAMES[t.category_id] == "nut":
+        t.boxes = list(boxes_lib.cap_size_xywh(
+            np.asarray(t.boxes), self.nut_max_size * self.width / schema.WIDTH,
+            self.nut_max_size * self.height / schema.HEIGHT, self.width, self.height, schema.EDGE_TOL_PX))
       self._finished.append(t)
     elif live.state == "tentative":
       self.rejected_tracks += 1

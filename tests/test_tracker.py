@@ -661,3 +661,35 @@ def test_a_hit_on_a_sliver_at_the_bottom_edge_ends_the_track_at_its_previous_hit
   settings = tracker_lib.TrackerSettings(exit_sliver=exit_sliver)
   make = lambda fps: tracker_lib.Tracker.from_settings(NUM_SLOTS, settings, fps=fps, frame_step=1, frame_size=(640, 640))
   assert (make(30).exit_sliver, make(3).exit_sliver) == (exit_sliver, 0.0)
+
+
+def test_cap_size_shrinks_boxes_about_their_centre_and_keeps_clipped_sides():
+  capped = boxes.cap_size_xywh(np.array([[100.0, 200.0, 60.0, 50.0],   # inside: both sides capped
+                                         [0.0, 200.0, 60.0, 50.0],     # on the left edge: width kept
+                                         [300.0, 0.0, 60.0, 50.0],     # on the top edge: height kept
+                                         [300.0, 300.0, 30.0, 40.0]]),  # small: unchanged
+                               46.0, 46.0, 640, 640, 2.0)
+  np.testing.assert_allclose(capped, [[107, 202, 46, 46], [0, 202, 60, 46], [307, 0, 46, 50],
+                                      [300, 300, 30, 40]])
+
+
+@pytest.mark.parametrize("label", [0, 1])
+@pytest.mark.parametrize("nut_max_size", [46.0, 0.0])
+def test_a_reported_nut_tracks_boxes_are_capped_at_the_nut_size(label, nut_max_size):
+  """A nut is rigid and at most ~48 px: a nut track's 64 px boxes are reported 46 px about their
+  centre; a bolt's, or any with the cap off, as they came (the live track keeps its raw boxes)."""
+  t = static_tracker(NUM_SLOTS, nut_max_size=nut_max_size, smooth_window=0)
+  t.update(frame(detects=[(0.9, BOX_A, label)]), 0)
+  t.update(frame(slots=[(0.9, BOX_A, label)], valid=[True, False]), 1)
+  np.testing.assert_allclose(t.live[0].boxes, [[128, 128, 64, 64]] * 2)
+  (track,) = t.finish()
+  capped = label == 1 and nut_max_size > 0
+  np.testing.assert_allclose(track.boxes, [[137, 137, 46, 46] if capped else [128, 128, 64, 64]] * 2)
+
+
+def test_the_nut_cap_scales_with_the_frame():
+  settings = tracker_lib.TrackerSettings(nut_max_size=46.0, smooth_window=0, min_descent=0, backfill_window=0)
+  t = tracker_lib.Tracker.from_settings(NUM_SLOTS, settings, fps=30, frame_step=1, frame_size=(320, 320))
+  t.update(frame(detects=[(0.9, BOX_A, 1)]), 0)
+  (track,) = t.finish()
+  np.testing.assert_allclose(track.boxes, [[68.5, 68.5, 23, 23]])  # a 32 px box in a 320 px frame
