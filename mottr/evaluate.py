@@ -187,13 +187,12 @@ def track_split(predictor: Any, root: str, split: str, *, max_frames: int | None
   restricted to those frames, the source and the tracking result. Default settings: the model's
   (the `tracker` section of its config, as `mottr.infer` uses)."""
   gt = schema.load_annotations(root, split)
-  source = sources.open_source(frames_dir or schema.video_path(root, split))
   if max_frames is not None:
     image_ids = (1, max_frames)
+  first, last = image_ids or (1, None)
+  source = sources.open_source(frames_dir or schema.video_path(root, split), start=first - 1)
   if image_ids is not None:
-    first, last = image_ids
-    frames = itertools.takewhile(lambda item: item[0] < last, source.frames)
-    source = dataclasses.replace(source, frames=((i, f) for i, f in frames if i + 1 >= first),
+    source = dataclasses.replace(source, frames=itertools.takewhile(lambda item: item[0] < last, source.frames),
                                  total=None)
     gt = dict(gt, images=[im for im in gt["images"] if first <= im["id"] <= last],
               annotations=[a for a in gt["annotations"] if first <= a["image_id"] <= last])

@@ -49,7 +49,7 @@ def _open_failure(spec: str, is_camera: bool, is_stream: bool, opened: bool) -> 
           "check the file or re-encode it")
 
 
-def _open_capture(spec: str, fps: float | None) -> FrameSource:
+def _open_capture(spec: str, fps: float | None, start: int) -> FrameSource:
   is_camera = spec.isdigit()
   is_stream = "://" in spec
   if not (is_camera or is_stream) and not os.path.isfile(spec):
@@ -63,11 +63,17 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
     raise UserError(_open_failure(spec, is_camera, is_stream, opened=cap.isOpened()))
   container_fps = cap.get(cv2.CAP_PROP_FPS)
   total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+  for skipped in range(start):  # decoded in order (so exact), not converted
+    if not cap.grab():
+      cap.release()
+      raise UserError(f"{spec}: cannot start at frame {start} (0-based): it ends after {skipped + 1} frames")
+  if start:
+    first = cap.retrieve()[1]
 
   def frames() -> Iterator[tuple[int, np.ndarray]]:
     try:
-      yield 0, first
-      index = 1
+      yield start, first
+      index = start + 1
       while True:
         ok, bgr = cap.read()
         if not ok:
@@ -112,9 +118,12 @@ def frame_files(path: str) -> dict[int, str]:
   return {n - shift: f for n, f in numbered.items()}
 
 
-def _open_frames_dir(path: str, fps: float | None) -> FrameSource:
+def _open_frames_dir(path: str, fps: float | None, start: int) -> FrameSource:
   files = frame_files(path)
-  indices = sorted(files)
+  every = sorted(files)
+  indices = [i for i in every if i >= start]
+  if not indices:
+    raise UserError(f"{path}: cannot start at frame {start} (0-based): its last frame is {every[-1]}")
 
   def read(index: int) -> np.ndarray:
     image = cv2.imread(files[index], cv2.IMREAD_COLOR)
@@ -134,14 +143,17 @@ def _open_frames_dir(path: str, fps: float | None) -> FrameSource:
       yield index, image
 
   return FrameSource(name=os.path.basename(os.path.abspath(path)), fps=fps or schema.FPS,
-                     frame_step=counting.frame_step_of(indices), width=first.shape[1],
+                     frame_step=counting.frame_step_of(every), width=first.shape[1],
                      height=first.shape[0], total=len(indices), frames=frames())
 
 
-def open_source(spec: str, fps: float | None = None) -> FrameSource:
-  """Opens a video file, webcam index, stream URL or frames directory; checks its first frame."""
+def open_source(spec: str, fps: float | None = None, start: int = 0) -> FrameSource:
+  """Opens a video file, webcam index, stream URL or frames directory; checks its first frame.
+  With `start` > 0 the frames begin at 0-based frame index `start` (a folder: the first frame
+  numbered from there), the earlier ones skipped undecoded where the source allows; `total` still
+  counts the whole source."""
   if fps is not None and not 0 < fps <= MAX_FPS:  # also refuses nan and inf
     raise UserError(f"--fps {fps}: must be a frame rate above 0 and at most {MAX_FPS:g}")
   if os.path.isdir(spec):
-    return _open_frames_dir(spec, fps)
-  return _open_capture(spec, fps)
+    return _open_frames_dir(spec, fps, start)
+  return _open_capture(spec, fps, start)

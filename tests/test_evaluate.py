@@ -124,8 +124,10 @@ def test_cli_runs_inference_and_writes_report(tmp_path, monkeypatch):
   monkeypatch.setattr(evaluate, "load_predictor_from_flags", FakePredictor)
   out = tmp_path / "eval"
   # The scripted boxes are exact; box smoothing (tests/test_smoothing.py) would shift them by its bias
-  # under the script's acceleration (2 x 1 px/frame² = 2 px), so it is off here.
-  monkeypatch.setattr(cli, "_OVERRIDES", {"tracker.smooth_window": 0.0})  # as --config.tracker.smooth_window=0
+  # under the script's acceleration (2 x 1 px/frame² = 2 px), and the nut cap would shrink the scripted
+  # nut, larger than a real one, so both are off here.
+  monkeypatch.setattr(cli, "_OVERRIDES", {"tracker.smooth_window": 0.0,  # as --config.tracker.smooth_window=0
+                                          "tracker.nut_max_size": 0.0})
   _main([f"--root={root}", "--split=val", f"--output_dir={out}"])
   assert sorted(os.listdir(out)) == ["counts.png", "metrics.json", "report.md", "tracks.json"]
   with open(out / "metrics.json") as f:

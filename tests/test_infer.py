@@ -297,6 +297,22 @@ def test_frames_directory_numbered_from_0000_keeps_frame_0(tmp_path):
     sources.frame_files(str(tmp_path))
 
 
+@pytest.mark.parametrize("start", [0, 5, NUM_FRAMES - 1])
+def test_a_source_started_at_a_frame_gives_the_same_frames_from_there(video, tmp_path, start):
+  """`open_source(..., start=k)` skips the frames before k (a video by grabbing them in order, a
+  folder by not reading them) and yields exactly what a whole read yields from frame k on."""
+  whole = list(sources.open_source(video).frames)
+  for i, bgr in whole:
+    cv2.imwrite(str(tmp_path / f"{i + 1:04d}.png"), bgr)  # by image_id
+  for spec in (video, str(tmp_path)):
+    tail = list(sources.open_source(spec, start=start).frames)
+    assert [i for i, _ in tail] == [i for i, _ in whole[start:]]
+    for (_, got), (_, want) in zip(tail, whole[start:]):
+      np.testing.assert_array_equal(got, want)
+    with pytest.raises(UserError, match=f"cannot start at frame {NUM_FRAMES}"):
+      sources.open_source(spec, start=NUM_FRAMES)
+
+
 def test_sparse_sources_use_the_sparse_birth_threshold(video, tmp_path):
   for t in range(NUM_FRAMES):  # every 10th frame of the same timeline: image_id 1, 11, ...
     cv2.imwrite(str(tmp_path / f"{10 * t + 1:04d}.jpg"), np.zeros((32, 32, 3), np.uint8))
