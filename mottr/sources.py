@@ -68,7 +68,10 @@ def _open_capture(spec: str, fps: float | None, start: int) -> FrameSource:
       cap.release()
       raise UserError(f"{spec}: cannot start at frame {start} (0-based): it ends after {skipped + 1} frames")
   if start:
-    first = cap.retrieve()[1]
+    ok, first = cap.retrieve()
+    if not ok:
+      cap.release()
+      raise UserError(f"{spec}: frame {start} could not be decoded; check the file or re-encode it")
 
   def frames() -> Iterator[tuple[int, np.ndarray]]:
     try:
@@ -90,7 +93,7 @@ def _open_capture(spec: str, fps: float | None, start: int) -> FrameSource:
   return FrameSource(name=re.sub(r"[^\w.-]", "_", name),
                      fps=fps or (container_fps if 0 < container_fps < MAX_FPS else schema.FPS),
                      frame_step=1, width=first.shape[1], height=first.shape[0],
-                     total=total if total > 0 and not (is_camera or is_stream) else None,
+                     total=total - start if total > start and not (is_camera or is_stream) else None,
                      frames=frames())
 
 
@@ -150,8 +153,8 @@ def _open_frames_dir(path: str, fps: float | None, start: int) -> FrameSource:
 def open_source(spec: str, fps: float | None = None, start: int = 0) -> FrameSource:
   """Opens a video file, webcam index, stream URL or frames directory; checks its first frame.
   With `start` > 0 the frames begin at 0-based frame index `start` (a folder: the first frame
-  numbered from there), the earlier ones skipped undecoded where the source allows; `total` still
-  counts the whole source."""
+  numbered from there), the earlier ones skipped undecoded where the source allows; `total` counts
+  the frames from there on."""
   if fps is not None and not 0 < fps <= MAX_FPS:  # also refuses nan and inf
     raise UserError(f"--fps {fps}: must be a frame rate above 0 and at most {MAX_FPS:g}")
   if os.path.isdir(spec):

@@ -305,8 +305,9 @@ def test_a_source_started_at_a_frame_gives_the_same_frames_from_there(video, tmp
   for i, bgr in whole:
     cv2.imwrite(str(tmp_path / f"{i + 1:04d}.png"), bgr)  # by image_id
   for spec in (video, str(tmp_path)):
-    tail = list(sources.open_source(spec, start=start).frames)
-    assert [i for i, _ in tail] == [i for i, _ in whole[start:]]
+    source = sources.open_source(spec, start=start)
+    tail = list(source.frames)
+    assert source.total == len(tail) and [i for i, _ in tail] == [i for i, _ in whole[start:]]
     for (_, got), (_, want) in zip(tail, whole[start:]):
       np.testing.assert_array_equal(got, want)
     with pytest.raises(UserError, match=f"cannot start at frame {NUM_FRAMES}"):
