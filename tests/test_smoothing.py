@@ -76,3 +76,18 @@ def test_under_constant_acceleration_the_interior_is_off_by_twice_the_accelerati
   boxes = np.stack([np.full_like(t, 50), y, np.full_like(t, 40), np.full_like(t, 40)], 1)
   out = smoothing.smooth_boxes(t, boxes, 3, 640, 2000)
   np.testing.assert_allclose(out[3:-3, 1] - y[3:-3], 2 * a, atol=1e-9)
+
+
+def test_steady_width_gives_a_track_its_median_width_and_leaves_outliers_and_edge_boxes():
+  widths = [60.0, 62.0, 58.0, 61.0, 59.0, 100.0, 60.0]  # one box 100 px wide: on something else
+  boxes = np.array([[200.0, 50.0 + 30 * i, w, 80.0] for i, w in enumerate(widths)] + [[0.0, 300.0, 40.0, 80.0]])
+  out = smoothing.steady_width(boxes, 0.2, 640, 640, 2.0)
+  np.testing.assert_allclose(out[:, 2], [60, 60, 60, 60, 60, 100, 60, 40])  # the median of the 7 clear boxes
+  centres = lambda b: b[:, 0] + b[:, 2] / 2
+  np.testing.assert_allclose(centres(out), centres(boxes))  # about the centre
+  np.testing.assert_allclose(out[:, [1, 3]], boxes[:, [1, 3]])  # heights and y untouched
+  np.testing.assert_allclose(smoothing.steady_width(boxes[:4], 0.2, 640, 640, 2.0), boxes[:4])  # too few boxes
+  np.testing.assert_allclose(smoothing.steady_width(boxes, 0.05, 640, 640, 2.0)[:, 2],
+                             [60, 60, 60, 60, 60, 100, 60, 40])  # within 5 %
+  np.testing.assert_allclose(smoothing.steady_width(boxes, 0.02, 640, 640, 2.0)[:, 2],
+                             [60, 62, 58, 60, 60, 100, 60, 40])  # within 2 %: 59 and 61

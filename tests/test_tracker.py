@@ -693,3 +693,15 @@ def test_the_nut_cap_scales_with_the_frame():
   t.update(frame(detects=[(0.9, BOX_A, 1)]), 0)
   (track,) = t.finish()
   np.testing.assert_allclose(track.boxes, [[68.5, 68.5, 23, 23]])  # a 32 px box in a 320 px frame
+
+
+@pytest.mark.parametrize("width_band", [0.2, 0.0])
+def test_a_reported_track_takes_its_median_width_unless_the_band_is_off(width_band):
+  widths = [60, 64, 58, 62, 60, 61]  # px
+  t = static_tracker(NUM_SLOTS, width_band=width_band, smooth_window=0)
+  for f, w in enumerate(widths):
+    box = (0.5, 0.5, w / 640, 0.1)
+    t.update(frame(slots=[(0.9, box)] if f else [], detects=[] if f else [(0.9, box)], valid=[f > 0, False]), f)
+  (track,) = t.finish()
+  assert [b[2] for b in track.boxes] == pytest.approx([60.5] * 6 if width_band else widths)
+  assert [b[0] + b[2] / 2 for b in track.boxes] == pytest.approx([320] * 6)
