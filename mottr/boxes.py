@@ -92,6 +92,14 @@ def clip_xywh(boxes_xywh: np.ndarray, width: float, height: float) -> np.ndarray
   return np.stack([x0, y0, x1 - x0, y1 - y0], axis=-1)
 
 
+def clear_of_edges_xywh(boxes_xywh: np.ndarray, width: float, height: float,
+                        edge_px: float) -> tuple[np.ndarray, np.ndarray]:
+  """(clear in x, clear in y) [...] of xywh pixel boxes [..., 4]: no side within `edge_px` of the
+  frame's left/right (top/bottom) edge, where clipping would have cut the object."""
+  x, y, w, h = (np.asarray(boxes_xywh, np.float64)[..., i] for i in range(4))
+  return (x > edge_px) & (x + w < width - edge_px), (y > edge_px) & (y + h < height - edge_px)
+
+
 def cap_size_xywh(boxes_xywh: np.ndarray, max_w: float, max_h: float, width: float, height: float,
                   edge_px: float) -> np.ndarray:
   """xywh pixel boxes [..., 4] shrunk about their centre to at most max_w x max_h. A side within
@@ -99,8 +107,7 @@ def cap_size_xywh(boxes_xywh: np.ndarray, max_w: float, max_h: float, width: flo
   touching the left or right edge keeps its width, one touching the top or bottom its height."""
   b = np.array(boxes_xywh, np.float64)
   x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-  free_x = (x > edge_px) & (x + w < width - edge_px)
-  free_y = (y > edge_px) & (y + h < height - edge_px)
+  free_x, free_y = clear_of_edges_xywh(b, width, height, edge_px)
   new_w = np.where(free_x, np.minimum(w, max_w), w)
   new_h = np.where(free_y, np.minimum(h, max_h), h)
   return np.stack([x + (w - new_w) / 2, y + (h - new_h) / 2, new_w, new_h], axis=-1)

@@ -14,6 +14,8 @@ MIN_NEIGHBOURS in their window (sparse sources: every 10th frame) keep their cor
 """
 import numpy as np
 
+from mottr import boxes
+
 MIN_NEIGHBOURS = 3  # boxes in a window (the box itself included) for a fit that is not the box
 EDGE_EPS = 1e-6  # px: a corner this close to the frame's edge was clipped there
 MIN_STEADY = 5  # boxes clear of the frame's edges for a track's one width (steady_width)
@@ -52,8 +54,7 @@ def steady_width(boxes_xywh: np.ndarray, band: float, width: float, height: floa
   of those boxes takes that median width, about its centre; boxes further off (another object, a
   partial box) and edge boxes keep theirs. Fewer than MIN_STEADY boxes clear of the edges: unchanged."""
   b = np.array(boxes_xywh, np.float64).reshape(-1, 4)
-  clear = ((b[:, 0] > edge_px) & (b[:, 1] > edge_px) & (b[:, 0] + b[:, 2] < width - edge_px)
-           & (b[:, 1] + b[:, 3] < height - edge_px) & (b[:, 2] > 0))
+  clear = np.logical_and(*boxes.clear_of_edges_xywh(b, width, height, edge_px)) & (b[:, 2] > 0)
   if clear.sum() < MIN_STEADY:
     return b
   median = np.median(b[clear, 2])
