@@ -4,7 +4,9 @@ An exported model is a folder with `config.json` (the whole config: architecture
 `tracker` section, read by `mottr.config.from_dict`) and `params.msgpack` (flax serialisation, no
 pickle), as `mottr/assets/shipped/`; a training workdir holds the same config.json beside its
 Orbax checkpoints (`checkpoints/`), whose latest one is read. Training saves and restores its
-full state itself (`mottr.train`); `merge_params` is its warm start.
+full state itself (`mottr.train`); `merge_params` is its warm start. A model whose config has
+`refiner.enabled` also holds `refiner.msgpack`, the crop refiner's parameters (`mottr.refiner`;
+a `mottr.train_refiner` workdir holds the same file).
 """
 import json
 import os
@@ -18,24 +20,32 @@ import numpy as np
 
 from mottr import config as config_lib
 from mottr import config_overrides
+from mottr.model.crop_refiner import build_refiner
 from mottr.model.motr import build_model, empty_tracks
 from mottr.schema import UserError
 
 SHIPPED_CHECKPOINT = os.path.join(os.path.dirname(__file__), "assets", "shipped")
-EXPORT_NAMES = ("config.json", "params.msgpack")
+REFINER_NAME = "refiner.msgpack"
+EXPORT_NAMES = ("config.json", "params.msgpack", REFINER_NAME)
 
 
 def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
-           overwrite: bool = False) -> None:
-  """Writes `config.json` + `params.msgpack` (no pickle) into out_dir, each moved into place
-  atomically. Other files in out_dir are never touched; an out_dir that already holds either
-  file (an earlier export) is refused (UserError) unless `overwrite`."""
+           overwrite: bool = False, refiner_params=None) -> None:
+  """Writes `config.json` + `params.msgpack` (no pickle), and `refiner.msgpack` when the config
+  enables the refiner, into out_dir, each moved into place atomically. Other files in out_dir are
+  never touched; an out_dir that already holds any of them (an earlier export) is refused
+  (UserError) unless `overwrite`."""
   from mottr import outputs  # pylint: disable=g-import-not-at-top
+  if config.refiner.enabled and refiner_params is None:
+    raise ValueError("config.refiner.enabled needs the refiner's parameters")
   with outputs.output_dir(out_dir, EXPORT_NAMES, overwrite=overwrite, flag="--out") as tmp:
     with open(os.path.join(tmp, "config.json"), "w") as f:
       json.dump(config.to_dict(), f, indent=1)
     with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
       f.write(flax.serialization.to_bytes(params))
+    if config.refiner.enabled:
+      with open(os.path.join(tmp, REFINER_NAME), "wb") as f:
+        f.write(flax.serialization.to_bytes(refiner_params))
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:
@@ -71,6 +81,32 @@ def load(checkpoint_dir: str | None = None, overrides: dict | None = None, step:
                             empty_tracks(1, config.model.num_slots, config.model.d_model))
   template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
   return config, _load_params(path, template, step)
+
+
+def refiner_template(config: ml_collections.ConfigDict):
+  """Zero parameters of the config's crop refiner (their shapes)."""
+  size = config.refiner.crop_size
+  init = lambda: build_refiner(config.refiner).init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
+                                                    jnp.zeros((1, 4), jnp.float32))
+  return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
+
+
+def load_refiner(checkpoint_dir: str | None, config: ml_collections.ConfigDict):
+  """The crop refiner's parameters of a model folder (None = the shipped model) or refiner workdir,
+  when its config enables the refiner; else None."""
+  if not config.refiner.enabled:
+    return None
+  path = os.path.join(checkpoint_dir or SHIPPED_CHECKPOINT, REFINER_NAME)
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: missing, but config.refiner.enabled is on; train one (python -m mottr.train_refiner) "
+                    "or pass --config.refiner.enabled=False")
+  template = refiner_template(config)
+  try:
+    with open(path, "rb") as f:
+      return _checked(template, flax.serialization.from_bytes(template, f.read()))
+  except Exception as e:  # damaged file or another architecture
+    raise UserError(f"{path}: does not fit config.refiner ({type(e).__name__}: {str(e)[:120]}); "
+                    "export the model and its refiner again") from None
 
 
 def merge_params(params, source) -> tuple[dict, list[str]]:

@@ -1,6 +1,6 @@
 """Exports a checkpoint of a training workdir (the latest, or --step) as a shippable model (config.json + params.msgpack).
 
-  python -m mottr.export --workdir workdirs/cpu --out DIR [--step N] [--overwrite]
+  python -m mottr.export --workdir workdirs/cpu --out DIR [--step N] [--refiner DIR] [--overwrite]
       [--config.tracker.birth_threshold=0.8 ...] [--config.model.snap_tracks=True ...]
   (or: mottr-export ...)
 
@@ -14,6 +14,8 @@ deleted since (docs/history.md) exports when that option is off (the key is drop
 Writes config.json and params.msgpack into --out (required: shipping is `--out mottr/assets/shipped
 --overwrite`, never a default), each moved into place atomically; other files there are never touched.
 An --out that already holds them (an earlier export, e.g. the shipped model) is refused unless --overwrite.
+A model with a crop refiner (`refiner.enabled`) exports with its `refiner.msgpack`; `--refiner DIR` (a
+`mottr.train_refiner` workdir) attaches that one instead, with its `refiner` section of the config.
 """
 import os
 
@@ -21,6 +23,7 @@ from absl import flags
 
 from mottr import checkpoint
 from mottr import cli
+from mottr import config_overrides
 from mottr import outputs
 from mottr.schema import UserError
 
@@ -33,6 +36,7 @@ def define_flags() -> None:
   flags.DEFINE_string("out", None, "Folder for config.json and params.msgpack (other files there are "
                       "kept); shipping: --out mottr/assets/shipped --overwrite.")
   flags.DEFINE_integer("step", None, "Checkpoint step of the workdir to export; default: its latest.")
+  flags.DEFINE_string("refiner", None, "A mottr.train_refiner workdir whose crop refiner the model exports with.")
   flags.DEFINE_bool("overwrite", False, "Replace config.json and params.msgpack already in --out; "
                     "without it such an --out is refused.")
 
@@ -48,7 +52,12 @@ def main(argv: list[str]) -> None:
   outputs.check_output_dir(FLAGS.out, checkpoint.EXPORT_NAMES, overwrite=FLAGS.overwrite,
                            flag="--out")
   config, params = checkpoint.load(FLAGS.workdir, cli.overrides(), step=FLAGS.step)
-  checkpoint.export(config, params, FLAGS.out, overwrite=FLAGS.overwrite)
+  refiner_dir = FLAGS.refiner or FLAGS.workdir
+  if FLAGS.refiner:
+    config.refiner = checkpoint.read_config(FLAGS.refiner).refiner
+    config_overrides.apply(config, cli.overrides())
+  refiner = checkpoint.load_refiner(refiner_dir, config)
+  checkpoint.export(config, params, FLAGS.out, overwrite=FLAGS.overwrite, refiner_params=refiner)
   size = os.path.getsize(os.path.join(FLAGS.out, "params.msgpack"))
   which = "" if FLAGS.step is None else f" step {FLAGS.step}"
   print(f"{FLAGS.workdir}{which} -> {FLAGS.out} ({size / 2**20:.1f} MiB)")

@@ -10,7 +10,9 @@ overlaps most (or a confident one holding its box), one to one (`snap_tracks`): 
 better than carried track queries (stage 3 on synthetic val, scripts/bench/diagnose_tracks.py: mean IoU
 0.62 at birth, 0.50 carried), and the
 snapped box is also the reference the track is carried with. That decode's detect queries also go to
-the host (`FrameOutput.track_free`) for the tracker's entry backfill. Checkpoints load from a training
+the host (`FrameOutput.track_free`) for the tracker's entry backfill. `Predictor.refine` corrects the
+boxes the tracker reads from the full-resolution frame, when the model has a crop refiner
+(`mottr.refiner`). Checkpoints load from a training
 workdir (latest Orbax checkpoint) or from an exported directory (`config.json` + `params.msgpack`,
 as shipped); their config is read by `mottr.config.from_dict`, the tracker section included (`mottr.checkpoint`).
 """
@@ -25,6 +27,7 @@ import numpy as np
 from mottr import boxes as boxes_lib
 from mottr import checkpoint
 from mottr import compile_cache
+from mottr.refiner import BoxRefiner
 from mottr.model.motr import MOTR, DecoderOutput, Memory, build_model, carry_tracks, empty_tracks
 
 SNAP_IOU = 0.4    # a track's box and a detection overlapping this much are the same object
@@ -51,8 +54,9 @@ class FrameOutput:
 class Predictor:
   """Stateful per-video inference around a trained MOTR."""
 
-  def __init__(self, config: ml_collections.ConfigDict, params):
+  def __init__(self, config: ml_collections.ConfigDict, params, refiner_params=None):
     self.config = config
+    self.refiner = None if refiner_params is None else BoxRefiner(config.refiner, refiner_params)
     self.model = build_model(config)
     self.params = params
     self.input_size = int(config.model.image_size)
@@ -95,6 +99,12 @@ class Predictor:
     self._out, host = self._step(self.params, memory, self._tracks, self._gap)
     probs, boxes, valid, *free = jax.device_get(host)  # one transfer
     return frame_output(probs, boxes, valid, self.num_slots, *free)
+
+  def refine(self, frame_bgr: np.ndarray, out: FrameOutput) -> FrameOutput:
+    """`out` of `frame_bgr` (the full-resolution frame) with its boxes refined by the model's crop
+    refiner (`mottr.refiner`), or as it is when the model has none. The track queries go on from
+    the model's own boxes."""
+    return out if self.refiner is None else self.refiner.refine_output(frame_bgr, out)
 
   def carry(self, next_slots: np.ndarray) -> None:
     """Next frame's track slots: slot s continues this frame's query `next_slots[s]` (-1 = empty)."""
@@ -168,4 +178,5 @@ def load_predictor(checkpoint_dir: str | None = None, overrides: dict | None = N
   model. Turns on mottr's persistent compilation cache (`mottr.compile_cache`) for every program,
   so a second process with the same model skips XLA compilation (issue 16: the start-up time)."""
   compile_cache.enable(min_compile_secs=0.0)
-  return Predictor(*checkpoint.load(checkpoint_dir, overrides))
+  config, params = checkpoint.load(checkpoint_dir, overrides)
+  return Predictor(config, params, checkpoint.load_refiner(checkpoint_dir, config))

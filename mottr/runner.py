@@ -63,7 +63,7 @@ class ModelTracking:
     memory = self._upcoming if self._upcoming is not None else self.predictor.encode(self._input(frame_bgr))
     out = self.predictor.step(memory)
     self._upcoming = None if upcoming is None else self.predictor.encode(self._input(upcoming))
-    self.predictor.carry(self.tracker.update(out, index))
+    self.predictor.carry(self.tracker.update(self.predictor.refine(frame_bgr, out), index))
 
   @property
   def dropped_births(self) -> int:

@@ -138,6 +138,10 @@ class FakePredictor:
         boxes=[[0.5, 0.5, 0.1, 0.1]] * 2 + [[0.2, 0.2, 0.1, 0.1], [0.21, 0.2, 0.1, 0.1],
                                            [0.7, 0.7, 0.1, 0.1], [0.5, 1.2, 0.1, 0.1]])
 
+  def refine(self, frame_bgr, out):
+    del frame_bgr  # no crop refiner
+    return out
+
 
 def infer_output(scores, labels, boxes):
   from mottr.predictor import FrameOutput  # pylint: disable=g-import-not-at-top

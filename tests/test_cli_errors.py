@@ -139,6 +139,18 @@ CASES = {
                                           f"--workdir={_read_only_dir(t)}/w"],
     "train_workdir_is_a_file": lambda t: ["-m", "mottr.train", "--config=configs/tiny.py",
                                           f"--workdir={open(t + '/f', 'w').close() or t + '/f'}"],
+    # mottr.train_refiner, mottr.export --refiner
+    "train_refiner_missing_config_file": lambda t: ["-m", "mottr.train_refiner", f"--config={t}/nope.py",
+                                                    f"--workdir={t}/w"],
+    "train_refiner_without_data": lambda t: ["-m", "mottr.train_refiner", "--config=configs/refiner.py",
+                                             "--config.data.real_root=", "--config.data.synth_root=",
+                                             f"--workdir={t}/w"],
+    "train_refiner_workdir_is_a_file": lambda t: [
+        "-m", "mottr.train_refiner", "--config=configs/refiner.py", "--config.data.real_root=",
+        f"--config.data.synth_root={_root(t)}", f"--workdir={open(t + '/f', 'w').close() or t + '/f'}"],
+    "export_refiner_not_a_workdir": lambda t: [
+        "-m", "mottr.export", "--workdir=" + os.path.join(REPO, "mottr", "assets", "shipped"),
+        f"--out={t}/exp", f"--refiner={os.makedirs(t + '/r') or t + '/r'}"],
     # mottr.validate
     "validate_deeply_nested_json": lambda t: [
         "-m", "mottr.validate", f"--root={_root(t, '[' * 100000 + ']' * 100000)}"],

@@ -84,6 +84,10 @@ class FakePredictor:
     return _Out(scores, labels, boxes, self.num_slots,
                 np.array([k is not None for k in self.slot_obj]))
 
+  def refine(self, frame_bgr, out):
+    del frame_bgr  # no crop refiner
+    return out
+
   def carry(self, next_slots):
     self.slot_obj = [self.query_obj[i] if i >= 0 else None for i in next_slots]
 

@@ -7,8 +7,9 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("mottr", "data_prep", "configs")
 # mottr modules that call data_prep, each from its CLI code only (a deferred import): the demo renders
-# its clip, the training CLI prepares the data (data_prep.prepare) before the library trains on it.
-CALLS_DATA_PREP = {"mottr.demo", "mottr.train"}
+# its clip, the training CLI prepares the data (data_prep.prepare) before the library trains on it, the
+# refiner's trainer reads the real labelled frames (data_prep.real_frames).
+CALLS_DATA_PREP = {"mottr.demo", "mottr.train", "mottr.train_refiner"}
 
 
 def _modules() -> dict[str, str]:

@@ -329,7 +329,7 @@ class ModelDetector:
     rgb = cv2.resize(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB), (size, size),
                      interpolation=cv2.INTER_AREA)
     self.predictor.reset()
-    out = self.predictor.step(rgb)
+    out = self.predictor.refine(frame_bgr, self.predictor.step(rgb))
     detect = slice(out.num_slots, None)
     boxes = clip_xywh(
         boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64), self.width,

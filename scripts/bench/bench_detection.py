@@ -7,7 +7,8 @@
       --frames_dir ../shared/stroma/frames/train --checkpoints shipped   # YOLO labels: no annotation file
 
 Each checkpoint (a training workdir or an exported model; "shipped" = the shipped model) runs on
-every frame of the source with an empty track set; each detect query gives one detection per
+every frame of the source with an empty track set; a model with a crop refiner (`mottr.refiner`) is
+scored with its boxes refined and, in a second row, without; each detect query gives one detection per
 class (score = that class's probability), scored with COCO mAP (IoU .50:.95) and mAP50 against
 the split's annotations on the frames seen (`mottr.evaluate.detection_metrics`). The last column
 is each checkpoint's mAP50 over the first one's: with a real-trained checkpoint first and the same
@@ -38,7 +39,7 @@ def detections(predictor, source: sources.FrameSource) -> tuple[dict, list[int]]
   for index, bgr in source.frames:
     rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
     predictor.reset()
-    out = predictor.step(rgb)
+    out = predictor.refine(bgr, predictor.step(rgb))
     detect = slice(out.num_slots, None)
     boxes = boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64), source.width,
                                         source.height)
@@ -72,10 +73,12 @@ def main() -> None:
     rows = []
     for ckpt in args.checkpoints.split(","):
       predictor = load_predictor(None if ckpt == "shipped" else ckpt)
-      source = sources.open_source(args.frames_dir or schema.video_path(args.root, args.split))
-      source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames))
-      pred, image_ids = detections(predictor, source)
-      rows.append((ckpt, evaluate.detection_metrics(gt, pred, image_ids), len(image_ids)))
+      for name, refiner in [(ckpt, predictor.refiner)] + [(f"{ckpt} (no refiner)", None)] * bool(predictor.refiner):
+        predictor.refiner = refiner
+        source = sources.open_source(args.frames_dir or schema.video_path(args.root, args.split))
+        source = dataclasses.replace(source, frames=itertools.islice(source.frames, args.max_frames))
+        pred, image_ids = detections(predictor, source)
+        rows.append((name, evaluate.detection_metrics(gt, pred, image_ids), len(image_ids)))
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -14,8 +14,9 @@ demo seed) and prints two markdown tables:
 - per-stage time of a frame (ms, mean over the frames after warm-up) of one more run writing
   annotated.mp4, timed inside the real loop: decode, colour + resize, backbone + encoder, first
   decoder pass (track + detect queries), second decoder pass + snapping (detect queries alone),
-  host transfer, tracker, carry (QIM), counting, drawing + encoding; each model stage is run to
-  completion before the next starts, so their sum is a little above the end-to-end time.
+  host transfer, crop refiner (when the model has one), tracker, carry (QIM), counting, drawing +
+  encoding; each model stage is run to completion before the next starts, so their sum is a little
+  above the end-to-end time.
 - start-up: seconds from a fresh `python -m mottr.infer` process's start to its first processed
   frame, with the persistent compilation cache cold (a new, empty cache folder) and warm.
 --quick is a smoke run: a 3 s video, looped twice. The model is the shipped one unless
@@ -145,7 +146,7 @@ class StageTimer:
                                                                    method=MOTR.decode))
     def alone(memory, tracks, gap, out):
       det = model.apply(params, memory, empty_tracks(*tracks.embed.shape), gap, method=MOTR.decode)
-      return predictor_lib.snap_tracks(out, det, predictor.num_slots)
+      return predictor_lib.snap_tracks(out, det, predictor.num_slots), det
     self._alone = jax.jit(alone)
     self._host = jax.jit(predictor_lib.host_outputs)
     self.input_size, self.num_slots = predictor.input_size, predictor.num_slots
@@ -167,10 +168,15 @@ class StageTimer:
     if not p.config.model.snap_tracks:
       raise UserError("the stage breakdown times the shipped decoding (snap_tracks on)")
     out = self.timed("decoder pass 1 (tracks + detect queries)", self._decode, memory, p._tracks, p._gap)
-    out = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
+    out, det = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
     p._out = out
-    host = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks)))
+    host = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks, det)))
     return predictor_lib.frame_output(*host, self.num_slots)
+
+  def refine(self, frame_bgr, out):
+    if self.p.refiner is None:
+      return out
+    return self.timed("crop refiner (cut + CNN)", self.p.refine, frame_bgr, out)
 
   def carry(self, next_slots) -> None:
     self.timed("carry (QIM)", lambda: (self.p.carry(next_slots), self.p._tracks)[1])

@@ -1,0 +1,69 @@
+"""A second-stage box refiner: each box is cut out of the full-resolution frame and corrected.
+
+The tracker's boxes come from a 320 px input and stride-8 features; the refiner sees each box at
+the source's own resolution: the box grown by `grow` about its centre is warped to a
+`size` x `size` crop (so every object fills the crop alike, whatever its size), and a small CNN
+predicts where the four edges lie in the crop's coordinates (0 = the crop's left/top, 1 = its
+right/bottom). It starts from the edges it was given (a zero-initialised last layer): a new
+refiner is the identity. Trained on the truth boxes moved at random (`mottr.train_refiner`),
+it learns the annotators' edges (docs/stage29.md).
+
+Boxes here are xyxy pixels of the frame being cropped (a file boundary of the model: the crop).
+"""
+from typing import Sequence
+
+import cv2
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mottr.model.backbone import GroupNorm
+
+
+class CropRefiner(nn.Module):
+  """[N, S, S, 3] uint8 RGB crops and their given edges [N, 4] (crop coordinates) -> refined edges."""
+  widths: Sequence[int] = (32, 48, 64, 96)
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, crops: jax.Array, edges: jax.Array) -> jax.Array:
+    x = crops.astype(jnp.float32) / 255.0 - 0.45
+    for width in self.widths:
+      x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3), strides=2)(x)))
+      x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3))(x))) + x
+    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+    return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(x)
+
+
+def build_refiner(settings) -> CropRefiner:
+  """The refiner of a config's `refiner` section."""
+  return CropRefiner(widths=tuple(settings.widths), hidden=settings.hidden)
+
+
+def crop_regions(boxes: np.ndarray, grow: float, min_side: float = 4.0) -> np.ndarray:
+  """[N, 4] regions (x0, y0, width, height) in pixels: each xyxy box grown by `grow` about its centre."""
+  boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+  centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+  side = np.maximum(boxes[:, 2:] - boxes[:, :2], min_side) * grow
+  return np.concatenate([centre - side / 2, side], 1)
+
+
+def cut(image: np.ndarray, region: np.ndarray, size: int) -> np.ndarray:
+  """The `size` x `size` crop of `image` over `region` (x0, y0, w, h); black outside the frame."""
+  x0, y0, w, h = (float(v) for v in region)
+  warp = np.array([[size / w, 0, -x0 * size / w], [0, size / h, -y0 * size / h]], np.float32)
+  shrink = w > size or h > size
+  return cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def to_crop(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+  """xyxy pixel boxes [N, 4] -> edges in the coordinates of their crop regions [N, 4]."""
+  origin, side = np.tile(regions[:, :2], 2), np.tile(regions[:, 2:], 2)
+  return ((np.asarray(boxes, np.float32) - origin) / side).astype(np.float32)
+
+
+def from_crop(edges: np.ndarray, regions: np.ndarray) -> np.ndarray:
+  """Edges in crop coordinates [N, 4] -> xyxy pixel boxes."""
+  return (np.asarray(edges, np.float32) * np.tile(regions[:, 2:], 2) + np.tile(regions[:, :2], 2)).astype(np.float32)

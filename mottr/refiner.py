@@ -1,0 +1,68 @@
+"""The crop refiner at inference: a frame's boxes corrected from the full-resolution frame.
+
+`BoxRefiner.refine_output` takes a frame's `FrameOutput` (the decode's queries and the track-free
+decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
+(`mottr.model.crop_refiner`), in one batch. The model's own state is not touched: the track
+queries go on from the model's boxes, only what the tracker reads changes. A model folder with a
+`refiner.msgpack` beside its parameters and `refiner.enabled` in its config refines
+(`mottr.checkpoint.load_refiner`).
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mottr import boxes as boxes_lib
+from mottr.model import crop_refiner
+
+MIN_BATCH = 8  # crops are run in batches of 8, 16, 32, ... (few compilations)
+
+
+class BoxRefiner:
+  """A trained crop refiner and the settings it was trained with."""
+
+  def __init__(self, settings: ml_collections.ConfigDict, params):
+    self.size = int(settings.crop_size)
+    self.grow = float(settings.grow)
+    self.min_score = float(settings.min_score)
+    self.params = params
+    self._apply = jax.jit(crop_refiner.build_refiner(settings).apply)
+
+  def refine_xyxy(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """xyxy pixel boxes [N, 4] of `frame_bgr` -> refined xyxy pixel boxes."""
+    n = len(boxes)
+    if n == 0:
+      return np.zeros((0, 4), np.float32)
+    regions = crop_refiner.crop_regions(boxes, self.grow)
+    batch = max(MIN_BATCH, 1 << (n - 1).bit_length())
+    crops = np.zeros((batch, self.size, self.size, 3), np.uint8)
+    for i, region in enumerate(regions):
+      crops[i] = crop_refiner.cut(frame_bgr, region, self.size)[..., ::-1]  # BGR -> RGB
+    edges = np.zeros((batch, 4), np.float32)
+    edges[:n] = crop_refiner.to_crop(boxes, regions)
+    out = np.asarray(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges)))[:n]
+    return crop_refiner.from_crop(out, regions)
+
+  def refine(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Normalised cxcywh boxes [N, 4] of `frame_bgr` -> refined normalised cxcywh boxes."""
+    h, w = frame_bgr.shape[:2]
+    scale = np.array([w, h, w, h], np.float32)
+    xyxy = np.asarray(boxes_lib.cxcywh_to_xyxy(np.asarray(boxes, np.float32))) * scale
+    out = self.refine_xyxy(frame_bgr, xyxy) / scale
+    return np.asarray(boxes_lib.xyxy_to_cxcywh(out), np.float32)
+
+  def refine_output(self, frame_bgr: np.ndarray, out):
+    """`out` (a `mottr.predictor.FrameOutput`) with its boxes scoring >= min_score refined, those of
+    its track-free decode too."""
+    parts = [out] + ([out.track_free] if out.track_free is not None else [])
+    picks = [np.flatnonzero(p.scores >= self.min_score) for p in parts]
+    refined = self.refine(frame_bgr, np.concatenate([p.boxes[i] for p, i in zip(parts, picks)]))
+    new, start = [], 0
+    for part, pick in zip(parts, picks):
+      boxes = part.boxes.copy()
+      boxes[pick] = refined[start:start + len(pick)]
+      start += len(pick)
+      new.append(dataclasses.replace(part, boxes=boxes))
+    return dataclasses.replace(new[0], track_free=new[1] if len(new) > 1 else None)

@@ -1,0 +1,252 @@
+"""Trains the crop refiner (`mottr.model.crop_refiner`) on truth boxes moved at random.
+
+  python -m mottr.train_refiner --config=configs/refiner.py --workdir=workdirs/refiner
+  python -m mottr.export --workdir mottr/assets/shipped --refiner workdirs/refiner --out DIR
+
+Each sample is one truth box of a real train frame (`real_root/frames/train`, the annotators'
+boxes) or of a synthetic train frame (`synth_root`, boxes padded by `data.synth_box_pad_px` to the
+real convention), moved by the detector's kind of error (centre by N(0, centre_jitter) box sides,
+log size by N(0, size_jitter); twice that at `wide_prob`), cut out of the full-resolution frame
+around the moved box, flipped left-right at random and its light scaled (with `data.augment`; the
+frame first gets another tracker's boxes and tags drawn in at `data.overlay_prob`, as the dense clip
+has them). The target is the truth's edges in the crop. L1 loss, AdamW. The workdir holds `config.json`, `refiner.msgpack` (the
+parameters, what a model folder ships) and `refiner_state.msgpack` (step, parameters, optimiser:
+a run resumes from it, bit-exact, as the batch of each step depends only on the seed and the step).
+Where `real_root/frames/val` exists its boxes are the validation: mean IoU of the moved boxes and
+of the refined ones, logged at every checkpoint.
+"""
+import collections
+import functools
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import cv2
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+
+from mottr import boxes as boxes_lib
+from mottr import cli
+from mottr import compile_cache
+from mottr import input as input_lib
+from mottr import schema
+from mottr import sources
+from mottr.errors import parse_flags
+from mottr.model import crop_refiner
+from mottr.schema import UserError, run_cli
+
+Frames = list[tuple[np.ndarray, np.ndarray]]  # (RGB frame, xyxy pixel truth boxes [n, 4])
+
+
+def real_set(real_root: str, split: str) -> Frames:
+  """The labelled real sparse frames of `real_root/frames/split`."""
+  from data_prep import real_frames  # pylint: disable=g-import-not-at-top  (the data layer: training only)
+  out = []
+  for frame in real_frames.read_frames(os.path.join(real_root, "frames"), split):
+    bgr = cv2.imread(frame.image_path)
+    if bgr is None:
+      raise UserError(f"{frame.image_path}: not a readable image")
+    h, w = bgr.shape[:2]
+    out.append((bgr[..., ::-1].copy(), boxes_lib.cxcywh_to_xyxy(frame.boxes) * np.float32([w, h, w, h])))
+  return out
+
+
+def synth_set(root: str, every: int, limit: int, pad_px: tuple[float, float]) -> Frames:
+  """Every `every`-th annotated frame of a challenge root's train split (at most `limit`), its
+  boxes padded by `pad_px` (bolt, nut) per side and clipped to the frame."""
+  coco = schema.load_annotations(root, "train")
+  by_image = collections.defaultdict(list)
+  for a in coco["annotations"]:
+    x, y, w, h = a["bbox"]
+    pad = pad_px[a["category_id"] - 1]
+    by_image[a["image_id"]].append([x - pad, y - pad, x + w + pad, y + h + pad])
+  source = sources.open_source(schema.video_path(root, "train"))
+  out = []
+  for index, bgr in source.frames:
+    if len(out) >= limit:
+      break
+    boxes = by_image.get(index + 1)
+    if index % every or not boxes:
+      continue
+    h, w = bgr.shape[:2]
+    out.append((bgr[..., ::-1].copy(), np.clip(np.float32(boxes), 0, [w, h, w, h]).astype(np.float32)))
+  return out
+
+
+def moved(box: np.ndarray, settings, rng: np.random.Generator) -> np.ndarray:
+  """`box` (xyxy) moved as a detector errs: centre and log size shifted at random."""
+  scale = 2.0 if rng.random() < settings.wide_prob else 1.0
+  size = box[2:] - box[:2]
+  centre = (box[:2] + box[2:]) / 2 + rng.normal(0, settings.centre_jitter * scale, 2) * size
+  size = size * np.exp(rng.normal(0, settings.size_jitter * scale, 2))
+  return np.concatenate([centre - size / 2, centre + size / 2]).astype(np.float32)
+
+
+def with_overlays(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, style: str) -> np.ndarray:
+  """`image` with another tracker's boxes and tags drawn around its objects (`mottr.input.draw_overlays`)."""
+  h, w = image.shape[:2]
+  cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1) / [w, h, w, h]
+  clip = {"image": image[None], "mask": np.ones((1, len(boxes)), bool), "boxes": cxcywh[None]}
+  return input_lib.draw_overlays(clip, rng, style)["image"][0]
+
+
+def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Generator, n: int,
+           augment: bool = True, overlay_prob: float = 0.0, overlay_style: str = "palette"
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """n training crops [n, S, S, 3] uint8, the moved boxes' edges and the truth's [n, 4] (crop
+  coordinates); at `overlay_prob` the frame first gets burned-in overlays like the dense clip's."""
+  size = settings.crop_size
+  crops = np.zeros((n, size, size, 3), np.uint8)
+  given, truth = np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32)
+  for i in range(n):
+    frames = sets[rng.choice(len(sets), p=weights)]
+    image, boxes = frames[rng.integers(len(frames))]
+    while not len(boxes):
+      image, boxes = frames[rng.integers(len(frames))]
+    box = boxes[rng.integers(len(boxes))]
+    if augment and rng.random() < overlay_prob:
+      image = with_overlays(image, boxes, rng, overlay_style)
+    start = moved(box, settings, rng)
+    region = crop_refiner.crop_regions(start[None], settings.grow)
+    crop = crop_refiner.cut(image, region[0], size)
+    g, t = crop_refiner.to_crop(start[None], region)[0], crop_refiner.to_crop(box[None], region)[0]
+    if augment and rng.random() < 0.5:
+      crop, g, t = crop[:, ::-1], np.array([1 - g[2], g[1], 1 - g[0], g[3]]), np.array([1 - t[2], t[1], 1 - t[0], t[3]])
+    if augment:
+      crop = np.clip(crop * rng.uniform(0.6, 1.4) + rng.normal(0, 8), 0, 255)
+    crops[i], given[i], truth[i] = crop, g, t
+  return crops, given, truth
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Elementwise IoU of xyxy boxes [n, 4]."""
+  inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), 1)
+  area = lambda x: np.prod(x[:, 2:] - x[:, :2], 1)
+  return inter / (area(a) + area(b) - inter)
+
+
+def validate(apply, params, frames: Frames, settings, seed: int) -> tuple[float, float]:
+  """Mean IoU with the truth of the moved boxes and of their refined ones, on every box of `frames`."""
+  rng = np.random.default_rng([seed, 1 << 30])
+  before, after = [], []
+  for image, boxes in frames:
+    if not len(boxes):
+      continue
+    starts = np.stack([moved(b, settings, rng) for b in boxes])
+    regions = crop_refiner.crop_regions(starts, settings.grow)
+    crops = np.stack([crop_refiner.cut(image, r, settings.crop_size) for r in regions])
+    edges = np.asarray(apply(params, jnp.asarray(crops), jnp.asarray(crop_refiner.to_crop(starts, regions))))
+    before.append(box_iou(starts, boxes))
+    after.append(box_iou(crop_refiner.from_crop(edges, regions), boxes))
+  return float(np.concatenate(before).mean()), float(np.concatenate(after).mean())
+
+
+def _write(path: str, data: bytes) -> None:
+  with open(path + ".tmp", "wb") as f:
+    f.write(data)
+  os.replace(path + ".tmp", path)
+
+
+def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int | None = None,
+                  log=functools.partial(print, flush=True)):
+  """Trains (or resumes) the refiner of `config.refiner` in `workdir` up to its last step (or
+  checkpointed `stop_at`, as if stopped there); returns its parameters."""
+  settings, data = config.refiner, config.data
+  if not (data.real_root or data.synth_root):
+    raise UserError("the refiner trains on truth boxes: pass --config.data.real_root (e.g. ../shared/stroma) "
+                    "and/or --config.data.synth_root (a challenge-layout root)")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"--workdir {workdir}: cannot be made a folder ({e.strerror}); pass another") from None
+  sets, weights = [], []
+  if data.real_root:
+    sets.append(real_set(data.real_root, "train"))
+    weights.append(settings.real_weight)
+  if data.synth_root:
+    sets.append(synth_set(data.synth_root, settings.synth_every, settings.synth_frames, tuple(data.synth_box_pad_px)))
+    weights.append(1.0 - settings.real_weight if data.real_root else 1.0)
+  weights = np.array(weights) / np.sum(weights)
+  val_dir = os.path.join(data.real_root, "frames", "val") if data.real_root else ""
+  val = real_set(data.real_root, "val") if val_dir and os.path.isdir(val_dir) else []
+
+  model = crop_refiner.build_refiner(settings)
+  size = settings.crop_size
+  params = model.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8), jnp.zeros((1, 4)))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, settings.lr, min(settings.warmup_steps, settings.steps // 2),
+                                                max(settings.steps, 2), settings.lr * 0.01)
+  optimizer = optax.adamw(schedule, weight_decay=settings.weight_decay)
+  state = {"step": 0, "params": params, "opt_state": optimizer.init(params)}
+  state_path = os.path.join(workdir, "refiner_state.msgpack")
+  if os.path.isfile(state_path):
+    with open(state_path, "rb") as f:
+      state = flax.serialization.from_bytes(state, f.read())
+    log(f"resumed at step {int(state['step'])}")
+  saved = dict(config.to_dict(), refiner=dict(config.refiner.to_dict(), enabled=True))
+  _write(os.path.join(workdir, "config.json"), json.dumps(saved, indent=1).encode())
+
+  def loss_fn(p, crops, given, truth):
+    return jnp.abs(model.apply(p, crops, given) - truth).mean()
+
+  def train_step(p, opt_state, crops, given, truth):
+    loss, grads = jax.value_and_grad(loss_fn)(p, crops, given, truth)
+    updates, opt_state = optimizer.update(grads, opt_state, p)
+    return optax.apply_updates(p, updates), opt_state, loss
+
+  train_step = jax.jit(train_step, donate_argnums=(0, 1))
+  apply = jax.jit(model.apply)
+  params, opt_state, start = state["params"], state["opt_state"], int(state["step"])
+  losses, t0 = [], time.time()
+  end = settings.steps if stop_at is None else min(stop_at, settings.steps)
+  for step in range(start + 1, end + 1):
+    batch = sample(sets, weights, settings, np.random.default_rng([config.seed, step]), settings.batch_size,
+                   data.augment, data.overlay_prob, data.overlay_style)
+    params, opt_state, loss = train_step(params, opt_state, *map(jnp.asarray, batch))
+    losses.append(float(loss))
+    if step % settings.checkpoint_every == 0 or step == end:
+      state = {"step": step, "params": params, "opt_state": opt_state}
+      _write(state_path, flax.serialization.to_bytes(state))
+      _write(os.path.join(workdir, "refiner.msgpack"), flax.serialization.to_bytes(params))
+      line = f"step {step}/{settings.steps} loss {np.mean(losses):.4f} {(step - start) / (time.time() - t0):.2f} steps/s"
+      if val:
+        before, after = validate(apply, params, val, settings, config.seed)
+        line += f" | real val mean IoU {before:.3f} -> {after:.3f}"
+      log(line)
+      losses = []
+  return params
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}; use --config.x=v for overrides")
+  try:
+    config = flags.FLAGS.config
+    config.get("refiner")
+  except OSError as e:
+    raise UserError(f"--config: cannot load the config file ({str(e).strip().splitlines()[-1]})") from None
+  cli.quiet_logging()
+  compile_cache.enable()
+  train_refiner(config, flags.FLAGS.workdir)
+
+
+def run_main() -> None:
+  """The program (`python -m mottr.train_refiner`)."""
+  import configs  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(configs.__file__), "refiner.py"),
+                                  "Refiner configuration (configs/refiner.py).", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Directory for the refiner's parameters and state.", required=True)
+  if not getattr(sys.modules["__main__"], "__doc__", None):
+    sys.modules["__main__"].__doc__ = __doc__
+  app.run(run_cli(main), flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run_main()

@@ -1,0 +1,121 @@
+"""The crop refiner: crop geometry, inference on a frame's output, training, resume, export and load."""
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data_prep import synth
+from mottr import checkpoint
+from mottr import config as config_lib
+from mottr import train_refiner
+from mottr.model import crop_refiner
+from mottr.predictor import FrameOutput, load_predictor
+from mottr.refiner import BoxRefiner
+from mottr.schema import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_settings(**kw):
+  c = config_lib.get_config()
+  c.refiner.update(dict(crop_size=32, widths=(8, 8), hidden=16, batch_size=8, steps=4, warmup_steps=1,
+                        checkpoint_every=2, synth_every=3, synth_frames=10), **kw)
+  return c
+
+
+def test_crop_coordinates_round_trip_and_cut_places_the_box():
+  image = np.zeros((120, 160, 3), np.uint8)
+  image[40:60, 50:90] = 255  # a white box x 50-90, y 40-60
+  box = np.float32([[50, 40, 90, 60]])
+  regions = crop_refiner.crop_regions(box, grow=2.0)
+  np.testing.assert_allclose(regions, [[30, 30, 80, 40]])
+  edges = crop_refiner.to_crop(box, regions)
+  np.testing.assert_allclose(edges, [[0.25, 0.25, 0.75, 0.75]])
+  np.testing.assert_allclose(crop_refiner.from_crop(edges, regions), box, atol=1e-5)
+  crop = crop_refiner.cut(image, regions[0], 32)
+  ys, xs = np.nonzero(crop[..., 0] > 127)
+  assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (8, 24, 8, 24)
+  outside = crop_refiner.cut(image, np.float32([-40, -40, 80, 80]), 32)
+  assert outside[:8, :8].max() == 0  # black beyond the frame
+
+
+def test_new_refiner_is_the_identity_and_only_confident_boxes_move():
+  c = tiny_settings(min_score=0.5)
+  model = crop_refiner.build_refiner(c.refiner)
+  params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.uint8), jnp.zeros((1, 4)))
+  frame = np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)
+  boxes = np.float32([[0.5, 0.5, 0.2, 0.3]] * 11)
+  np.testing.assert_allclose(BoxRefiner(c.refiner, params).refine(frame, boxes), boxes, atol=1e-5)
+  # a refiner that moves every box right by a tenth of its crop
+  moved = jax.tree_util.tree_map_with_path(
+      lambda path, v: v + np.float32([0.1, 0, 0.1, 0]) if "Dense_1" in jax.tree_util.keystr(path)
+      and v.ndim == 1 else v, params)
+  refiner = BoxRefiner(c.refiner, moved)
+  scores = np.float32([0.9, 0.2, 0.6])
+  out = FrameOutput(scores, np.zeros(3, np.int32), boxes[:3].copy(), 1, np.ones(1, bool),
+                    track_free=FrameOutput(np.float32([0.1, 0.7]), np.zeros(2, np.int32), boxes[:2].copy(), 0,
+                                           np.zeros(0, bool)))
+  new = refiner.refine_output(frame, out)
+  shift = 0.1 * 0.2 * c.refiner.grow  # a tenth of the crop, in frame widths
+  np.testing.assert_allclose(new.boxes[:, 0] - 0.5, [shift, 0.0, shift], atol=1e-5)
+  np.testing.assert_allclose(new.track_free.boxes[:, 0] - 0.5, [0.0, shift], atol=1e-5)
+  np.testing.assert_allclose(new.boxes[:, 1:], boxes[:3, 1:], atol=1e-5)
+  assert out.boxes[0, 0] == 0.5  # the input is not changed
+
+
+@pytest.fixture(name="synth_root", scope="module")
+def fixture_synth_root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("refiner_root"))
+  synth.generate_split(root, "train", 60, 3, progress=False)
+  return root
+
+
+def test_training_learns_and_resumes_bit_exact(synth_root, tmp_path):
+  c = tiny_settings(steps=200, checkpoint_every=100, lr=3e-3, batch_size=16)
+  c.data.synth_root = synth_root
+  frames = train_refiner.synth_set(synth_root, 3, 10, (4, 5))
+  assert len(frames) == 10 and all(len(b) for _, b in frames)
+  lines = []
+  whole = train_refiner.train_refiner(c, str(tmp_path / "whole"), log=lines.append)
+  assert len(lines) == 2
+  apply = jax.jit(crop_refiner.build_refiner(c.refiner).apply)
+  before, after = train_refiner.validate(apply, whole, frames, c.refiner, seed=1)
+  assert after > before + 0.02, (before, after)  # it learnt to move boxes onto the objects
+  train_refiner.train_refiner(c, str(tmp_path / "split"), stop_at=100, log=lines.append)
+  resumed = train_refiner.train_refiner(c, str(tmp_path / "split"), log=lines.append)
+  assert lines[3] == "resumed at step 100"
+  jax.tree.map(np.testing.assert_array_equal, whole, resumed)
+
+
+def test_export_attaches_the_refiner_and_predictor_loads_it(synth_root, tmp_path):
+  c = tiny_settings(steps=2)
+  c.data.synth_root = synth_root
+  train_refiner.train_refiner(c, str(tmp_path / "refiner"), log=lambda *_: None)
+  out = str(tmp_path / "model")
+  run = lambda *args: subprocess.run([sys.executable, "-m", "mottr.export", *args], cwd=REPO,
+                                     capture_output=True, text=True)
+  done = run("--workdir", checkpoint.SHIPPED_CHECKPOINT, "--refiner", str(tmp_path / "refiner"), "--out", out)
+  assert done.returncode == 0, done.stderr
+  predictor = load_predictor(out)
+  assert predictor.refiner is not None and predictor.refiner.size == 32
+  assert load_predictor(out, {"refiner.enabled": False}).refiner is None
+  copy = str(tmp_path / "copy")  # an export of a model with a refiner keeps it
+  assert run("--workdir", out, "--out", copy).returncode == 0
+  assert sorted(os.listdir(copy)) == ["config.json", "params.msgpack", "refiner.msgpack"]
+  os.remove(os.path.join(copy, "refiner.msgpack"))
+  with pytest.raises(UserError, match="refiner.msgpack: missing"):
+    load_predictor(copy)
+  with pytest.raises(UserError, match="does not fit config.refiner"):
+    load_predictor(out, {"refiner.hidden": 32})
+
+
+def test_training_without_data_is_one_line(tmp_path):
+  c = tiny_settings()
+  c.data.real_root = c.data.synth_root = ""
+  with pytest.raises(UserError, match="trains on truth boxes"):
+    train_refiner.train_refiner(c, str(tmp_path))
