@@ -2,9 +2,8 @@
 
 `BoxRefiner.refine_output` takes a frame's `FrameOutput` (the decode's queries and the track-free
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
-(`mottr.model.crop_refiner`), in one batch; with `refiner.flip` the mean of the crop's and its
-mirror image's. The model's own state is not touched: the track queries go on from the model's
-boxes, only what the tracker reads changes. A model folder with a
+(`mottr.model.crop_refiner`), in one batch. The model's own state is not touched: the track
+queries go on from the model's boxes, only what the tracker reads changes. A model folder with a
 `refiner.msgpack` beside its parameters and `refiner.enabled` in its config refines
 (`mottr.checkpoint.load_refiner`).
 """
@@ -21,11 +20,6 @@ from mottr.model import crop_refiner
 MIN_BATCH = 8  # crops are run in batches of 8, 16, 32, ... (few compilations)
 
 
-def mirror(edges: np.ndarray) -> np.ndarray:
-  """Crop edges [N, 4] of the crops flipped left-right."""
-  return np.stack([1 - edges[:, 2], edges[:, 1], 1 - edges[:, 0], edges[:, 3]], 1).astype(np.float32)
-
-
 class BoxRefiner:
   """A trained crop refiner and the settings it was trained with."""
 
@@ -33,7 +27,6 @@ class BoxRefiner:
     self.size = int(settings.crop_size)
     self.grow = float(settings.grow)
     self.min_score = float(settings.min_score)
-    self.flip = bool(settings.flip)
     self.params = params
     self._apply = jax.jit(crop_refiner.build_refiner(settings).apply)
 
@@ -49,12 +42,8 @@ class BoxRefiner:
       crops[i] = crop_refiner.cut(frame_bgr, region, self.size)[..., ::-1]  # BGR -> RGB
     edges = np.zeros((batch, 4), np.float32)
     edges[:n] = crop_refiner.to_crop(boxes, regions)
-    if not self.flip:
-      out = np.asarray(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges)))[:n]
-      return crop_refiner.from_crop(out, regions)
-    both = np.asarray(self._apply(self.params, jnp.asarray(np.concatenate([crops, crops[:, :, ::-1]])),
-                                  jnp.asarray(np.concatenate([edges, mirror(edges)]))))
-    return crop_refiner.from_crop((both[:n] + mirror(both[batch:batch + n])) / 2, regions)
+    out = np.asarray(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges)))[:n]
+    return crop_refiner.from_crop(out, regions)
 
   def refine(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Normalised cxcywh boxes [N, 4] of `frame_bgr` -> refined normalised cxcywh boxes."""

@@ -37,7 +37,6 @@ from mottr import boxes as boxes_lib
 from mottr import cli
 from mottr import compile_cache
 from mottr import input as input_lib
-from mottr import refiner
 from mottr import schema
 from mottr import sources
 from mottr.errors import parse_flags
@@ -120,7 +119,7 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
     crop = crop_refiner.cut(image, region[0], size)
     g, t = crop_refiner.to_crop(start[None], region)[0], crop_refiner.to_crop(box[None], region)[0]
     if augment and rng.random() < 0.5:
-      crop, g, t = crop[:, ::-1], refiner.mirror(g[None])[0], refiner.mirror(t[None])[0]
+      crop, g, t = crop[:, ::-1], np.array([1 - g[2], g[1], 1 - g[0], g[3]]), np.array([1 - t[2], t[1], 1 - t[0], t[3]])
     if augment:
       crop = np.clip(crop * rng.uniform(0.6, 1.4) + rng.normal(0, 8), 0, 255)
     crops[i], given[i], truth[i] = crop, g, t
