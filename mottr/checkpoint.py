@@ -36,14 +36,15 @@ def export(config: ml_collections.ConfigDict, params, out_dir: str, *,
   never touched; an out_dir that already holds any of them (an earlier export) is refused
   (UserError) unless `overwrite`."""
   from mottr import outputs  # pylint: disable=g-import-not-at-top
-  if config.refiner.enabled and refiner_params is None:
-    raise ValueError("config.refiner.enabled needs the refiner's parameters")
+  refines = bool(config.get("refiner") and config.refiner.enabled)
+  if refines != (refiner_params is not None):
+    raise ValueError("the refiner's parameters go with config.refiner.enabled, and only with it")
   with outputs.output_dir(out_dir, EXPORT_NAMES, overwrite=overwrite, flag="--out") as tmp:
     with open(os.path.join(tmp, "config.json"), "w") as f:
       json.dump(config.to_dict(), f, indent=1)
     with open(os.path.join(tmp, "params.msgpack"), "wb") as f:
       f.write(flax.serialization.to_bytes(params))
-    if config.refiner.enabled:
+    if refines:
       with open(os.path.join(tmp, REFINER_NAME), "wb") as f:
         f.write(flax.serialization.to_bytes(refiner_params))
 

@@ -88,8 +88,8 @@ def get_config() -> ml_collections.ConfigDict:
   # inference, and its training (mottr.train_refiner, which reads the data section's roots and padding).
   c.refiner = ml_collections.ConfigDict(dict(
       enabled=False,           # inference: refine the boxes with the model folder's refiner.msgpack
-      crop_size=64, grow=1.6, widths=(32, 48, 64, 96), hidden=256,
-      min_score=0.1,           # boxes refined: max class probability at least this
+      crop_size=64, grow=1.6, widths=(16, 32, 48, 96), hidden=256,
+      min_score=0.3,           # boxes refined: max class probability at least this
       steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, weight_decay=1e-4,
       real_weight=0.6,         # share of crops from the real train frames (the rest: synthetic train frames)
       synth_every=6, synth_frames=1000,  # every 6th synthetic train frame, at most this many (host memory)

@@ -2,8 +2,9 @@
 
 `BoxRefiner.refine_output` takes a frame's `FrameOutput` (the decode's queries and the track-free
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
-(`mottr.model.crop_refiner`), in one batch. The model's own state is not touched: the track
-queries go on from the model's boxes, only what the tracker reads changes. A model folder with a
+(`mottr.model.crop_refiner`), in one batch (a box in both, as a snapped track's, is cut once). The
+model's own state is not touched: the track queries go on from the model's boxes, only what the
+tracker reads changes. A model folder with a
 `refiner.msgpack` beside its parameters and `refiner.enabled` in its config refines
 (`mottr.checkpoint.load_refiner`).
 """
@@ -17,7 +18,7 @@ import numpy as np
 from mottr import boxes as boxes_lib
 from mottr.model import crop_refiner
 
-MIN_BATCH = 8  # crops are run in batches of 8, 16, 32, ... (few compilations)
+MIN_BATCH = 4  # crops are run in batches of 4, 8, 16, ... (few compilations)
 
 
 class BoxRefiner:
@@ -58,7 +59,9 @@ class BoxRefiner:
     its track-free decode too."""
     parts = [out] + ([out.track_free] if out.track_free is not None else [])
     picks = [np.flatnonzero(p.scores >= self.min_score) for p in parts]
-    refined = self.refine(frame_bgr, np.concatenate([p.boxes[i] for p, i in zip(parts, picks)]))
+    boxes = np.concatenate([p.boxes[i] for p, i in zip(parts, picks)]).astype(np.float32)
+    unique, index = np.unique(boxes, axis=0, return_inverse=True)  # a snapped track box is a detection's
+    refined = self.refine(frame_bgr, unique)[index.reshape(-1)]
     new, start = [], 0
     for part, pick in zip(parts, picks):
       boxes = part.boxes.copy()

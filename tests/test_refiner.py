@@ -57,15 +57,18 @@ def test_new_refiner_is_the_identity_and_only_confident_boxes_move():
       and v.ndim == 1 else v, params)
   refiner = BoxRefiner(c.refiner, moved)
   scores = np.float32([0.9, 0.2, 0.6])
-  out = FrameOutput(scores, np.zeros(3, np.int32), boxes[:3].copy(), 1, np.ones(1, bool),
-                    track_free=FrameOutput(np.float32([0.1, 0.7]), np.zeros(2, np.int32), boxes[:2].copy(), 0,
+  mine = boxes[:3] + np.float32([[0, 0, 0, 0], [-0.2, 0, 0, 0], [0.1, 0.1, 0, 0]])
+  free = np.stack([boxes[0] - np.float32([0.1, 0, 0, 0]), mine[2]])  # the second is a snapped track's box
+  out = FrameOutput(scores, np.zeros(3, np.int32), mine.copy(), 1, np.ones(1, bool),
+                    track_free=FrameOutput(np.float32([0.1, 0.7]), np.zeros(2, np.int32), free.copy(), 0,
                                            np.zeros(0, bool)))
   new = refiner.refine_output(frame, out)
   shift = 0.1 * 0.2 * c.refiner.grow  # a tenth of the crop, in frame widths
-  np.testing.assert_allclose(new.boxes[:, 0] - 0.5, [shift, 0.0, shift], atol=1e-5)
-  np.testing.assert_allclose(new.track_free.boxes[:, 0] - 0.5, [0.0, shift], atol=1e-5)
-  np.testing.assert_allclose(new.boxes[:, 1:], boxes[:3, 1:], atol=1e-5)
-  assert out.boxes[0, 0] == 0.5  # the input is not changed
+  np.testing.assert_allclose(new.boxes[:, 0] - mine[:, 0], [shift, 0.0, shift], atol=1e-5)
+  np.testing.assert_allclose(new.track_free.boxes[:, 0] - free[:, 0], [0.0, shift], atol=1e-5)
+  np.testing.assert_allclose(new.boxes[:, 1:], mine[:, 1:], atol=1e-5)
+  np.testing.assert_allclose(new.track_free.boxes[:, 1:], free[:, 1:], atol=1e-5)
+  np.testing.assert_array_equal(out.boxes, mine)  # the input is not changed
 
 
 @pytest.fixture(name="synth_root", scope="module")

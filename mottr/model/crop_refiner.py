@@ -23,7 +23,7 @@ from mottr.model.backbone import GroupNorm
 
 class CropRefiner(nn.Module):
   """[N, S, S, 3] uint8 RGB crops and their given edges [N, 4] (crop coordinates) -> refined edges."""
-  widths: Sequence[int] = (32, 48, 64, 96)
+  widths: Sequence[int] = (16, 32, 48, 96)
   hidden: int = 256
 
   @nn.compact
