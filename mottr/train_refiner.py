@@ -126,13 +126,6 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
   return crops, given, truth
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Elementwise IoU of xyxy boxes [n, 4]."""
-  inter = np.prod(np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None), 1)
-  area = lambda x: np.prod(x[:, 2:] - x[:, :2], 1)
-  return inter / (area(a) + area(b) - inter)
-
-
 def validate(apply, params, frames: Frames, settings, seed: int) -> tuple[float, float]:
   """Mean IoU with the truth of the moved boxes and of their refined ones, on every box of `frames`."""
   rng = np.random.default_rng([seed, 1 << 30])
@@ -144,8 +137,8 @@ def validate(apply, params, frames: Frames, settings, seed: int) -> tuple[float,
     regions = crop_refiner.crop_regions(starts, settings.grow)
     crops = np.stack([crop_refiner.cut(image, r, settings.crop_size) for r in regions])
     edges = np.asarray(apply(params, jnp.asarray(crops), jnp.asarray(crop_refiner.to_crop(starts, regions))))
-    before.append(box_iou(starts, boxes))
-    after.append(box_iou(crop_refiner.from_crop(edges, regions), boxes))
+    before.append(np.diagonal(boxes_lib.pairwise_iou(starts, boxes)[0]))
+    after.append(np.diagonal(boxes_lib.pairwise_iou(crop_refiner.from_crop(edges, regions), boxes)[0]))
   return float(np.concatenate(before).mean()), float(np.concatenate(after).mean())
 
 
