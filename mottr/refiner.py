@@ -4,9 +4,8 @@
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
 (`mottr.model.crop_refiner`), in one batch (a box in both, as a snapped track's, is cut once). The
 model's own state is not touched: the track queries go on from the model's boxes, only what the
-tracker reads changes. A model folder with a
-`refiner.msgpack` beside its parameters and `refiner.enabled` in its config refines
-(`mottr.checkpoint.load_refiner`).
+tracker reads changes. A model folder with a `refiner.msgpack` beside its parameters and
+`refiner.enabled` in its config refines (`mottr.checkpoint.load_refiner`).
 """
 import dataclasses
 

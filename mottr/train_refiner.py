@@ -119,7 +119,7 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
     crop = crop_refiner.cut(image, region[0], size)
     g, t = crop_refiner.to_crop(start[None], region)[0], crop_refiner.to_crop(box[None], region)[0]
     if augment and rng.random() < 0.5:
-      crop, g, t = crop[:, ::-1], np.array([1 - g[2], g[1], 1 - g[0], g[3]]), np.array([1 - t[2], t[1], 1 - t[0], t[3]])
+      crop, g, t = crop[:, ::-1], crop_refiner.mirror(g), crop_refiner.mirror(t)
     if augment:
       crop = np.clip(crop * rng.uniform(0.6, 1.4) + rng.normal(0, 8), 0, 255)
     crops[i], given[i], truth[i] = crop, g, t

@@ -67,3 +67,8 @@ def to_crop(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
 def from_crop(edges: np.ndarray, regions: np.ndarray) -> np.ndarray:
   """Edges in crop coordinates [N, 4] -> xyxy pixel boxes."""
   return (np.asarray(edges, np.float32) * np.tile(regions[:, 2:], 2) + np.tile(regions[:, :2], 2)).astype(np.float32)
+
+
+def mirror(edges: np.ndarray) -> np.ndarray:
+  """Crop edges [4] of the crop flipped left-right."""
+  return np.array([1 - edges[2], edges[1], 1 - edges[0], edges[3]], np.float32)
