@@ -20,7 +20,7 @@ import numpy as np
 
 from mottr import config as config_lib
 from mottr import config_overrides
-from mottr.model.crop_refiner import build_refiner
+from mottr.model import crop_refiner
 from mottr.model.motr import build_model, empty_tracks
 from mottr.schema import UserError
 
@@ -87,8 +87,7 @@ def load(checkpoint_dir: str | None = None, overrides: dict | None = None, step:
 def refiner_template(config: ml_collections.ConfigDict):
   """Zero parameters of the config's crop refiner (their shapes)."""
   size = config.refiner.crop_size
-  init = lambda: build_refiner(config.refiner).init(jax.random.key(0), jnp.zeros((1, size, size, 3), jnp.uint8),
-                                                    jnp.zeros((1, 4), jnp.float32))
+  init = lambda: crop_refiner.init_params(crop_refiner.build_refiner(config.refiner), size)
   return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(init))
 
 

@@ -89,11 +89,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.refiner = ml_collections.ConfigDict(dict(
       enabled=False,           # inference: refine the boxes with the model folder's refiner.msgpack
       crop_size=64, grow=1.6, widths=(16, 32, 48, 96), hidden=256,
+      class_aware=False,       # told each box's class; also scores "an object of that class is here"
+      rescore=0.0,             # class-aware inference: detect queries' scores times sigmoid(that logit) ** rescore
       min_score=0.3,           # boxes refined: max class probability at least this
       steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, weight_decay=1e-4,
       real_weight=0.6,         # share of crops from the real train frames (the rest: synthetic train frames)
       synth_every=6, synth_frames=1000,  # every 6th synthetic train frame, at most this many (host memory)
       centre_jitter=0.06, size_jitter=0.1, wide_prob=0.3,  # boxes moved by N(0, s) box sides, log size by N(0, s); x2 at wide_prob
+      # class-aware training: crops given a box stretched over a touching neighbour (when the frame has
+      # one), and negatives (background, or an object of the other class) for the score, weighted score_weight
+      union_prob=0.25, negative_prob=0.2, score_weight=0.1,
       checkpoint_every=250))
 
   # Tracker and counting thresholds (mottr.tracker.TrackerSettings), exported with the model.

@@ -4,7 +4,7 @@
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
 (`mottr.model.crop_refiner`), in one batch (a box in both, as a snapped track's, is cut once). The
 model's own state is not touched: the track queries go on from the model's boxes, only what the
-tracker reads changes. A model folder with a `refiner.msgpack` beside its parameters and
+tracker reads changes (and, with a class-aware refiner's `rescore`, their scores). A model folder with a `refiner.msgpack` beside its parameters and
 `refiner.enabled` in its config refines (`mottr.checkpoint.load_refiner`).
 """
 import dataclasses
@@ -27,14 +27,17 @@ class BoxRefiner:
     self.size = int(settings.crop_size)
     self.grow = float(settings.grow)
     self.min_score = float(settings.min_score)
+    self.rescore = float(settings.rescore) if settings.class_aware else 0.0
     self.params = params
     self._apply = jax.jit(crop_refiner.build_refiner(settings).apply)
 
-  def refine_xyxy(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """xyxy pixel boxes [N, 4] of `frame_bgr` -> refined xyxy pixel boxes."""
+  def refine_xyxy(self, frame_bgr: np.ndarray, boxes: np.ndarray, labels: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """xyxy pixel boxes [N, 4] of `frame_bgr` and their classes [N] -> refined xyxy pixel boxes and,
+    from a class-aware refiner, the logits [N] that an object of the class is there (else None)."""
     n = len(boxes)
     if n == 0:
-      return np.zeros((0, 4), np.float32)
+      return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     regions = crop_refiner.crop_regions(boxes, self.grow)
     batch = max(MIN_BATCH, 1 << (n - 1).bit_length())
     crops = np.zeros((batch, self.size, self.size, 3), np.uint8)
@@ -42,29 +45,43 @@ class BoxRefiner:
       crops[i] = crop_refiner.cut(frame_bgr, region, self.size)[..., ::-1]  # BGR -> RGB
     edges = np.zeros((batch, 4), np.float32)
     edges[:n] = crop_refiner.to_crop(boxes, regions)
-    out = np.asarray(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges)))[:n]
-    return crop_refiner.from_crop(out, regions)
+    classes = np.zeros(batch, np.int32)
+    classes[:n] = labels
+    out, logits = jax.device_get(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges),
+                                             jnp.asarray(classes)))
+    return crop_refiner.from_crop(out[:n], regions), None if logits is None else logits[:n]
 
-  def refine(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Normalised cxcywh boxes [N, 4] of `frame_bgr` -> refined normalised cxcywh boxes."""
+  def refine(self, frame_bgr: np.ndarray, boxes: np.ndarray, labels: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Normalised cxcywh boxes [N, 4] of `frame_bgr` and their classes -> refined normalised cxcywh
+    boxes, and the logits of `refine_xyxy`."""
     h, w = frame_bgr.shape[:2]
     scale = np.array([w, h, w, h], np.float32)
     xyxy = np.asarray(boxes_lib.cxcywh_to_xyxy(np.asarray(boxes, np.float32))) * scale
-    out = self.refine_xyxy(frame_bgr, xyxy) / scale
-    return np.asarray(boxes_lib.xyxy_to_cxcywh(out), np.float32)
+    out, logits = self.refine_xyxy(frame_bgr, xyxy, labels)
+    return np.asarray(boxes_lib.xyxy_to_cxcywh(out / scale), np.float32), logits
 
   def refine_output(self, frame_bgr: np.ndarray, out):
     """`out` (a `mottr.predictor.FrameOutput`) with its boxes scoring >= min_score refined, those of
-    its track-free decode too."""
+    its track-free decode too; with `rescore`, their scores times sigmoid(logit) ** rescore."""
     parts = [out] + ([out.track_free] if out.track_free is not None else [])
     picks = [np.flatnonzero(p.scores >= self.min_score) for p in parts]
-    boxes = np.concatenate([p.boxes[i] for p, i in zip(parts, picks)]).astype(np.float32)
-    unique, index = np.unique(boxes, axis=0, return_inverse=True)  # a snapped track box is a detection's
-    refined = self.refine(frame_bgr, unique)[index.reshape(-1)]
+    keys = np.concatenate([np.concatenate([p.boxes[i], p.labels[i, None]], 1) for p, i in zip(parts, picks)])
+    unique, index = np.unique(keys.astype(np.float32), axis=0, return_inverse=True)  # a snapped track box is a detection's
+    refined, logits = self.refine(frame_bgr, unique[:, :4], unique[:, 4].astype(np.int32))
+    refined, index = refined[index.reshape(-1)], index.reshape(-1)
     new, start = [], 0
     for part, pick in zip(parts, picks):
-      boxes = part.boxes.copy()
-      boxes[pick] = refined[start:start + len(pick)]
+      changes = {"boxes": part.boxes.copy()}
+      changes["boxes"][pick] = refined[start:start + len(pick)]
+      if self.rescore and logits is not None:  # detect queries only: a track's own score goes on
+        factor = (1.0 / (1.0 + np.exp(-logits[index[start:start + len(pick)]]))) ** self.rescore
+        factor[pick < part.num_slots] = 1.0
+        changes["scores"] = part.scores.copy()
+        changes["scores"][pick] *= factor
+        if part.class_scores is not None:
+          changes["class_scores"] = part.class_scores.copy()
+          changes["class_scores"][pick] *= factor[:, None]
       start += len(pick)
-      new.append(dataclasses.replace(part, boxes=boxes))
+      new.append(dataclasses.replace(part, **changes))
     return dataclasses.replace(new[0], track_free=new[1] if len(new) > 1 else None)

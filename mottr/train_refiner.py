@@ -9,7 +9,11 @@ real convention), moved by the detector's kind of error (centre by N(0, centre_j
 log size by N(0, size_jitter); twice that at `wide_prob`), cut out of the full-resolution frame
 around the moved box, flipped left-right at random and its light scaled (with `data.augment`; the
 frame first gets another tracker's boxes and tags drawn in at `data.overlay_prob`, as the dense clip
-has them). The target is the truth's edges in the crop. L1 loss, AdamW. The workdir holds `config.json`, `refiner.msgpack` (the
+has them). The target is the truth's edges in the crop. A class-aware refiner
+(`refiner.class_aware`) is told each box's class; at `union_prob` its box is stretched over a
+touching neighbour (and must shrink back to its own object), and at `negative_prob` it is a
+negative (the background, or an object told as the other class) for its score. L1 loss (plus
+`score_weight` times the score's binary cross-entropy), AdamW. The workdir holds `config.json`, `refiner.msgpack` (the
 parameters, what a model folder ships) and `refiner_state.msgpack` (step, parameters, optimiser:
 a run resumes from it, bit-exact, as the batch of each step depends only on the seed and the step).
 Where `real_root/frames/val` exists its boxes are the validation: mean IoU of the moved boxes and
@@ -43,7 +47,7 @@ from mottr.errors import parse_flags
 from mottr.model import crop_refiner
 from mottr.schema import UserError, run_cli
 
-Frames = list[tuple[np.ndarray, np.ndarray]]  # (RGB frame, xyxy pixel truth boxes [n, 4])
+Frames = list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (RGB frame, xyxy pixel truth boxes [n, 4], classes [n])
 
 
 def real_set(real_root: str, split: str) -> Frames:
@@ -55,7 +59,8 @@ def real_set(real_root: str, split: str) -> Frames:
     if bgr is None:
       raise UserError(f"{frame.image_path}: not a readable image")
     h, w = bgr.shape[:2]
-    out.append((bgr[..., ::-1].copy(), boxes_lib.cxcywh_to_xyxy(frame.boxes) * np.float32([w, h, w, h])))
+    out.append((bgr[..., ::-1].copy(), boxes_lib.cxcywh_to_xyxy(frame.boxes) * np.float32([w, h, w, h]),
+                frame.labels.astype(np.int32)))
   return out
 
 
@@ -67,7 +72,7 @@ def synth_set(root: str, every: int, limit: int, pad_px: tuple[float, float]) ->
   for a in coco["annotations"]:
     x, y, w, h = a["bbox"]
     pad = pad_px[a["category_id"] - 1]
-    by_image[a["image_id"]].append([x - pad, y - pad, x + w + pad, y + h + pad])
+    by_image[a["image_id"]].append([x - pad, y - pad, x + w + pad, y + h + pad, a["category_id"] - 1])
   source = sources.open_source(schema.video_path(root, "train"))
   out = []
   for index, bgr in source.frames:
@@ -77,13 +82,15 @@ def synth_set(root: str, every: int, limit: int, pad_px: tuple[float, float]) ->
     if index % every or not boxes:
       continue
     h, w = bgr.shape[:2]
-    out.append((bgr[..., ::-1].copy(), np.clip(np.float32(boxes), 0, [w, h, w, h]).astype(np.float32)))
+    boxes = np.float32(boxes)
+    out.append((bgr[..., ::-1].copy(), np.clip(boxes[:, :4], 0, [w, h, w, h]).astype(np.float32),
+                boxes[:, 4].astype(np.int32)))
   return out
 
 
-def moved(box: np.ndarray, settings, rng: np.random.Generator) -> np.ndarray:
-  """`box` (xyxy) moved as a detector errs: centre and log size shifted at random."""
-  scale = 2.0 if rng.random() < settings.wide_prob else 1.0
+def moved(box: np.ndarray, settings, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+  """`box` (xyxy) moved as a detector errs: centre and log size shifted at random (`scale` times)."""
+  scale *= 2.0 if rng.random() < settings.wide_prob else 1.0
   size = box[2:] - box[:2]
   centre = (box[:2] + box[2:]) / 2 + rng.normal(0, settings.centre_jitter * scale, 2) * size
   size = size * np.exp(rng.normal(0, settings.size_jitter * scale, 2))
@@ -98,23 +105,80 @@ def with_overlays(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator
   return input_lib.draw_overlays(clip, rng, style)["image"][0]
 
 
+def touching_pairs(frames: Frames, margin: float = 0.25) -> list[tuple[int, int, int]]:
+  """(frame, box, neighbour) of every two boxes of a frame no further apart, along x and along y,
+  than `margin` times the first box's shorter side: those a detector's box may stretch over."""
+  pairs = []
+  for f, (_, boxes, _) in enumerate(frames):
+    for i, a in enumerate(boxes):
+      limit = margin * min(a[2] - a[0], a[3] - a[1])
+      for j, b in enumerate(boxes):
+        gap = np.maximum(np.maximum(a[:2], b[:2]) - np.minimum(a[2:], b[2:]), 0)
+        if i != j and gap.max() <= limit:
+          pairs.append((f, i, j))
+  return pairs
+
+
+def stretched(box: np.ndarray, neighbour: np.ndarray, same_class: bool, settings,
+              rng: np.random.Generator) -> np.ndarray:
+  """A detector's box over `box` stretched toward a touching `neighbour`: their hull, with the
+  neighbour pulled part of the way toward `box` (further for one of the same class, so that the
+  box stays the larger part), moved a little."""
+  pull = rng.uniform(0.3, 0.7) if same_class else rng.uniform(0.0, 0.4)
+  part = neighbour + pull * (box - neighbour)
+  hull = np.concatenate([np.minimum(box[:2], part[:2]), np.maximum(box[2:], part[2:])])
+  return moved(hull, settings, rng, scale=0.5)
+
+
+def background(boxes: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+  """A box the size of one of `boxes` placed at random in the frame, overlapping none of them much."""
+  for _ in range(20):
+    size = boxes[rng.integers(len(boxes))]
+    size = size[2:] - size[:2]
+    centre = rng.uniform([0, 0], [width, height])
+    box = np.concatenate([centre - size / 2, centre + size / 2]).astype(np.float32)
+    if boxes_lib.pairwise_iou(box[None], boxes)[0].max() < 0.1:
+      break
+  return box
+
+
 def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Generator, n: int,
-           augment: bool = True, overlay_prob: float = 0.0, overlay_style: str = "palette"
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """n training crops [n, S, S, 3] uint8, the moved boxes' edges and the truth's [n, 4] (crop
-  coordinates); at `overlay_prob` the frame first gets burned-in overlays like the dense clip's."""
+           augment: bool = True, overlay_prob: float = 0.0, overlay_style: str = "palette",
+           pairs: list[list[tuple[int, int, int]]] | None = None) -> tuple[np.ndarray, ...]:
+  """n training crops [n, S, S, 3] uint8, the given boxes' edges and the truth's [n, 4] (crop
+  coordinates), the classes the refiner is told [n] and whether an object of that class is there
+  [n]; at `overlay_prob` the frame first gets burned-in overlays like the dense clip's. A
+  class-aware refiner also gets boxes stretched over a touching neighbour (`pairs[set]`, from
+  `touching_pairs`) and negatives."""
   size = settings.crop_size
   crops = np.zeros((n, size, size, 3), np.uint8)
   given, truth = np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32)
+  labels, positive = np.zeros(n, np.int32), np.ones(n, np.float32)
   for i in range(n):
-    frames = sets[rng.choice(len(sets), p=weights)]
-    image, boxes = frames[rng.integers(len(frames))]
-    while not len(boxes):
-      image, boxes = frames[rng.integers(len(frames))]
-    box = boxes[rng.integers(len(boxes))]
+    k = rng.choice(len(sets), p=weights)
+    frames, kind = sets[k], rng.random()
+    if not settings.class_aware:
+      kind = 1.0
+    if kind >= settings.negative_prob and kind < settings.negative_prob + settings.union_prob and pairs[k]:
+      f, b, nb = pairs[k][rng.integers(len(pairs[k]))]
+      image, boxes, classes = frames[f]
+      box, labels[i] = boxes[b], classes[b]
+      start = stretched(box, boxes[nb], classes[b] == classes[nb], settings, rng)
+    else:
+      image, boxes, classes = frames[rng.integers(len(frames))]
+      while not len(boxes):
+        image, boxes, classes = frames[rng.integers(len(frames))]
+      b = rng.integers(len(boxes))
+      box, labels[i] = boxes[b], classes[b]
+      start = moved(box, settings, rng)
+      if kind < settings.negative_prob:
+        positive[i] = 0.0
+        if rng.random() < 0.5:  # an object told as the other class
+          labels[i] = 1 - labels[i]
+        else:  # the background
+          start, labels[i] = background(boxes, image.shape[1], image.shape[0], rng), rng.integers(2)
     if augment and rng.random() < overlay_prob:
       image = with_overlays(image, boxes, rng, overlay_style)
-    start = moved(box, settings, rng)
     region = crop_refiner.crop_regions(start[None], settings.grow)
     crop = crop_refiner.cut(image, region[0], size)
     g, t = crop_refiner.to_crop(start[None], region)[0], crop_refiner.to_crop(box[None], region)[0]
@@ -123,23 +187,47 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
     if augment:
       crop = np.clip(crop * rng.uniform(0.6, 1.4) + rng.normal(0, 8), 0, 255)
     crops[i], given[i], truth[i] = crop, g, t
-  return crops, given, truth
+  return crops, given, truth, labels, positive
 
 
-def validate(apply, params, frames: Frames, settings, seed: int) -> tuple[float, float]:
-  """Mean IoU with the truth of the moved boxes and of their refined ones, on every box of `frames`."""
+def validate(apply, params, frames: Frames, settings, seed: int) -> dict[str, float]:
+  """Mean IoU with the truth of the moved boxes and of their refined ones, on every box of `frames`;
+  for a class-aware refiner also of boxes stretched over every touching neighbour, and the share of
+  boxes whose score ranks above the same crop told as the other class."""
   rng = np.random.default_rng([seed, 1 << 30])
-  before, after = [], []
-  for image, boxes in frames:
-    if not len(boxes):
-      continue
-    starts = np.stack([moved(b, settings, rng) for b in boxes])
+  kinds = collections.defaultdict(list)
+
+  def run(name, image, starts, boxes, labels):
     regions = crop_refiner.crop_regions(starts, settings.grow)
     crops = np.stack([crop_refiner.cut(image, r, settings.crop_size) for r in regions])
-    edges = np.asarray(apply(params, jnp.asarray(crops), jnp.asarray(crop_refiner.to_crop(starts, regions))))
-    before.append(np.diagonal(boxes_lib.pairwise_iou(starts, boxes)[0]))
-    after.append(np.diagonal(boxes_lib.pairwise_iou(crop_refiner.from_crop(edges, regions), boxes)[0]))
-  return float(np.concatenate(before).mean()), float(np.concatenate(after).mean())
+    edges = crop_refiner.to_crop(starts, regions)
+    out, logits = apply(params, jnp.asarray(crops), jnp.asarray(edges), jnp.asarray(labels))
+    kinds[name + " before"].append(np.diagonal(boxes_lib.pairwise_iou(starts, boxes)[0]))
+    kinds[name + " after"].append(np.diagonal(boxes_lib.pairwise_iou(
+        crop_refiner.from_crop(np.asarray(out), regions), boxes)[0]))
+    if logits is not None and name == "moved":
+      _, other = apply(params, jnp.asarray(crops), jnp.asarray(edges), jnp.asarray(1 - labels))
+      kinds["class ranked"].append(np.asarray(logits) > np.asarray(other))
+
+  for f, (image, boxes, labels) in enumerate(frames):
+    if len(boxes):
+      run("moved", image, np.stack([moved(b, settings, rng) for b in boxes]), boxes, labels)
+  if settings.class_aware:
+    for f, b, nb in touching_pairs(frames):
+      image, boxes, labels = frames[f]
+      start = stretched(boxes[b], boxes[nb], labels[b] == labels[nb], settings, rng)
+      run("stretched", image, start[None], boxes[b][None], labels[b][None])
+  return {k: float(np.concatenate(v).mean()) for k, v in kinds.items()}
+
+
+def describe(means: dict[str, float]) -> str:
+  """A log line of `validate`'s measures."""
+  line = f"real val mean IoU {means['moved before']:.3f} -> {means['moved after']:.3f}"
+  if "stretched before" in means:
+    line += f", stretched {means['stretched before']:.3f} -> {means['stretched after']:.3f}"
+  if "class ranked" in means:
+    line += f", class ranked {means['class ranked']:.3f}"
+  return line
 
 
 def _write(path: str, data: bytes) -> None:
@@ -173,7 +261,8 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
 
   model = crop_refiner.build_refiner(settings)
   size = settings.crop_size
-  params = model.init(jax.random.key(config.seed), jnp.zeros((1, size, size, 3), jnp.uint8), jnp.zeros((1, 4)))
+  params = crop_refiner.init_params(model, size, config.seed)
+  pairs = [touching_pairs(frames) for frames in sets]
   schedule = optax.warmup_cosine_decay_schedule(0.0, settings.lr, min(settings.warmup_steps, settings.steps // 2),
                                                 max(settings.steps, 2), settings.lr * 0.01)
   optimizer = optax.adamw(schedule, weight_decay=settings.weight_decay)
@@ -186,11 +275,15 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
   saved = dict(config.to_dict(), refiner=dict(config.refiner.to_dict(), enabled=True))
   _write(os.path.join(workdir, "config.json"), json.dumps(saved, indent=1).encode())
 
-  def loss_fn(p, crops, given, truth):
-    return jnp.abs(model.apply(p, crops, given) - truth).mean()
+  def loss_fn(p, crops, given, truth, labels, positive):
+    edges, logits = model.apply(p, crops, given, labels)
+    loss = (jnp.abs(edges - truth).mean(1) * positive).sum() / jnp.maximum(positive.sum(), 1.0)
+    if logits is None:
+      return loss
+    return loss + settings.score_weight * optax.sigmoid_binary_cross_entropy(logits, positive).mean()
 
-  def train_step(p, opt_state, crops, given, truth):
-    loss, grads = jax.value_and_grad(loss_fn)(p, crops, given, truth)
+  def train_step(p, opt_state, *batch):
+    loss, grads = jax.value_and_grad(loss_fn)(p, *batch)
     updates, opt_state = optimizer.update(grads, opt_state, p)
     return optax.apply_updates(p, updates), opt_state, loss
 
@@ -201,7 +294,7 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
   end = settings.steps if stop_at is None else min(stop_at, settings.steps)
   for step in range(start + 1, end + 1):
     batch = sample(sets, weights, settings, np.random.default_rng([config.seed, step]), settings.batch_size,
-                   data.augment, data.overlay_prob, data.overlay_style)
+                   data.augment, data.overlay_prob, data.overlay_style, pairs)
     params, opt_state, loss = train_step(params, opt_state, *map(jnp.asarray, batch))
     losses.append(float(loss))
     if step % settings.checkpoint_every == 0 or step == end:
@@ -210,8 +303,7 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
       _write(os.path.join(workdir, "refiner.msgpack"), flax.serialization.to_bytes(params))
       line = f"step {step}/{settings.steps} loss {np.mean(losses):.4f} {(step - start) / (time.time() - t0):.2f} steps/s"
       if val:
-        before, after = validate(apply, params, val, settings, config.seed)
-        line += f" | real val mean IoU {before:.3f} -> {after:.3f}"
+        line += " | " + describe(validate(apply, params, val, settings, config.seed))
       log(line)
       losses = []
   return params

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from data_prep import synth
+from mottr import boxes as boxes_lib
 from mottr import checkpoint
 from mottr import config as config_lib
 from mottr import train_refiner
@@ -46,11 +47,12 @@ def test_crop_coordinates_round_trip_and_cut_places_the_box():
 
 def test_new_refiner_is_the_identity_and_only_confident_boxes_move():
   c = tiny_settings(min_score=0.5)
-  model = crop_refiner.build_refiner(c.refiner)
-  params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.uint8), jnp.zeros((1, 4)))
+  params = crop_refiner.init_params(crop_refiner.build_refiner(c.refiner), 32)
   frame = np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)
   boxes = np.float32([[0.5, 0.5, 0.2, 0.3]] * 11)
-  np.testing.assert_allclose(BoxRefiner(c.refiner, params).refine(frame, boxes), boxes, atol=1e-5)
+  refined, logits = BoxRefiner(c.refiner, params).refine(frame, boxes, np.zeros(11, np.int32))
+  np.testing.assert_allclose(refined, boxes, atol=1e-5)
+  assert logits is None  # class-agnostic
   # a refiner that moves every box right by a tenth of its crop
   moved = jax.tree_util.tree_map_with_path(
       lambda path, v: v + np.float32([0.1, 0, 0.1, 0]) if "Dense_1" in jax.tree_util.keystr(path)
@@ -71,6 +73,55 @@ def test_new_refiner_is_the_identity_and_only_confident_boxes_move():
   np.testing.assert_array_equal(out.boxes, mine)  # the input is not changed
 
 
+def test_class_aware_refiner_refines_each_class_apart_and_rescores():
+  c = tiny_settings(min_score=0.5, class_aware=True, rescore=1.0)
+  params = crop_refiner.init_params(crop_refiner.build_refiner(c.refiner), 32)
+  frame = np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)
+  # a refiner that moves nut boxes (class 1) right by a tenth of the crop, with logit 2 for bolts and -2 for nuts
+  def edit(path, v):
+    name = jax.tree_util.keystr(path)
+    if "Embed_0" in name:
+      return v.at[:, 0].set(jnp.float32([0.0, 1.0]))
+    if "Dense_1" in name and "kernel" in name:
+      return v.at[0, 0].set(0.1).at[0, 2].set(0.1)
+    if "Dense_2" in name:
+      return jnp.zeros_like(v).at[0, 0].set(-4.0) if "kernel" in name else v.at[0].set(2.0)
+    return jnp.zeros_like(v) if "Dense_0" in name else v
+  refiner = BoxRefiner(c.refiner, jax.tree_util.tree_map_with_path(edit, params))
+  box = np.float32([0.5, 0.5, 0.2, 0.3])
+  out = FrameOutput(np.float32([0.9, 0.8, 0.2, 0.7]), np.int32([0, 1, 1, 0]), np.stack([box] * 4), 1,
+                    np.ones(1, bool), class_scores=np.float32([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.7, 0.3]]))
+  new = refiner.refine_output(frame, out)
+  shift = 0.1 * 0.2 * c.refiner.grow
+  np.testing.assert_allclose(new.boxes[:, 0] - box[0], [0.0, shift, 0.0, 0.0], atol=1e-5)  # the same box, told apart
+  sigmoid = lambda x: 1 / (1 + np.exp(-x))
+  # the track slot (query 0) keeps its score; detect queries are rescored
+  np.testing.assert_allclose(new.scores, [0.9, 0.8 * sigmoid(-2.0), 0.2, 0.7 * sigmoid(2.0)], rtol=1e-5)
+  np.testing.assert_allclose(new.class_scores[1], out.class_scores[1] * sigmoid(-2.0), rtol=1e-5)
+  np.testing.assert_array_equal(new.class_scores[2], out.class_scores[2])  # below min_score: as it was
+
+
+def test_class_aware_samples_stretched_boxes_and_negatives():
+  c = tiny_settings(class_aware=True, union_prob=0.4, negative_prob=0.4)
+  image = np.zeros((200, 200, 3), np.uint8)
+  boxes = np.float32([[40, 40, 80, 60], [82, 42, 100, 60], [150, 150, 190, 190]])  # the first two touch
+  frames = [(image, boxes, np.int32([0, 1, 0]))]
+  pairs = train_refiner.touching_pairs(frames)
+  assert sorted(pairs) == [(0, 0, 1), (0, 1, 0)]
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    hull = train_refiner.stretched(boxes[0], boxes[1], False, c.refiner, rng)
+    assert hull[2] > 81  # leans over the neighbour
+  far = [train_refiner.background(boxes, 200, 200, rng) for _ in range(20)]
+  assert boxes_lib.pairwise_iou(np.stack(far), boxes)[0].max() < 0.1
+  crops, given, truth, labels, positive = train_refiner.sample([frames], np.ones(1), c.refiner, rng, 200,
+                                                              augment=False, pairs=[pairs])
+  assert crops.shape == (200, 32, 32, 3) and set(labels) == {0, 1}
+  assert 0.25 < 1 - positive.mean() < 0.55  # about negative_prob negatives
+  wide = (given[:, 2] - given[:, 0]) / (truth[:, 2] - truth[:, 0])
+  assert (wide[positive > 0] > 1.3).mean() > 0.2  # the stretched ones
+
+
 @pytest.fixture(name="synth_root", scope="module")
 def fixture_synth_root(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("refiner_root"))
@@ -82,13 +133,13 @@ def test_training_learns_and_resumes_bit_exact(synth_root, tmp_path):
   c = tiny_settings(steps=200, checkpoint_every=100, lr=3e-3, batch_size=16)
   c.data.synth_root = synth_root
   frames = train_refiner.synth_set(synth_root, 3, 10, (4, 5))
-  assert len(frames) == 10 and all(len(b) for _, b in frames)
+  assert len(frames) == 10 and all(len(b) == len(k) for _, b, k in frames)
   lines = []
   whole = train_refiner.train_refiner(c, str(tmp_path / "whole"), log=lines.append)
   assert len(lines) == 2
   apply = jax.jit(crop_refiner.build_refiner(c.refiner).apply)
-  before, after = train_refiner.validate(apply, whole, frames, c.refiner, seed=1)
-  assert after > before + 0.02, (before, after)  # it learnt to move boxes onto the objects
+  means = train_refiner.validate(apply, whole, frames, c.refiner, seed=1)
+  assert means["moved after"] > means["moved before"] + 0.02, means  # it learnt to move boxes onto the objects
   train_refiner.train_refiner(c, str(tmp_path / "split"), stop_at=100, log=lines.append)
   resumed = train_refiner.train_refiner(c, str(tmp_path / "split"), log=lines.append)
   assert lines[3] == "resumed at step 100"

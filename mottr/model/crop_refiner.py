@@ -6,7 +6,10 @@ the source's own resolution: the box grown by `grow` about its centre is warped 
 predicts where the four edges lie in the crop's coordinates (0 = the crop's left/top, 1 = its
 right/bottom). It starts from the edges it was given (a zero-initialised last layer): a new
 refiner is the identity. Trained on the truth boxes moved at random (`mottr.train_refiner`),
-it learns the annotators' edges (docs/stage29.md).
+it learns the annotators' edges (docs/stage29.md). A class-aware refiner (`num_classes` > 0) is told
+the class of each box: it finds the object of that class in the crop (a box the detector stretched
+over a touching neighbour shrinks back to its own object) and also gives a logit of "an object of
+that class is here", which can rescore the detection (docs/stage30.md).
 
 Boxes here are xyxy pixels of the frame being cropped (a file boundary of the model: the crop).
 """
@@ -22,23 +25,37 @@ from mottr.model.backbone import GroupNorm
 
 
 class CropRefiner(nn.Module):
-  """[N, S, S, 3] uint8 RGB crops and their given edges [N, 4] (crop coordinates) -> refined edges."""
+  """[N, S, S, 3] uint8 RGB crops, their given edges [N, 4] (crop coordinates) and classes [N] ->
+  refined edges [N, 4] and, when class-aware, the logit [N] that an object of the class is there
+  (None otherwise)."""
   widths: Sequence[int] = (16, 32, 48, 96)
   hidden: int = 256
+  num_classes: int = 0  # 0: class-agnostic (the labels are not read)
 
   @nn.compact
-  def __call__(self, crops: jax.Array, edges: jax.Array) -> jax.Array:
+  def __call__(self, crops: jax.Array, edges: jax.Array, labels: jax.Array
+               ) -> tuple[jax.Array, jax.Array | None]:
     x = crops.astype(jnp.float32) / 255.0 - 0.45
     for width in self.widths:
       x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3), strides=2)(x)))
       x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3))(x))) + x
-    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-    return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(x)
+    x = nn.Dense(self.hidden)(x.reshape(x.shape[0], -1))
+    if not self.num_classes:
+      return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(nn.relu(x)), None
+    x = nn.relu(x + nn.Embed(self.num_classes, self.hidden)(labels))
+    return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(x), nn.Dense(1)(x)[:, 0]
 
 
 def build_refiner(settings) -> CropRefiner:
   """The refiner of a config's `refiner` section."""
-  return CropRefiner(widths=tuple(settings.widths), hidden=settings.hidden)
+  return CropRefiner(widths=tuple(settings.widths), hidden=settings.hidden,
+                     num_classes=2 if settings.class_aware else 0)
+
+
+def init_params(model: CropRefiner, size: int, seed: int = 0):
+  """Fresh parameters of `model` for `size` x `size` crops."""
+  return model.init(jax.random.key(seed), jnp.zeros((1, size, size, 3), jnp.uint8), jnp.zeros((1, 4)),
+                    jnp.zeros((1,), jnp.int32))
 
 
 def crop_regions(boxes: np.ndarray, grow: float, min_side: float = 4.0) -> np.ndarray:
