@@ -171,7 +171,8 @@ class StageTimer:
     out, det = self.timed("decoder pass 2 (detect queries) + snapping", self._alone, memory, p._tracks, p._gap, out)
     p._out = out
     host = self.timed("host transfer", lambda: jax.device_get(self._host(out, p._tracks, det)))
-    return predictor_lib.frame_output(*host, self.num_slots)
+    probs, boxes, valid, *free = host
+    return predictor_lib.frame_output(probs, boxes, valid, self.num_slots, *free)
 
   def refine(self, frame_bgr, out):
     if self.p.refiner is None:
