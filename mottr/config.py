@@ -90,7 +90,7 @@ def get_config() -> ml_collections.ConfigDict:
       enabled=False,           # inference: refine the boxes with the model folder's refiner.msgpack
       crop_size=64, grow=1.6, widths=(16, 32, 48, 96), hidden=256,
       class_aware=False,       # told each box's class; also scores "an object of that class is here"
-      rescore=0.0,             # class-aware inference: detect queries' scores times sigmoid(that logit) ** rescore
+      rescore=0.0,             # class-aware inference: the decode's detect queries' scores times sigmoid(that logit) ** rescore
       min_score=0.3,           # boxes refined: max class probability at least this
       steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, weight_decay=1e-4,
       real_weight=0.6,         # share of crops from the real train frames (the rest: synthetic train frames)

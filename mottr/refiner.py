@@ -4,7 +4,7 @@
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
 (`mottr.model.crop_refiner`), in one batch (a box in both, as a snapped track's, is cut once). The
 model's own state is not touched: the track queries go on from the model's boxes, only what the
-tracker reads changes (and, with a class-aware refiner's `rescore`, their scores). A model folder with a `refiner.msgpack` beside its parameters and
+tracker reads changes (and, with a class-aware refiner's `rescore`, new detections' scores). A model folder with a `refiner.msgpack` beside its parameters and
 `refiner.enabled` in its config refines (`mottr.checkpoint.load_refiner`).
 """
 import dataclasses
@@ -63,7 +63,10 @@ class BoxRefiner:
 
   def refine_output(self, frame_bgr: np.ndarray, out):
     """`out` (a `mottr.predictor.FrameOutput`) with its boxes scoring >= min_score refined, those of
-    its track-free decode too; with `rescore`, their scores times sigmoid(logit) ** rescore."""
+    its track-free decode too; with `rescore`, the scores of its refined detect queries times
+    sigmoid(logit) ** rescore. Track queries and the track-free decode (the entry backfill's and
+    rescue births' evidence) keep the detector's scores: rescoring them lost objects
+    (docs/stage30.md)."""
     parts = [out] + ([out.track_free] if out.track_free is not None else [])
     picks = [np.flatnonzero(p.scores >= self.min_score) for p in parts]
     keys = np.concatenate([np.concatenate([p.boxes[i], p.labels[i, None]], 1) for p, i in zip(parts, picks)])
@@ -74,7 +77,7 @@ class BoxRefiner:
     for part, pick in zip(parts, picks):
       changes = {"boxes": part.boxes.copy()}
       changes["boxes"][pick] = refined[start:start + len(pick)]
-      if self.rescore and logits is not None:  # detect queries only: a track's own score goes on
+      if self.rescore and logits is not None and part is out:  # the decode's detect queries only
         factor = (1.0 / (1.0 + np.exp(-logits[index[start:start + len(pick)]]))) ** self.rescore
         factor[pick < part.num_slots] = 1.0
         changes["scores"] = part.scores.copy()

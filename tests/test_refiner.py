@@ -89,16 +89,20 @@ def test_class_aware_refiner_refines_each_class_apart_and_rescores():
     return jnp.zeros_like(v) if "Dense_0" in name else v
   refiner = BoxRefiner(c.refiner, jax.tree_util.tree_map_with_path(edit, params))
   box = np.float32([0.5, 0.5, 0.2, 0.3])
+  free = FrameOutput(np.float32([0.9]), np.int32([0]), box[None].copy(), 0, np.zeros(0, bool))
   out = FrameOutput(np.float32([0.9, 0.8, 0.2, 0.7]), np.int32([0, 1, 1, 0]), np.stack([box] * 4), 1,
-                    np.ones(1, bool), class_scores=np.float32([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.7, 0.3]]))
+                    np.ones(1, bool), class_scores=np.float32([[0.9, 0.1], [0.2, 0.8], [0.8, 0.2], [0.7, 0.3]]),
+                    track_free=free)
   new = refiner.refine_output(frame, out)
   shift = 0.1 * 0.2 * c.refiner.grow
   np.testing.assert_allclose(new.boxes[:, 0] - box[0], [0.0, shift, 0.0, 0.0], atol=1e-5)  # the same box, told apart
   sigmoid = lambda x: 1 / (1 + np.exp(-x))
-  # the track slot (query 0) keeps its score; detect queries are rescored
+  # the track slot (query 0) keeps its score; the detect queries are rescored
   np.testing.assert_allclose(new.scores, [0.9, 0.8 * sigmoid(-2.0), 0.2, 0.7 * sigmoid(2.0)], rtol=1e-5)
   np.testing.assert_allclose(new.class_scores[1], out.class_scores[1] * sigmoid(-2.0), rtol=1e-5)
   np.testing.assert_array_equal(new.class_scores[2], out.class_scores[2])  # below min_score: as it was
+  np.testing.assert_array_equal(new.track_free.scores, free.scores)  # the track-free decode: refined, not rescored
+  np.testing.assert_allclose(new.track_free.boxes, box[None], atol=1e-5)
 
 
 def test_class_aware_samples_stretched_boxes_and_negatives():
