@@ -4,8 +4,9 @@
 decode's) and replaces every box scoring at least `refiner.min_score` by the crop refiner's
 (`mottr.model.crop_refiner`), in one batch (a box in both, as a snapped track's, is cut once). The
 model's own state is not touched: the track queries go on from the model's boxes, only what the
-tracker reads changes (and, with a class-aware refiner's `rescore`, new detections' scores). A model folder with a `refiner.msgpack` beside its parameters and
-`refiner.enabled` in its config refines (`mottr.checkpoint.load_refiner`).
+tracker reads changes (and, with a class-aware refiner's `rescore`, new detections' scores). A
+model folder with a `refiner.msgpack` beside its parameters and `refiner.enabled` in its config
+refines (`mottr.checkpoint.load_refiner`).
 """
 import dataclasses
 
@@ -27,7 +28,8 @@ class BoxRefiner:
     self.size = int(settings.crop_size)
     self.grow = float(settings.grow)
     self.min_score = float(settings.min_score)
-    self.rescore = float(settings.rescore) if settings.class_aware else 0.0
+    self.class_aware = bool(settings.class_aware)
+    self.rescore = float(settings.rescore) if self.class_aware else 0.0
     self.params = params
     self._apply = jax.jit(crop_refiner.build_refiner(settings).apply)
 
@@ -37,7 +39,7 @@ class BoxRefiner:
     from a class-aware refiner, the logits [N] that an object of the class is there (else None)."""
     n = len(boxes)
     if n == 0:
-      return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+      return np.zeros((0, 4), np.float32), np.zeros(0, np.float32) if self.class_aware else None
     regions = crop_refiner.crop_regions(boxes, self.grow)
     batch = max(MIN_BATCH, 1 << (n - 1).bit_length())
     crops = np.zeros((batch, self.size, self.size, 3), np.uint8)

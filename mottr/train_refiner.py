@@ -13,11 +13,12 @@ has them). The target is the truth's edges in the crop. A class-aware refiner
 (`refiner.class_aware`) is told each box's class; at `union_prob` its box is stretched over a
 touching neighbour (and must shrink back to its own object), and at `negative_prob` it is a
 negative (the background, or an object told as the other class) for its score. L1 loss (plus
-`score_weight` times the score's binary cross-entropy), AdamW. The workdir holds `config.json`, `refiner.msgpack` (the
-parameters, what a model folder ships) and `refiner_state.msgpack` (step, parameters, optimiser:
-a run resumes from it, bit-exact, as the batch of each step depends only on the seed and the step).
-Where `real_root/frames/val` exists its boxes are the validation: mean IoU of the moved boxes and
-of the refined ones, logged at every checkpoint.
+`score_weight` times the score's binary cross-entropy), AdamW. The workdir holds `config.json`,
+`refiner.msgpack` (the parameters, what a model folder ships) and `refiner_state.msgpack` (step,
+parameters, optimiser: a run resumes from it, bit-exact, as the batch of each step depends only on
+the seed and the step). Where `real_root/frames/val` exists its boxes are the validation, logged at
+every checkpoint: mean IoU of the moved (and stretched) boxes and of the refined ones, and how often
+the score ranks a box's own class above the other.
 """
 import collections
 import functools
