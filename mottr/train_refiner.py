@@ -160,7 +160,7 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
     frames, kind = sets[k], rng.random()
     if not settings.class_aware:
       kind = 1.0
-    if kind >= settings.negative_prob and kind < settings.negative_prob + settings.union_prob and pairs[k]:
+    if settings.negative_prob <= kind < settings.negative_prob + settings.union_prob and pairs[k]:
       f, b, nb = pairs[k][rng.integers(len(pairs[k]))]
       image, boxes, classes = frames[f]
       box, labels[i] = boxes[b], classes[b]
@@ -210,7 +210,7 @@ def validate(apply, params, frames: Frames, settings, seed: int) -> dict[str, fl
       _, other = apply(params, jnp.asarray(crops), jnp.asarray(edges), jnp.asarray(1 - labels))
       kinds["class ranked"].append(np.asarray(logits) > np.asarray(other))
 
-  for f, (image, boxes, labels) in enumerate(frames):
+  for image, boxes, labels in frames:
     if len(boxes):
       run("moved", image, np.stack([moved(b, settings, rng) for b in boxes]), boxes, labels)
   if settings.class_aware:
