@@ -63,8 +63,7 @@ def test_bias_statistics_and_correction_recover_a_known_bias():
   np.testing.assert_array_equal(db.fit_bias(np.zeros((0, 4))), np.zeros(4))
 
 
-def test_clip_and_oracle_boxes():
-  np.testing.assert_allclose(db.clip_boxes([[-10, 620, 50, 40]]), [[0, 620, 40, 20]])
+def test_oracle_boxes():
   pred = {"annotations": [{"image_id": 1, "category_id": 1, "bbox": [102, 100, 50, 50], "score": .9},
                           {"image_id": 1, "category_id": 2, "bbox": [102, 100, 50, 50], "score": .1},
                           {"image_id": 1, "category_id": 1, "bbox": [400, 400, 50, 50], "score": .5}]}

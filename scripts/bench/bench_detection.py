@@ -9,7 +9,8 @@
 Each checkpoint (a training workdir or an exported model; "shipped" = the shipped model) runs on
 every frame of the source with an empty track set; a model with a crop refiner (`mottr.refiner`) is
 scored with its boxes refined and, in a second row, without; each detect query gives one detection per
-class (score = that class's probability), scored with COCO mAP (IoU .50:.95) and mAP50 against
+class (score = that class's probability; its box clipped to the frame, as the tracker writes boxes
+and the annotators drew them), scored with COCO mAP (IoU .50:.95) and mAP50 against
 the split's annotations on the frames seen (`mottr.evaluate.detection_metrics`). The last column
 is each checkpoint's mAP50 over the first one's: with a real-trained checkpoint first and the same
 recipe trained on synthetic data only second, it is the sim-to-real ratio (target >= 0.80).
@@ -41,8 +42,8 @@ def detections(predictor, source: sources.FrameSource) -> tuple[dict, list[int]]
     predictor.reset()
     out = predictor.refine(bgr, predictor.step(rgb))
     detect = slice(out.num_slots, None)
-    boxes = boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64), source.width,
-                                        source.height)
+    boxes = boxes_lib.clip_xywh(boxes_lib.cxcywh_to_xywh_px(np.asarray(out.boxes[detect], np.float64),
+                                                          source.width, source.height), source.width, source.height)
     for box, probs in zip(boxes, out.class_scores[detect]):
       for c, p in enumerate(probs):
         anns.append({"image_id": index + 1, "category_id": c + 1, "bbox": box.tolist(),

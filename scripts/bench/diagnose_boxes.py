@@ -15,7 +15,7 @@ log(pred_w/gt_w), log(pred_h/gt_h), dx/gt_w, dy/gt_h (centre offsets) and the me
 
 Then the COCO mAP50-95 (all detections, as bench_detection scores them) with each predicted box
 corrected by the per-class median bias (w, h scaled, centre shifted), fitted on the same set and
-on each other set; and with the boxes clipped to the frame (the annotations are clipped).
+on each other set (then clipped to the frame again, as bench_detection's boxes are).
 
 `--synth DIR` adds a comparison of the ground-truth conventions themselves: fully visible box
 sizes of the real annotations vs the synthetic ones (DIR/annotations/instances_val.json), and
@@ -32,6 +32,7 @@ import os
 import numpy as np
 
 from mottr import schema
+from mottr.boxes import clip_xywh
 
 NAMES = {1: "bolt", 2: "nut"}
 WIDTH = HEIGHT = 640
@@ -110,13 +111,6 @@ def correct(boxes: np.ndarray, bias: np.ndarray) -> np.ndarray:
   cx = b[:, 0] + b[:, 2] / 2 - bias[2] * w
   cy = b[:, 1] + b[:, 3] / 2 - bias[3] * h
   return np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
-
-
-def clip_boxes(boxes: np.ndarray, width: float = WIDTH, height: float = HEIGHT) -> np.ndarray:
-  b = np.asarray(boxes, np.float64).reshape(-1, 4)
-  x0, y0 = np.clip(b[:, 0], 0, width), np.clip(b[:, 1], 0, height)
-  x1, y1 = np.clip(b[:, 0] + b[:, 2], 0, width), np.clip(b[:, 1] + b[:, 3], 0, height)
-  return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
 
 
 @dataclasses.dataclass
@@ -574,16 +568,14 @@ def main() -> None:
   for k, b in fits.items():
     print(f"- calibration fitted on {k} (multiply / shift predicted boxes): {_fmt_bias(b)}")
   print()
-  header = (["raw", "clipped"] + [f"fit {k}" for k in fits] + [f"fit {k} + clip" for k in fits] +
-            ["oracle boxes"])
+  header = ["raw"] + [f"fit {k}" for k in fits] + ["oracle boxes"]
   print("| set | " + " | ".join(header) + " |")
   print("|---|" + "---:|" * len(header))
   for split, s in sets.items():
-    variants = {"raw": s["pred"], "clipped": transformed(s["pred"], lambda c, b: clip_boxes(b)),
+    variants = {"raw": s["pred"],
                 "oracle boxes": oracle_boxes(s["pred"], gt_frames(s["gt"], s["image_ids"]), args.min_iou)}
     for k, b in fits.items():
-      variants[f"fit {k}"] = transformed(s["pred"], lambda c, x, b=b: correct(x, b[c]))
-      variants[f"fit {k} + clip"] = transformed(s["pred"], lambda c, x, b=b: clip_boxes(correct(x, b[c])))
+      variants[f"fit {k}"] = transformed(s["pred"], lambda c, x, b=b: clip_xywh(correct(x, b[c]), WIDTH, HEIGHT))
     cells = []
     for name in header:
       m = evaluate.detection_metrics(s["gt"], variants[name], s["image_ids"])
