@@ -99,6 +99,9 @@ def get_config() -> ml_collections.ConfigDict:
       # class-aware training: crops given a box stretched over a touching neighbour (when the frame has
       # one), and negatives (background, or an object of the other class) for the score, weighted score_weight
       union_prob=0.25, negative_prob=0.2, score_weight=0.1,
+      # and hard negatives: the false boxes (class probability >= hard_min_score) of the detector of the
+      # model folder hard_negatives ("shipped": the shipped model) on the training frames
+      hard_negative_prob=0.0, hard_negatives="shipped", hard_min_score=0.05,
       checkpoint_every=250))
 
   # Tracker and counting thresholds (mottr.tracker.TrackerSettings), exported with the model.

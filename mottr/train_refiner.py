@@ -11,8 +11,10 @@ around the moved box, flipped left-right at random and its light scaled (with `d
 frame first gets another tracker's boxes and tags drawn in at `data.overlay_prob`, as the dense clip
 has them). The target is the truth's edges in the crop. A class-aware refiner
 (`refiner.class_aware`) is told each box's class; at `union_prob` its box is stretched over a
-touching neighbour (and must shrink back to its own object), and at `negative_prob` it is a
-negative (the background, or an object told as the other class) for its score. L1 loss (plus
+touching neighbour (and must shrink back to its own object), at `negative_prob` it is a
+negative (the background, or an object told as the other class) for its score, and at
+`hard_negative_prob` it is one of the detector's own false boxes on the training frames (the
+model folder `hard_negatives`, its detect queries scoring at least `hard_min_score`). L1 loss (plus
 `score_weight` times the score's binary cross-entropy), AdamW. The workdir holds `config.json`,
 `refiner.msgpack` (the parameters, what a model folder ships) and `refiner_state.msgpack` (step,
 parameters, optimiser: a run resumes from it, bit-exact, as the batch of each step depends only on
@@ -143,14 +145,42 @@ def background(boxes: np.ndarray, width: int, height: int, rng: np.random.Genera
   return box
 
 
+def detector_negatives(frames: Frames, model_dir: str, min_score: float,
+                       edge_px: float = 8.0) -> list[tuple[int, np.ndarray, int]]:
+  """(frame, xyxy box, class) of every detect query of the model in `model_dir` ("shipped": the
+  shipped model), run on each frame alone (no track queries), whose class probability is at least
+  `min_score` and which overlaps no truth box (IoU < 0.1): the detector's own false boxes, such as
+  the hall's bracing and pillars, as hard negatives for the refiner's score. Boxes within `edge_px`
+  of the top or bottom edge are left out: there a sliver of an object entering or leaving may be
+  unannotated, and the refiner must keep those that are (objects do not cross the side edges)."""
+  from mottr.predictor import load_predictor  # pylint: disable=g-import-not-at-top  (the full model: only here)
+  predictor = load_predictor(None if model_dir == "shipped" else model_dir)
+  size, out = predictor.input_size, []
+  for f, (image, truth, _) in enumerate(frames):
+    h, w = image.shape[:2]
+    predictor.reset()
+    found = predictor.step(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+    detect = slice(found.num_slots, None)
+    boxes = boxes_lib.cxcywh_to_xyxy(np.asarray(found.boxes[detect], np.float32)) * np.float32([w, h, w, h])
+    _, clear = boxes_lib.clear_of_edges_xywh(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1),
+                                             w, h, edge_px)
+    keep = (found.scores[detect] >= min_score) & clear
+    if len(truth):
+      keep &= boxes_lib.pairwise_iou(boxes, truth)[0].max(1) < 0.1
+    out += [(f, box, int(label)) for box, label in zip(boxes[keep], found.labels[detect][keep])]
+  return out
+
+
 def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Generator, n: int,
            augment: bool = True, overlay_prob: float = 0.0, overlay_style: str = "palette",
-           pairs: list[list[tuple[int, int, int]]] | None = None) -> tuple[np.ndarray, ...]:
+           pairs: list[list[tuple[int, int, int]]] | None = None,
+           hard: list[list[tuple[int, np.ndarray, int]]] | None = None) -> tuple[np.ndarray, ...]:
   """n training crops [n, S, S, 3] uint8, the given boxes' edges and the truth's [n, 4] (crop
   coordinates), the classes the refiner is told [n] and whether an object of that class is there
   [n]; at `overlay_prob` the frame first gets burned-in overlays like the dense clip's. A
   class-aware refiner also gets boxes stretched over a touching neighbour (`pairs[set]`, from
-  `touching_pairs`) and negatives."""
+  `touching_pairs`), negatives, and at `hard_negative_prob` the detector's own false boxes
+  (`hard[set]`, from `detector_negatives`)."""
   size = settings.crop_size
   crops = np.zeros((n, size, size, 3), np.uint8)
   given, truth = np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32)
@@ -160,7 +190,12 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
     frames, kind = sets[k], rng.random()
     if not settings.class_aware:
       kind = 1.0
-    if settings.negative_prob <= kind < settings.negative_prob + settings.union_prob and pairs[k]:
+    if kind < settings.hard_negative_prob and hard and hard[k]:
+      f, box, labels[i] = hard[k][rng.integers(len(hard[k]))]
+      image, boxes, _ = frames[f]
+      start, positive[i] = moved(box, settings, rng, scale=0.5), 0.0
+    elif settings.negative_prob <= kind - settings.hard_negative_prob < settings.negative_prob + settings.union_prob \
+        and pairs[k]:
       f, b, nb = pairs[k][rng.integers(len(pairs[k]))]
       image, boxes, classes = frames[f]
       box, labels[i] = boxes[b], classes[b]
@@ -172,7 +207,7 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
       b = rng.integers(len(boxes))
       box, labels[i] = boxes[b], classes[b]
       start = moved(box, settings, rng)
-      if kind < settings.negative_prob:
+      if kind - settings.hard_negative_prob < settings.negative_prob:
         positive[i] = 0.0
         if rng.random() < 0.5:  # an object told as the other class
           labels[i] = 1 - labels[i]
@@ -191,10 +226,12 @@ def sample(sets: list[Frames], weights: np.ndarray, settings, rng: np.random.Gen
   return crops, given, truth, labels, positive
 
 
-def validate(apply, params, frames: Frames, settings, seed: int) -> dict[str, float]:
+def validate(apply, params, frames: Frames, settings, seed: int,
+             hard: list[tuple[int, np.ndarray, int]] = ()) -> dict[str, float]:
   """Mean IoU with the truth of the moved boxes and of their refined ones, on every box of `frames`;
-  for a class-aware refiner also of boxes stretched over every touching neighbour, and the share of
-  boxes whose score ranks above the same crop told as the other class."""
+  for a class-aware refiner also of boxes stretched over every touching neighbour, the share of
+  boxes whose score ranks above the same crop told as the other class, the share of moved boxes
+  it keeps (logit > 0) and of the detector's false boxes `hard` (`detector_negatives`) it rejects."""
   rng = np.random.default_rng([seed, 1 << 30])
   kinds = collections.defaultdict(list)
 
@@ -203,12 +240,15 @@ def validate(apply, params, frames: Frames, settings, seed: int) -> dict[str, fl
     crops = np.stack([crop_refiner.cut(image, r, settings.crop_size) for r in regions])
     edges = crop_refiner.to_crop(starts, regions)
     out, logits = apply(params, jnp.asarray(crops), jnp.asarray(edges), jnp.asarray(labels))
-    kinds[name + " before"].append(np.diagonal(boxes_lib.pairwise_iou(starts, boxes)[0]))
-    kinds[name + " after"].append(np.diagonal(boxes_lib.pairwise_iou(
-        crop_refiner.from_crop(np.asarray(out), regions), boxes)[0]))
+    if boxes is not None:
+      kinds[name + " before"].append(np.diagonal(boxes_lib.pairwise_iou(starts, boxes)[0]))
+      kinds[name + " after"].append(np.diagonal(boxes_lib.pairwise_iou(
+          crop_refiner.from_crop(np.asarray(out), regions), boxes)[0]))
     if logits is not None and name == "moved":
       _, other = apply(params, jnp.asarray(crops), jnp.asarray(edges), jnp.asarray(1 - labels))
       kinds["class ranked"].append(np.asarray(logits) > np.asarray(other))
+      kinds["kept"].append(np.asarray(logits) > 0)
+    return logits
 
   for image, boxes, labels in frames:
     if len(boxes):
@@ -218,6 +258,9 @@ def validate(apply, params, frames: Frames, settings, seed: int) -> dict[str, fl
       image, boxes, labels = frames[f]
       start = stretched(boxes[b], boxes[nb], labels[b] == labels[nb], settings, rng)
       run("stretched", image, start[None], boxes[b][None], labels[b][None])
+  for f, box, label in hard:
+    logits = run("hard", frames[f][0], box[None], None, np.int32([label]))
+    kinds["rejected"].append(np.asarray(logits) < 0)
   return {k: float(np.concatenate(v).mean()) for k, v in kinds.items()}
 
 
@@ -227,7 +270,9 @@ def describe(means: dict[str, float]) -> str:
   if "stretched before" in means:
     line += f", stretched {means['stretched before']:.3f} -> {means['stretched after']:.3f}"
   if "class ranked" in means:
-    line += f", class ranked {means['class ranked']:.3f}"
+    line += f", class ranked {means['class ranked']:.3f}, kept {means['kept']:.3f}"
+  if "rejected" in means:
+    line += f", false boxes rejected {means['rejected']:.3f}"
   return line
 
 
@@ -259,6 +304,12 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
   weights = np.array(weights) / np.sum(weights)
   val_dir = os.path.join(data.real_root, "frames", "val") if data.real_root else ""
   val = real_set(data.real_root, "val") if val_dir and os.path.isdir(val_dir) else []
+
+  hard, val_hard = [[] for _ in sets], []
+  if settings.class_aware and settings.hard_negative_prob:
+    hard = [detector_negatives(frames, settings.hard_negatives, settings.hard_min_score) for frames in sets]
+    val_hard = detector_negatives(val, settings.hard_negatives, settings.hard_min_score)
+    log(f"hard negatives of {settings.hard_negatives}: {[len(h) for h in hard]} (train sets), {len(val_hard)} (val)")
 
   model = crop_refiner.build_refiner(settings)
   size = settings.crop_size
@@ -295,7 +346,7 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
   end = settings.steps if stop_at is None else min(stop_at, settings.steps)
   for step in range(start + 1, end + 1):
     batch = sample(sets, weights, settings, np.random.default_rng([config.seed, step]), settings.batch_size,
-                   data.augment, data.overlay_prob, data.overlay_style, pairs)
+                   data.augment, data.overlay_prob, data.overlay_style, pairs, hard)
     params, opt_state, loss = train_step(params, opt_state, *map(jnp.asarray, batch))
     losses.append(float(loss))
     if step % settings.checkpoint_every == 0 or step == end:
@@ -304,7 +355,7 @@ def train_refiner(config: ml_collections.ConfigDict, workdir: str, stop_at: int 
       _write(os.path.join(workdir, "refiner.msgpack"), flax.serialization.to_bytes(params))
       line = f"step {step}/{settings.steps} loss {np.mean(losses):.4f} {(step - start) / (time.time() - t0):.2f} steps/s"
       if val:
-        line += " | " + describe(validate(apply, params, val, settings, config.seed))
+        line += " | " + describe(validate(apply, params, val, settings, config.seed, val_hard))
       log(line)
       losses = []
   return params

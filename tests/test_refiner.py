@@ -13,9 +13,10 @@ from data_prep import synth
 from mottr import boxes as boxes_lib
 from mottr import checkpoint
 from mottr import config as config_lib
+from mottr import predictor as predictor_lib
 from mottr import train_refiner
 from mottr.model import crop_refiner
-from mottr.predictor import FrameOutput, load_predictor
+from mottr.predictor import FrameOutput, frame_output, load_predictor
 from mottr.refiner import BoxRefiner
 from mottr.schema import UserError
 
@@ -124,6 +125,46 @@ def test_class_aware_samples_stretched_boxes_and_negatives():
   assert 0.25 < 1 - positive.mean() < 0.55  # about negative_prob negatives
   wide = (given[:, 2] - given[:, 0]) / (truth[:, 2] - truth[:, 0])
   assert (wide[positive > 0] > 1.3).mean() > 0.2  # the stretched ones
+
+
+def test_hard_negatives_are_the_detectors_confident_boxes_on_no_object_and_are_sampled(monkeypatch):
+  image = np.zeros((200, 100, 3), np.uint8)
+  image[150:170, 60:80] = 255  # what the detector took for a nut
+  truth = np.float32([[10, 20, 30, 60]])
+  frames = [(image, truth, np.int32([0]))]
+  inputs = []
+
+  class Detector:
+    input_size = 32
+
+    def reset(self):
+      pass
+
+    def step(self, rgb):
+      inputs.append(rgb.shape)
+      probs = np.float32([[0.9, 0.0], [0.8, 0.1], [0.1, 0.6], [0.02, 0.03], [0.7, 0.1]])  # a track slot, 4 detect queries
+      boxes = np.float32([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.2, 0.2], [0.7, 0.8, 0.2, 0.1], [0.7, 0.3, 0.2, 0.1],
+                          [0.5, 0.02, 0.2, 0.04]])
+      return frame_output(probs, boxes, np.ones(1, bool), 1)
+
+  monkeypatch.setattr(predictor_lib, "load_predictor", lambda model_dir: Detector())
+  hard = train_refiner.detector_negatives(frames, "shipped", 0.05)
+  assert inputs == [(32, 32, 3)]
+  # the track slot, the box on the truth, the unconfident one and the one at the top edge are left out
+  assert len(hard) == 1 and hard[0][0] == 0 and hard[0][2] == 1
+  np.testing.assert_allclose(hard[0][1], [60, 150, 80, 170], atol=1e-4)
+
+  c = tiny_settings(class_aware=True, union_prob=0.0, negative_prob=0.0, hard_negative_prob=0.5)
+  crops, _, _, labels, positive = train_refiner.sample([frames], np.ones(1), c.refiner, np.random.default_rng(0),
+                                                       100, augment=False, pairs=[[]], hard=[hard])
+  negative = positive == 0
+  assert 0.3 < negative.mean() < 0.7
+  assert (labels[negative] == 1).all() and (labels[~negative] == 0).all()
+  assert crops[negative][:, 16, 16].min() == 255 and crops[~negative][:, 16, 16].max() == 0  # cut at the false box
+  # a set without hard negatives gets plain ones (background, other class) in their place
+  _, _, _, _, positive = train_refiner.sample([frames], np.ones(1), c.refiner, np.random.default_rng(0), 100,
+                                              augment=False, pairs=[[]], hard=[[]])
+  assert 0.3 < 1 - positive.mean() < 0.7
 
 
 @pytest.fixture(name="synth_root", scope="module")
