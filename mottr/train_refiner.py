@@ -162,9 +162,7 @@ def detector_negatives(frames: Frames, model_dir: str, min_score: float,
     found = predictor.step(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
     detect = slice(found.num_slots, None)
     boxes = boxes_lib.cxcywh_to_xyxy(np.asarray(found.boxes[detect], np.float32)) * np.float32([w, h, w, h])
-    _, clear = boxes_lib.clear_of_edges_xywh(np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1),
-                                             w, h, edge_px)
-    keep = (found.scores[detect] >= min_score) & clear
+    keep = (found.scores[detect] >= min_score) & (boxes[:, 1] > edge_px) & (boxes[:, 3] < h - edge_px)
     if len(truth):
       keep &= boxes_lib.pairwise_iou(boxes, truth)[0].max(1) < 0.1
     out += [(f, box, int(label)) for box, label in zip(boxes[keep], found.labels[detect][keep])]
