@@ -67,9 +67,12 @@ def crop_regions(boxes: np.ndarray, grow: float, min_side: float = 4.0) -> np.nd
 
 
 def cut(image: np.ndarray, region: np.ndarray, size: int) -> np.ndarray:
-  """The `size` x `size` crop of `image` over `region` (x0, y0, w, h); black outside the frame."""
+  """The `size` x `size` crop of `image` over `region` (x0, y0, w, h); black outside the frame.
+  Boxes are continuous (pixel j spans [j, j + 1]) and OpenCV samples pixel centres, so crop pixel i
+  samples x0 + (i + 0.5) w / size - 0.5: a crop of the mirrored frame is the mirrored crop."""
   x0, y0, w, h = (float(v) for v in region)
-  warp = np.array([[size / w, 0, -x0 * size / w], [0, size / h, -y0 * size / h]], np.float32)
+  sx, sy = size / w, size / h
+  warp = np.array([[sx, 0, 0.5 * sx - 0.5 - x0 * sx], [0, sy, 0.5 * sy - 0.5 - y0 * sy]], np.float64)
   shrink = w > size or h > size
   return cv2.warpAffine(image, warp, (size, size), flags=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
