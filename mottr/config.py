@@ -92,6 +92,8 @@ def get_config() -> ml_collections.ConfigDict:
       class_aware=False,       # told each box's class; also scores "an object of that class is here"
       rescore=0.0,             # class-aware inference: the decode's detect queries' scores times sigmoid(that logit) ** rescore
       min_score=0.3,           # boxes refined: max class probability at least this
+      passes=1,                # inference: each box refined this many times, re-cut about the last refined box
+      flip=False,              # inference: also refine the crops flipped left-right and average (twice the crops)
       steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, weight_decay=1e-4,
       real_weight=0.6,         # share of crops from the real train frames (the rest: synthetic train frames)
       synth_every=6, synth_frames=1000,  # every 6th synthetic train frame, at most this many (host memory)

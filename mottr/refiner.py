@@ -17,6 +17,7 @@ import numpy as np
 
 from mottr import boxes as boxes_lib
 from mottr.model import crop_refiner
+from mottr.schema import UserError
 
 MIN_BATCH = 4  # crops are run in batches of 4, 8, 16, ... (few compilations)
 
@@ -30,28 +31,43 @@ class BoxRefiner:
     self.min_score = float(settings.min_score)
     self.class_aware = bool(settings.class_aware)
     self.rescore = float(settings.rescore) if self.class_aware else 0.0
+    self.passes, self.flip = int(settings.passes), bool(settings.flip)
+    if self.passes < 1:
+      raise UserError(f"refiner.passes={self.passes}: pass 1 or more (or refiner.enabled=False)")
     self.params = params
     self._apply = jax.jit(crop_refiner.build_refiner(settings).apply)
 
   def refine_xyxy(self, frame_bgr: np.ndarray, boxes: np.ndarray, labels: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """xyxy pixel boxes [N, 4] of `frame_bgr` and their classes [N] -> refined xyxy pixel boxes and,
-    from a class-aware refiner, the logits [N] that an object of the class is there (else None)."""
+    from a class-aware refiner, the logits [N] that an object of the class is there (else None;
+    from the first pass: it scores the detector's box)."""
     n = len(boxes)
     if n == 0:
       return np.zeros((0, 4), np.float32), np.zeros(0, np.float32) if self.class_aware else None
-    regions = crop_refiner.crop_regions(boxes, self.grow)
     batch = max(MIN_BATCH, 1 << (n - 1).bit_length())
-    crops = np.zeros((batch, self.size, self.size, 3), np.uint8)
-    for i, region in enumerate(regions):
-      crops[i] = crop_refiner.cut(frame_bgr, region, self.size)[..., ::-1]  # BGR -> RGB
-    edges = np.zeros((batch, 4), np.float32)
-    edges[:n] = crop_refiner.to_crop(boxes, regions)
     classes = np.zeros(batch, np.int32)
     classes[:n] = labels
-    out, logits = jax.device_get(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges),
-                                             jnp.asarray(classes)))
-    return crop_refiner.from_crop(out[:n], regions), None if logits is None else logits[:n]
+    if self.flip:  # the crops flipped left-right follow in the same batch
+      classes = np.concatenate([classes, classes])
+    for step in range(self.passes):
+      regions = crop_refiner.crop_regions(boxes, self.grow)
+      crops = np.zeros((batch, self.size, self.size, 3), np.uint8)
+      for i, region in enumerate(regions):
+        crops[i] = crop_refiner.cut(frame_bgr, region, self.size)[..., ::-1]  # BGR -> RGB
+      edges = np.zeros((batch, 4), np.float32)
+      edges[:n] = crop_refiner.to_crop(boxes, regions)
+      if self.flip:
+        crops, edges = np.concatenate([crops, crops[:, :, ::-1]]), np.concatenate([edges, crop_refiner.mirror(edges)])
+      out, logits = jax.device_get(self._apply(self.params, jnp.asarray(crops), jnp.asarray(edges),
+                                               jnp.asarray(classes)))
+      if self.flip:
+        out = (out[:batch] + crop_refiner.mirror(out[batch:])) / 2
+        logits = None if logits is None else (logits[:batch] + logits[batch:]) / 2
+      boxes = crop_refiner.from_crop(out[:n], regions)
+      if step == 0:
+        first_logits = None if logits is None else logits[:n]
+    return boxes, first_logits
 
   def refine(self, frame_bgr: np.ndarray, boxes: np.ndarray, labels: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray | None]:

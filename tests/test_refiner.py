@@ -83,6 +83,16 @@ def test_new_refiner_is_the_identity_and_only_confident_boxes_move():
   np.testing.assert_allclose(new.boxes[:, 1:], mine[:, 1:], atol=1e-5)
   np.testing.assert_allclose(new.track_free.boxes[:, 1:], free[:, 1:], atol=1e-5)
   np.testing.assert_array_equal(out.boxes, mine)  # the input is not changed
+  # two passes move the box twice (the second crop is cut about the moved box); the flipped crops
+  # move it left as much as the plain ones move it right, so their average stays
+  for passes, flip, moves in [(2, False, 2), (3, False, 3), (2, True, 0)]:
+    c.refiner.update(passes=passes, flip=flip)
+    again, _ = BoxRefiner(c.refiner, moved).refine(frame, boxes[:2], np.zeros(2, np.int32))
+    np.testing.assert_allclose(again[:, 0] - boxes[:2, 0], moves * shift, atol=1e-5)
+    np.testing.assert_allclose(again[:, 1:], boxes[:2, 1:], atol=1e-5)
+  c.refiner.passes = 0
+  with pytest.raises(UserError, match="refiner.passes=0"):
+    BoxRefiner(c.refiner, moved)
 
 
 def test_class_aware_refiner_refines_each_class_apart_and_rescores():

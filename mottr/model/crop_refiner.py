@@ -90,5 +90,6 @@ def from_crop(edges: np.ndarray, regions: np.ndarray) -> np.ndarray:
 
 
 def mirror(edges: np.ndarray) -> np.ndarray:
-  """Crop edges [4] of the crop flipped left-right."""
-  return np.array([1 - edges[2], edges[1], 1 - edges[0], edges[3]], np.float32)
+  """Crop edges [..., 4] of the crop flipped left-right."""
+  edges = np.asarray(edges, np.float32)
+  return np.stack([1 - edges[..., 2], edges[..., 1], 1 - edges[..., 0], edges[..., 3]], -1)
