@@ -70,6 +70,9 @@ def test_oracle_boxes():
   gt = {1: [(1, np.array([100.0, 100, 50, 50]))]}
   out = [a["bbox"] for a in db.oracle_boxes(pred, gt)["annotations"]]
   assert out == [[100.0, 100.0, 50.0, 50.0], [102, 100, 50, 50], [400, 400, 50, 50]]
+  # IoU 0.92: replaced among the fine errors only, kept among the gross ones.
+  assert db.oracle_boxes(pred, gt, 0.75)["annotations"][0]["bbox"] == [100.0, 100.0, 50.0, 50.0]
+  assert db.oracle_boxes(pred, gt, 0.5, 0.75)["annotations"][0]["bbox"] == [102, 100, 50, 50]
 
 
 def test_overlay_tags_are_found_above_a_box_only():

@@ -281,16 +281,16 @@ def transformed(pred: dict, fn) -> dict:
   return {"annotations": anns}
 
 
-def oracle_boxes(pred: dict, gt_by_image: dict, min_iou: float = 0.5) -> dict:
-  """pred with every box that overlaps a same-class ground-truth box by >= min_iou replaced by
-  the best-overlapping one: the mAP perfect localisation would give (scores unchanged)."""
+def oracle_boxes(pred: dict, gt_by_image: dict, min_iou: float = 0.5, below: float = 1.01) -> dict:
+  """pred with every box whose best IoU with a same-class ground-truth box is in [min_iou, below)
+  replaced by that box: the mAP perfect localisation of those boxes would give (scores unchanged)."""
   anns = []
   for a in pred["annotations"]:
     g = np.array([b for c, b in gt_by_image.get(a["image_id"], []) if c == a["category_id"]]).reshape(-1, 4)
     box = a["bbox"]
     if len(g):
       iou = iou_matrix(np.asarray(box), g)[0]
-      if iou.max() >= min_iou:
+      if min_iou <= iou.max() < below:
         box = g[int(iou.argmax())].tolist()
     anns.append(dict(a, bbox=box))
   return {"annotations": anns}
@@ -568,12 +568,14 @@ def main() -> None:
   for k, b in fits.items():
     print(f"- calibration fitted on {k} (multiply / shift predicted boxes): {_fmt_bias(b)}")
   print()
-  header = ["raw"] + [f"fit {k}" for k in fits] + ["oracle boxes"]
+  header = ["raw"] + [f"fit {k}" for k in fits] + ["oracle boxes", "oracle < .75", "oracle >= .75"]
   print("| set | " + " | ".join(header) + " |")
   print("|---|" + "---:|" * len(header))
   for split, s in sets.items():
-    variants = {"raw": s["pred"],
-                "oracle boxes": oracle_boxes(s["pred"], gt_frames(s["gt"], s["image_ids"]), args.min_iou)}
+    by_image = gt_frames(s["gt"], s["image_ids"])
+    variants = {"raw": s["pred"], "oracle boxes": oracle_boxes(s["pred"], by_image, args.min_iou),
+                "oracle < .75": oracle_boxes(s["pred"], by_image, args.min_iou, 0.75),
+                "oracle >= .75": oracle_boxes(s["pred"], by_image, 0.75)}
     for k, b in fits.items():
       variants[f"fit {k}"] = transformed(s["pred"], lambda c, x, b=b: clip_xywh(correct(x, b[c]), WIDTH, HEIGHT))
     cells = []
@@ -583,7 +585,8 @@ def main() -> None:
                    f"AP50 {m['all']['mAP50']:.3f})")
     print(f"| {split} | " + " | ".join(cells) + " |")
   print("\ncells: mAP50-95 all (bolt/nut; mAP50 all); oracle boxes: every predicted box with IoU >= "
-        f"{args.min_iou} to a same-class truth replaced by it (perfect localisation, same scores)\n")
+        f"{args.min_iou} to a same-class truth replaced by it (perfect localisation, same scores); "
+        "< .75 / >= .75: only the boxes whose best IoU is below / at least 0.75 (gross vs fine errors)\n")
   print("mean IoU of the matched pairs, raw -> after the correction fitted on ...:")
   for split, s in sets.items():
     groups = {split: s["pairs"]}
