@@ -92,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
       class_aware=False,       # told each box's class; also scores "an object of that class is here"
       rescore=0.0,             # class-aware inference: the decode's detect queries' scores times sigmoid(that logit) ** rescore
       min_score=0.3,           # boxes refined: max class probability at least this
+      head="dense",            # "dense": edges regressed from the pooled features; "edges": per-edge distributions (docs/stage33.md)
       passes=1,                # inference: each box refined this many times, re-cut about the last refined box
       flip=False,              # inference: also refine the crops flipped left-right and average (twice the crops)
       steps=5000, batch_size=128, lr=1e-3, warmup_steps=200, weight_decay=1e-4,

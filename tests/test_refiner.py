@@ -7,6 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from data_prep import synth
@@ -55,6 +56,34 @@ def test_cut_of_the_mirrored_frame_is_the_mirrored_cut():
     a = crop_refiner.cut(image, region, 32)[:, ::-1].astype(int)
     b = crop_refiner.cut(image[:, ::-1].copy(), mirrored, 32).astype(int)
     assert np.abs(a - b).max() <= 1, np.abs(a - b).max()
+
+
+def test_edge_distribution_head_starts_at_the_given_edges_and_learns():
+  """The "edges" head reads each edge off a softmax over the crop's columns or rows, started by a
+  prior about the given edge: a new one returns about the given edges; a few steps move them."""
+  c = tiny_settings(head="edges", class_aware=True, crop_size=64, widths=(8, 8, 8))
+  model = crop_refiner.build_refiner(c.refiner)
+  params = crop_refiner.init_params(model, 64)
+  crops = np.zeros((2, 64, 64, 3), np.uint8)
+  crops[:, 16:48, 20:40] = 255  # an object at x 20-40, y 16-48 of 64
+  given = jnp.float32([[0.25, 0.2, 0.7, 0.8], [0.35, 0.3, 0.6, 0.7]])
+  truth = jnp.float32([[20, 16, 40, 48]] * 2) / 64
+  labels = jnp.int32([0, 1])
+  edges, logits = model.apply(params, crops, given, labels)
+  np.testing.assert_allclose(edges, given, atol=2e-3)
+  assert logits.shape == (2,)
+  loss = lambda p: jnp.abs(model.apply(p, crops, given, labels)[0] - truth).mean()
+  opt = optax.adam(1e-2)
+  state, before = opt.init(params), float(loss(params))
+  @jax.jit
+  def step(params, state):
+    updates, state = opt.update(jax.grad(loss)(params), state)
+    return optax.apply_updates(params, updates), state
+  for _ in range(30):
+    params, state = step(params, state)
+  assert float(loss(params)) < 0.5 * before
+  with pytest.raises(UserError, match="refiner.head"):
+    crop_refiner.build_refiner(tiny_settings(head="heatmap").refiner)
 
 
 def test_new_refiner_is_the_identity_and_only_confident_boxes_move():

@@ -9,7 +9,9 @@ refiner is the identity. Trained on the truth boxes moved at random (`mottr.trai
 it learns the annotators' edges (docs/stage29.md). A class-aware refiner (`num_classes` > 0) is told
 the class of each box: it finds the object of that class in the crop (a box the detector stretched
 over a touching neighbour shrinks back to its own object) and also gives a logit of "an object of
-that class is here", which can rescore the detection (docs/stage30.md).
+that class is here", which can rescore the detection (docs/stage30.md). The "edges" head (docs/stage33.md)
+reads each edge off a distribution over the crop's columns (left, right) or rows (top, bottom) of the
+stride-4 features, whose mean is the edge, instead of regressing all four from the pooled features.
 
 Boxes here are xyxy pixels of the frame being cropped (a file boundary of the model: the crop).
 """
@@ -22,6 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from mottr.model.backbone import GroupNorm
+from mottr.schema import UserError
+
+HEADS = ("dense", "edges")
 
 
 class CropRefiner(nn.Module):
@@ -31,25 +36,52 @@ class CropRefiner(nn.Module):
   widths: Sequence[int] = (16, 32, 48, 96)
   hidden: int = 256
   num_classes: int = 0  # 0: class-agnostic (the labels are not read)
+  head: str = "dense"   # "dense": the edges regressed from the pooled features; "edges": per-edge distributions
 
   @nn.compact
   def __call__(self, crops: jax.Array, edges: jax.Array, labels: jax.Array
                ) -> tuple[jax.Array, jax.Array | None]:
     x = crops.astype(jnp.float32) / 255.0 - 0.45
+    maps = []
     for width in self.widths:
       x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3), strides=2)(x)))
       x = nn.relu(GroupNorm(num_groups=8)(nn.Conv(width, (3, 3))(x))) + x
+      maps.append(x)
     x = nn.Dense(self.hidden)(x.reshape(x.shape[0], -1))
-    if not self.num_classes:
-      return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(nn.relu(x)), None
-    x = nn.relu(x + nn.Embed(self.num_classes, self.hidden)(labels))
-    return edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(x), nn.Dense(1)(x)[:, 0]
+    if self.num_classes:
+      x = x + nn.Embed(self.num_classes, self.hidden)(labels)
+    x = nn.relu(x)
+    if self.head == "edges":
+      out = self.edge_distributions(maps[min(1, len(maps) - 1)], x, edges)
+    else:
+      out = edges + nn.Dense(4, kernel_init=nn.initializers.zeros)(x)
+    return out, (nn.Dense(1)(x)[:, 0] if self.num_classes else None)
+
+  def edge_distributions(self, fmap: jax.Array, pooled: jax.Array, edges: jax.Array) -> jax.Array:
+    """Edges [N, 4] as the means of softmaxes over the bins of `fmap` [N, H, W, C]: left/right over its
+    columns (features averaged over rows), top/bottom over its rows, each bin's logit read from its
+    profile and the pooled features, plus a Gaussian prior about the given edge (a bin wide): a new head
+    returns about the given edges."""
+    out = []
+    for axis, given in ((2, edges[:, 0::2]), (1, edges[:, 1::2])):  # columns: x0, x1; rows: y0, y1
+      profile = fmap.mean(axis=3 - axis)  # [N, bins, C]
+      bins = profile.shape[1]
+      h = nn.Conv(self.hidden // 4, (3,))(profile) + nn.Dense(self.hidden // 4)(pooled)[:, None]
+      h = nn.Conv(self.hidden // 4, (3,))(nn.relu(h))
+      logits = nn.Dense(2, kernel_init=nn.initializers.zeros)(nn.relu(h))  # [N, bins, 2]
+      centres = (jnp.arange(bins) + 0.5) / bins
+      prior = -0.5 * ((centres[None, :, None] - given[:, None, :]) * bins) ** 2
+      out.append((jax.nn.softmax(logits + prior, axis=1) * centres[None, :, None]).sum(1))
+    (x0, x1), (y0, y1) = (o.T for o in out)
+    return jnp.stack([x0, y0, x1, y1], -1)
 
 
 def build_refiner(settings) -> CropRefiner:
   """The refiner of a config's `refiner` section."""
+  if settings.head not in HEADS:
+    raise UserError(f"refiner.head={settings.head!r}: pass one of {', '.join(HEADS)}")
   return CropRefiner(widths=tuple(settings.widths), hidden=settings.hidden,
-                     num_classes=2 if settings.class_aware else 0)
+                     num_classes=2 if settings.class_aware else 0, head=settings.head)
 
 
 def init_params(model: CropRefiner, size: int, seed: int = 0):
